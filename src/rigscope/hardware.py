@@ -14,10 +14,19 @@ _COUNT = re.compile(r"^\s*(\d+)\s*[x*]\s*(.+)$", re.IGNORECASE)
 MAX_GPUS = 64
 
 
-def cpu_accelerator(memory_bytes: int, bandwidth_gbs: float | None = None) -> Accelerator:
+DEFAULT_RAM_GBS = 64.0  # host RAM bandwidth assumed when not measured: dual-channel DDR5
+DEFAULT_CPU_TFLOPS = 1.0  # CPU matmul throughput assumed when not measured (8-16 AVX2 cores)
+
+
+def cpu_accelerator(
+    memory_bytes: int, bandwidth_gbs: float | None = None, tflops: float | None = None
+) -> Accelerator:
+    """The CPU with its RAM. Unmeasured bandwidth and FLOPS take typical desktop values."""
     return Accelerator(
         id="cpu", name="CPU (system RAM)", backend="cpu", memory_bytes=memory_bytes,
-        usable_bytes=memory_bytes, bandwidth_gbs=bandwidth_gbs, fp16_tflops=None, hw_class="ram",
+        usable_bytes=memory_bytes, bandwidth_gbs=bandwidth_gbs or DEFAULT_RAM_GBS,
+        fp16_tflops=tflops or DEFAULT_CPU_TFLOPS, hw_class="ram",
+        memory_source="measured" if bandwidth_gbs else "assumed",
     )
 
 
@@ -57,10 +66,10 @@ def parse_rig(
         if gpu_specs:
             raise RigscopeError("--cpu means CPU only; drop it or the --gpu options")
         size = parse_size(cpu) if isinstance(cpu, str) and cpu else None
-        if size is None:
-            from rigscope.system import local_ram_bytes
+        if size is None:  # this machine: measure its RAM bandwidth and matmul rate
+            from rigscope.system import local_cpu
 
-            size = host_ram or local_ram_bytes()
+            return Rig(devices=(), host=local_cpu(host_ram))
         return Rig(devices=(), host=cpu_accelerator(size))
     if not gpu_specs:
         from rigscope.system import local_rig

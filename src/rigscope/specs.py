@@ -124,6 +124,8 @@ class Accelerator:
     pcie: str = ""
     nvlink_gbs: float = 0.0
     source: str = ""
+    arch: str = ""
+    cores: int = 0  # Apple GPU cores
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,11 @@ class DeviceUse:
     compute_bytes: int = 0
     overhead_bytes: int = 0
     layers: int = 0
+    # what one decoded token touches here, for the speed model
+    read_bytes: int = 0  # weight bytes read per token (MoE: active experts; no embedding rows)
+    params: int = 0  # weights multiplied per token (2 FLOPs each)
+    kv_token_bytes: int = 0  # KV bytes per token of context in full-attention layers
+    swa_token_bytes: int = 0  # the same in sliding-window layers (read up to the window)
 
     @property
     def used_bytes(self) -> int:
@@ -205,3 +212,19 @@ class MemoryEstimate:
     @property
     def total_bytes(self) -> int:
         return sum(p.used_bytes for p in self.parts)
+
+
+@dataclass(frozen=True)
+class SpeedEstimate:
+    """Predicted speed of one configuration; rates per second, times in seconds."""
+
+    decode_tokens_per_s: float  # each sequence, while `batch` sequences decode together
+    aggregate_tokens_per_s: float  # all sequences together
+    prefill_tokens_per_s: float
+    ttft_s: float
+    e2e_s: float
+    load_time_s: float
+    network_s: float  # what the network adds to one request's e2e
+    decode_band: float  # relative error band (calibration residuals), e.g. 0.15 = +-15%
+    prefill_band: float
+    basis: tuple[str, ...] = field(default=())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
+from collections.abc import Callable
 
 from rigscope.specs import Accelerator, Rig
 
@@ -61,9 +63,39 @@ def nvidia_gpus() -> list[Accelerator]:
     return found
 
 
-def local_rig(host_ram: int | None = None) -> Rig:
+def measure_ram_bandwidth(mib: int = 128, repeats: int = 4) -> float:
+    """GB/s one core reads from RAM: the best of `repeats` sums over a `mib` MiB array."""
+    import numpy as np
+
+    data = np.ones(mib * 2**20 // 8)
+    data.sum()  # fault the pages in first
+    best = min(_timed(data.sum) for _ in range(repeats))
+    return data.nbytes / best / 1e9
+
+
+def measure_cpu_tflops(n: int = 1024, repeats: int = 5) -> float:
+    """TFLOPS of an F32 matrix product on all cores (numpy's BLAS)."""
+    import numpy as np
+
+    a = np.ones((n, n), dtype=np.float32)
+    b = np.ones((n, n), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e12
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def local_cpu(ram: int | None = None) -> Accelerator:
+    """This machine's CPU and RAM, with bandwidth and matmul throughput measured (~0.3 s)."""
     from rigscope.hardware import cpu_accelerator
 
-    ram = host_ram or local_ram_bytes()
-    gpus = nvidia_gpus()
-    return Rig(devices=tuple(gpus), host=cpu_accelerator(ram))
+    return cpu_accelerator(ram or local_ram_bytes(), measure_ram_bandwidth(), measure_cpu_tflops())
+
+
+def local_rig(host_ram: int | None = None) -> Rig:
+    return Rig(devices=tuple(nvidia_gpus()), host=local_cpu(host_ram))

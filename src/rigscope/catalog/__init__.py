@@ -22,6 +22,7 @@ class _Strict(BaseModel):
 
 class GpuEntry(_Strict):
     name: str
+    arch: Literal["ampere", "ada", "hopper", "blackwell", "rdna3", "cdna3"]
     backend: Literal["cuda", "rocm"]
     memory_mib: int = Field(gt=0)
     memory_source: Literal["driver", "spec"]
@@ -237,7 +238,7 @@ def gpus() -> dict[str, Accelerator]:
             bandwidth_gbs=g.bandwidth_gbs, fp16_tflops=g.fp16_tflops, hw_class=g.hw_class,
             memory_source=g.memory_source, fp16_accumulate=g.fp16_accumulate, tdp_w=g.tdp_w,
             price_usd=g.price_usd, price_kind=g.price_kind, price_date=g.price_date,
-            pcie=g.pcie, nvlink_gbs=g.nvlink_gbs, source=g.source,
+            pcie=g.pcie, nvlink_gbs=g.nvlink_gbs, source=g.source, arch=g.arch,
         )
     return out
 
@@ -269,6 +270,10 @@ def apple_accelerator(chip_id: str, memory_gb: int | None = None) -> Accelerator
     return Accelerator(
         id=f"{chip_id}:{gb}gb", name=f"{entry.name} {cores}-core GPU, {gb} GB", backend="metal",
         memory_bytes=mem, usable_bytes=metal_working_set(mem), bandwidth_gbs=bw,
-        fp16_tflops=round(entry.fp16_tflops_per_core * cores, 2), hw_class="unified",
+        fp16_tflops=round(entry.fp16_tflops_per_core * cores, 2),
+        # Ultra chips are two dies joined by UltraFusion: one GPU reaches a smaller share of
+        # the combined bandwidth (see estimate/speed.py)
+        hw_class="unified-2die" if "-ultra-" in chip_id else "unified",
         memory_source="spec", fp16_accumulate="fp32", tdp_w=entry.tdp_w, source=entry.source,
+        arch="apple-" + chip_id.split("-")[0], cores=cores,
     )

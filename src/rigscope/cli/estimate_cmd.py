@@ -13,13 +13,24 @@ from rigscope.cli.options import flash, model_options, rig_options
 @click.option("--context", default="4096", show_default=True,
               help="Tokens of KV cache per sequence (8192, 8k, 32k).")
 @click.option("--batch", default=1, show_default=True, type=int, help="Parallel sequences.")
+@click.option("--prompt-tokens", default=512, show_default=True, type=click.IntRange(min=0),
+              help="Prompt length for prefill and TTFT.")
+@click.option("--output-tokens", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Tokens generated per request.")
+@click.option("--disk", default="nvme", show_default=True,
+              type=click.Choice(["nvme", "sata-ssd", "hdd", "network"]),
+              help="Where the model file is read from (load time).")
+@click.option("--network", default="loopback", show_default=True,
+              type=click.Choice(["loopback", "10gbe", "1gbe", "wifi"]),
+              help="Link between client and server (TTFT, end-to-end).")
 @rig_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the contract).")
 def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
-                 flash_attn: str | None, context: str, batch: int, gpus: tuple[str, ...],
+                 flash_attn: str | None, context: str, batch: int, prompt_tokens: int,
+                 output_tokens: int, disk: str, network: str, gpus: tuple[str, ...],
                  cpu: str | None, ram: str | None, as_json: bool) -> None:
-    """Memory per device for MODEL (catalog id, HF repo id, config.json, model dir or .gguf)."""
-    from rigscope.api import estimate
+    """Memory and speed of MODEL (catalog id, HF repo id, config.json, model dir or .gguf)."""
+    from rigscope.api import estimate, estimate_speed
     from rigscope.hardware import parse_rig
     from rigscope.sources import resolve_model
     from rigscope.units import parse_tokens
@@ -28,16 +39,18 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
     spec = resolve_model(model)
     est = estimate(spec, rig, quant=quant, engine=engine, context=parse_tokens(context),
                    batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn))
+    speed = estimate_speed(est, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                           disk=disk, network=network) if est.runs else None
     if as_json:
         import json
 
         from rigscope.api import estimate_json
 
-        click.echo(json.dumps(estimate_json(est), indent=2))
+        click.echo(json.dumps(estimate_json(est, speed), indent=2))
     else:
         from rigscope.cli.render import print_estimate
 
-        print_estimate(est)
+        print_estimate(est, speed)
 
 
 @click.command("max-context")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from rigscope.specs import DeviceUse, MemoryEstimate
+from rigscope.specs import DeviceUse, MemoryEstimate, SpeedEstimate
 from rigscope.units import format_bytes
 
 
@@ -35,7 +35,22 @@ def _scaled(unit: int) -> Callable[[int], str]:
     return lambda b: f"{b / unit:.2f}" if unit == 2**30 else f"{b / unit:.1f}"
 
 
-def print_estimate(est: MemoryEstimate, console: Console | None = None) -> None:
+def speed_lines(speed: SpeedEstimate, batch: int) -> list[str]:
+    d, pp = speed.decode_band, speed.prefill_band
+    per = " per sequence" if batch > 1 else ""
+    lines = [
+        f"decode  [bold]{speed.decode_tokens_per_s:,.1f}[/] tok/s{per} (+-{d:.0%})"
+        + (f", {speed.aggregate_tokens_per_s:,.1f} tok/s for all {batch}" if batch > 1 else ""),
+        f"prefill [bold]{speed.prefill_tokens_per_s:,.0f}[/] tok/s (+-{pp:.0%})",
+        f"TTFT {speed.ttft_s:,.2f} s · end-to-end {speed.e2e_s:,.2f} s · "
+        f"load {speed.load_time_s:,.1f} s",
+    ]
+    return lines
+
+
+def print_estimate(
+    est: MemoryEstimate, speed: SpeedEstimate | None = None, console: Console | None = None
+) -> None:
     con = console or Console()
     m = est.model
     title = (f"{m.id} · {est.quant} · {est.engine} · context {est.context:,} · "
@@ -58,6 +73,9 @@ def print_estimate(est: MemoryEstimate, console: Console | None = None) -> None:
     con.print(verdict(est))
     if est.max_sequences is not None:
         con.print(f"KV pool holds {est.max_sequences} sequences of {est.context:,} tokens")
+    if speed is not None:
+        for line in speed_lines(speed, est.batch):
+            con.print(line)
     con.print("[dim]basis:[/]")
-    for line in est.basis:
+    for line in (*est.basis, *(speed.basis if speed else ())):
         con.print(f"  [dim]-[/] {line}", highlight=False)

@@ -7,7 +7,9 @@ Constants describe llama.cpp builds of 2025-2026 unless a comment says otherwise
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 from rigscope.catalog import ggml_types
 from rigscope.errors import RigscopeError
@@ -38,15 +40,17 @@ class LayerWeights:
     per_layer: tuple[int, ...]
     token_embd: int  # input embeddings (llama.cpp keeps them in host memory)
     output: int  # output norm + LM head (the "output layer"); with tied embeddings, a copy
+    output_unique: int  # the output layer's own tensors (0 for a tied LM head)
     other: int  # anything else outside the layers (rope_freqs, ...)
     types: dict[str, int]  # bytes by tensor type, for the basis
+    active_per_layer: tuple[int, ...]  # bytes one token reads (MoE: the experts it uses)
+    active_params_per_layer: tuple[int, ...]  # weights one token multiplies, per layer
+    output_params: int  # weights of the LM head
 
     @property
     def total(self) -> int:
         """Bytes of all weights, each tensor once (a tied LM head is not counted twice)."""
         return sum(self.per_layer) + self.token_embd + self.other + self.output_unique
-
-    output_unique: int = 0
 
 
 _CACHE: dict[tuple[int, Quant], tuple[ModelSpec, LayerWeights]] = {}
@@ -66,24 +70,35 @@ def layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
 
 
 def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
-    per_layer = [0] * model.layers
-    embd = output = output_unique = other = 0
+    n = model.layers
+    per_layer, active, active_params = [0] * n, [0] * n, [0] * n
+    embd = output = output_unique = other = output_params = 0
     types: dict[str, int] = {}
     for t in model.tensors:
         nbytes, ty = tensor_bytes(model, quant, t)
         types[ty] = types.get(ty, 0) + nbytes
-        if t.layer is not None and t.layer < model.layers:
+        if t.layer is not None and t.layer < n:
             per_layer[t.layer] += nbytes
+            used = model.experts_used / model.experts if "_exps." in t.name else 1.0
+            active[t.layer] += int(nbytes * used)
+            active_params[t.layer] += int(t.n_elements * used)
         elif t.name == "token_embd.weight":
             embd = nbytes
+            if model.tie_embeddings:
+                output_params += t.n_elements
         elif t.name.startswith("output"):
             output += nbytes
             output_unique += nbytes
+            output_params += t.n_elements
         else:
             other += nbytes
     if model.tie_embeddings:
         output += embd  # llama.cpp loads the tied matrix again for the output layer
-    return LayerWeights(tuple(per_layer), embd, output, other, types, output_unique)
+    return LayerWeights(
+        per_layer=tuple(per_layer), token_embd=embd, output=output, output_unique=output_unique,
+        other=other, types=types, active_per_layer=tuple(active),
+        active_params_per_layer=tuple(active_params), output_params=output_params,
+    )
 
 
 def kv_element_bytes(kv_type: str, n: int) -> float:
@@ -113,13 +128,43 @@ def llamacpp_kv_cells(model: ModelSpec, context: int, batch: int, swa: bool) -> 
     return full * batch
 
 
+def kv_cell_bytes(model: ModelSpec, kv_type: str) -> int:
+    """K+V bytes one token occupies in one layer's cache."""
+    return int(kv_element_bytes(kv_type, model.head_dim * model.kv_heads)
+               + kv_element_bytes(kv_type, model.head_dim_v * model.kv_heads))
+
+
+class SpeedFields(TypedDict):
+    read_bytes: int
+    params: int
+    kv_token_bytes: int
+    swa_token_bytes: int
+
+
+def speed_fields(
+    model: ModelSpec, lw: LayerWeights, layers: Sequence[int], has_output: bool, kv_cell: int,
+    share: float = 1.0,
+) -> SpeedFields:
+    """DeviceUse fields for a device holding `layers` (and the LM head when has_output).
+
+    share < 1 splits every tensor (tensor parallelism).
+    """
+    swa = sum(1 for il in layers if model.is_swa_layer(il))
+    read = sum(lw.active_per_layer[il] for il in layers) + (lw.output if has_output else 0)
+    params = sum(lw.active_params_per_layer[il] for il in layers) + (
+        lw.output_params if has_output else 0)
+    return SpeedFields(
+        read_bytes=int(read * share), params=int(params * share),
+        kv_token_bytes=int((len(layers) - swa) * kv_cell * share),
+        swa_token_bytes=int(swa * kv_cell * share),
+    )
+
+
 def llamacpp_kv_bytes_by_layer(
     model: ModelSpec, context: int, batch: int, kv_type: str
 ) -> list[int]:
     """K+V bytes each layer's cache holds, like llama_kv_cache (row_size of the type x cells)."""
-    per_cell = kv_element_bytes(kv_type, model.head_dim * model.kv_heads) + kv_element_bytes(
-        kv_type, model.head_dim_v * model.kv_heads
-    )
+    per_cell = kv_cell_bytes(model, kv_type)
     full = int(per_cell * llamacpp_kv_cells(model, context, batch, swa=False))
     swa = int(per_cell * llamacpp_kv_cells(model, context, batch, swa=True))
     return [swa if model.is_swa_layer(il) else full for il in range(model.layers)]
@@ -179,10 +224,7 @@ def output_buffer_bytes(model: ModelSpec, batch: int) -> int:
 
 def kv_bytes_per_token(model: ModelSpec, kv_type: str) -> int:
     """K+V bytes one token occupies across all layers (no padding, no sliding window)."""
-    per_layer = kv_element_bytes(kv_type, model.head_dim * model.kv_heads) + kv_element_bytes(
-        kv_type, model.head_dim_v * model.kv_heads
-    )
-    return int(per_layer * model.layers)
+    return kv_cell_bytes(model, kv_type) * model.layers
 
 
 def vllm_activation_bytes(model: ModelSpec, tp: int, max_batched_tokens: int) -> int:

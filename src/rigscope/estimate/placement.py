@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,8 +172,9 @@ def _llamacpp(req: Request, rig: Rig) -> MemoryEstimate:
                      f"{format_bytes(last.host.used_bytes)} of host memory")
     if rig.host_default:
         basis.append(f"host RAM assumed {format_bytes(rig.host.memory_bytes)} (set --ram)")
+    devices, host = _llamacpp_speed_fields(req, lw, lay)
     return _result(
-        req, rig, lay.devices, lay.host, fits=fits, runs=chosen is not None,
+        req, rig, devices, host, fits=fits, runs=chosen is not None,
         offloaded_layers=offloaded if not fits else 0, offloaded_bytes=off_bytes if not fits else 0,
         weights=lw.total, kv=kv_total, basis=basis,
     )
@@ -237,6 +239,19 @@ def _llamacpp_layout(
     return _Layout(ngl, assign, devices, host, pipeline, ok)
 
 
+def _llamacpp_speed_fields(
+    req: Request, lw: mem.LayerWeights, lay: _Layout
+) -> tuple[list[DeviceUse], DeviceUse]:
+    L, cell = req.model.layers, mem.kv_cell_bytes(req.model, req.kv_type)
+
+    def on(d: int) -> mem.SpeedFields:
+        layers = [il for il in range(L) if lay.assign[il] == d]
+        return mem.speed_fields(req.model, lw, layers, lay.assign[L] == d, cell)
+
+    devices = [dataclasses.replace(dev, **on(i)) for i, dev in enumerate(lay.devices)]
+    return devices, dataclasses.replace(lay.host, **on(-1))
+
+
 def _llamacpp_cpu_only(
     req: Request, rig: Rig, lw: mem.LayerWeights, kv_total: int, basis: list[str]
 ) -> MemoryEstimate:
@@ -247,6 +262,7 @@ def _llamacpp_cpu_only(
             m, req.context, req.batch, req.flash_attn, has_output=True
         ),
         overhead_bytes=mem.output_buffer_bytes(m, req.batch), layers=m.layers,
+        **mem.speed_fields(m, lw, range(m.layers), True, mem.kv_cell_bytes(m, req.kv_type)),
     )
     host = DeviceUse(id="host", capacity_bytes=0)
     basis.append("CPU only: weights, KV cache and compute buffer in system RAM")
@@ -280,10 +296,12 @@ def _vllm(req: Request, rig: Rig) -> MemoryEstimate:
     shardable = m.heads % tp == 0
     fits = shardable and pool >= need_gpu
     max_seqs = max(pool, 0) // (seq_tokens * per_token_gpu) if per_token_gpu else 0
+    speed = mem.speed_fields(m, lw, range(m.layers), True, per_token_gpu // m.layers, 1 / tp)
+    speed["kv_token_bytes"] = per_token_gpu - speed["swa_token_bytes"]
     devices = [
         DeviceUse(id=g.id, capacity_bytes=g.usable_bytes, weights_bytes=w_gpu,
                   kv_bytes=max(pool, need_gpu), compute_bytes=act, overhead_bytes=overhead,
-                  layers=m.layers)
+                  layers=m.layers, **speed)
         for g in gpus
     ]
     basis = [
@@ -319,7 +337,8 @@ def _transformers(req: Request, rig: Rig) -> MemoryEstimate:
         raise RigscopeError("use --engine mlx or llama.cpp on Apple chips")
     lw = mem.layer_weights(m, req.quant)
     kv_elem = 4 if req.kv_type == "f32" else 2
-    kv_layer = req.batch * req.context * 2 * m.kv_heads * m.head_dim * kv_elem
+    cell = 2 * m.kv_heads * m.head_dim * kv_elem
+    kv_layer = req.batch * req.context * cell
     act = mem.transformers_activation_bytes(m, req.context, req.batch)
     basis = [
         _weights_basis(req, lw),
@@ -330,7 +349,7 @@ def _transformers(req: Request, rig: Rig) -> MemoryEstimate:
     if not gpus:
         cpu = DeviceUse(id=rig.id, capacity_bytes=rig.host.memory_bytes,
                         weights_bytes=lw.total, kv_bytes=kv_layer * m.layers, compute_bytes=act,
-                        layers=m.layers)
+                        layers=m.layers, **mem.speed_fields(m, lw, range(m.layers), True, cell))
         return _result(req, rig, [cpu], DeviceUse(id="host", capacity_bytes=0), fits=cpu.fits,
                        runs=cpu.fits, offloaded_layers=0, offloaded_bytes=0, weights=lw.total,
                        kv=kv_layer * m.layers, basis=basis)
@@ -360,12 +379,14 @@ def _transformers(req: Request, rig: Rig) -> MemoryEstimate:
             id=g.id, capacity_bytes=g.usable_bytes, weights_bytes=w,
             kv_bytes=kv_layer * len(layers), compute_bytes=act if i == 0 else 0,
             overhead_bytes=RUNTIME_OVERHEAD[g.backend], layers=len(layers),
+            **mem.speed_fields(m, lw, layers, i == len(gpus) - 1, cell),
         ))
     cpu_layers = [il for il in range(m.layers) if assign[il] == -1]
     off = sum(lw.per_layer[il] + kv_layer for il in cpu_layers)
     host = DeviceUse(id="host", capacity_bytes=rig.host.memory_bytes,
                      weights_bytes=sum(lw.per_layer[il] for il in cpu_layers),
-                     kv_bytes=kv_layer * len(cpu_layers), layers=len(cpu_layers))
+                     kv_bytes=kv_layer * len(cpu_layers), layers=len(cpu_layers),
+                     **mem.speed_fields(m, lw, cpu_layers, False, cell))
     fits = not cpu_layers and all(d.fits for d in devices)
     runs = host.fits and all(d.fits for d in devices)
     if cpu_layers:
@@ -389,7 +410,8 @@ def _mlx(req: Request, rig: Rig) -> MemoryEstimate:
     kv = cells * mem.kv_bytes_per_token(m, "f16")
     act = mem.mlx_activation_bytes(m, req.context, req.batch)
     dev = DeviceUse(id=chip.id, capacity_bytes=chip.usable_bytes, weights_bytes=lw.total,
-                    kv_bytes=kv, compute_bytes=act, layers=m.layers)
+                    kv_bytes=kv, compute_bytes=act, layers=m.layers,
+                    **mem.speed_fields(m, lw, range(m.layers), True, kv // cells // m.layers))
     basis = [
         _weights_basis(req, lw),
         f"KV cache: {cells} cells at f16 = {format_bytes(kv)} (grown in steps of 256)",

@@ -1,0 +1,119 @@
+"""The speed model's shape: what grows, what shrinks, and by how much where data says so."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import model, rig
+from rigscope.api import estimate, estimate_speed
+from rigscope.cli import main
+from rigscope.estimate.speed import decode_step_seconds, kernel_family, prefill_seconds
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def speed(mid: str, *gpus: str, **kw):  # noqa: ANN201
+    quant = kw.pop("quant", "Q4_K_M")
+    ctx = kw.pop("context", 4096)
+    e = estimate(model(mid), rig(*gpus), quant=quant, context=ctx, **kw)
+    return e, estimate_speed(e)
+
+
+def test_kernel_families() -> None:
+    assert [kernel_family(t) for t in ("F16", "Q8_0", "Q4_0", "Q4_K", "IQ2_XS")] == [
+        "f16", "q8", "legacy", "kquant", "iq"]
+
+
+def test_decode_slows_with_context_and_prefill_with_length() -> None:
+    e, _ = speed("llama-3-8b", "rtx-4090", context=32768)
+    steps = [decode_step_seconds(e, c) for c in (0, 1024, 8192, 32768)]
+    assert steps == sorted(steps) and steps[-1] > steps[0] * 1.1
+    rates = [n / prefill_seconds(e, n) for n in (512, 4096, 16384)]
+    assert rates == sorted(rates, reverse=True)
+
+
+def test_layer_split_adds_a_hop_and_no_speedup_at_batch_one() -> None:
+    _, one = speed("llama-3-8b", "rtx-4090")
+    _, two = speed("llama-3-8b", "2xrtx-4090")
+    assert 0.85 * one.decode_tokens_per_s < two.decode_tokens_per_s < one.decode_tokens_per_s
+
+
+def test_spilling_hits_the_swap_wall() -> None:
+    _, spilled = speed("llama-3-70b", "rtx-3090")
+    _, split = speed("llama-3-70b", "2xrtx-3090")
+    assert spilled.decode_tokens_per_s < 0.25 * split.decode_tokens_per_s
+    assert 12 < split.decode_tokens_per_s < 22  # two 3090s measure ~16-18 tok/s (field notes)
+    assert any("swap wall" in b for b in spilled.basis)
+
+
+def test_moe_reads_only_active_experts() -> None:
+    e, moe = speed("mixtral-8x7b", "2xa100-sxm-80gb")
+    _, dense = speed("llama-2-70b", "2xa100-sxm-80gb")
+    assert e.weights_bytes > 0.6 * estimate(model("llama-2-70b"), rig("2xa100-sxm-80gb"),
+                                            quant="Q4_K_M").weights_bytes
+    assert moe.decode_tokens_per_s > 2.5 * dense.decode_tokens_per_s
+
+
+def test_batching_trades_per_user_speed_for_throughput() -> None:
+    one = estimate_speed(estimate(model("llama-3-8b"), rig("rtx-4090"), batch=1))
+    many = estimate_speed(estimate(model("llama-3-8b"), rig("rtx-4090"), batch=16))
+    assert many.decode_tokens_per_s < one.decode_tokens_per_s
+    assert many.aggregate_tokens_per_s > 4 * one.aggregate_tokens_per_s
+
+
+def test_tensor_parallel_divides_the_bytes() -> None:
+    _, one = speed("llama-3-70b", "4xa100-sxm-80gb", engine="vllm", quant="BF16")
+    _, two = speed("llama-3-8b", "2xa100-sxm-80gb", engine="vllm", quant="BF16")
+    _, single = speed("llama-3-8b", "a100-sxm-80gb", engine="vllm", quant="BF16")
+    assert two.decode_tokens_per_s > single.decode_tokens_per_s
+    assert one.decode_tokens_per_s > 10
+
+
+def test_time_figures() -> None:
+    e = estimate(model("llama-3-8b"), rig("rtx-4090"))
+    local = estimate_speed(e, prompt_tokens=512, output_tokens=128)
+    wifi = estimate_speed(e, prompt_tokens=512, output_tokens=128, network="wifi")
+    long = estimate_speed(e, prompt_tokens=8192, output_tokens=128)
+    hdd = estimate_speed(e, disk="hdd")
+    assert wifi.ttft_s - local.ttft_s == pytest.approx(0.2, abs=0.01)
+    assert long.ttft_s > 10 * local.ttft_s
+    assert local.e2e_s == pytest.approx(
+        local.ttft_s + 127 / local.decode_tokens_per_s, rel=0.01)
+    assert hdd.load_time_s > 10 * local.load_time_s
+    assert local.load_time_s == pytest.approx(e.weights_bytes / 3e9 + 4.3e9 / 25.2e9, rel=0.1)
+
+
+def test_estimate_json_has_the_contract_speed_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", "llama-3-8b", "--gpu", "rtx-4090", "--prompt-tokens", "1024",
+                 "--output-tokens", "256", "--network", "10gbe", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["speed"]
+    for key in ("decode_tokens_per_s", "prefill_tokens_per_s", "ttft_s", "e2e_s", "load_time_s"):
+        assert isinstance(s[key], float) and s[key] > 0, key
+    assert s["e2e_s"] > s["ttft_s"]
+
+
+def test_cannot_run_has_no_speed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", "llama-3-70b", "--quant", "F16", "--gpu", "rtx-3060-12gb",
+                 "--ram", "16gb", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["speed"]["decode_tokens_per_s"] is None
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not beside the checkout")
+def test_calibration_accuracy_holds() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from calibration import load_rows, predict
+
+    errs: dict[str, list[float]] = {"tg": [], "pp": []}
+    for row in load_rows(SHARED):
+        pred, fits = predict(row)
+        errs[row.test].append(abs(pred / row.measured - 1))
+        assert fits or row.engine == "ollama", row  # every measured configuration ran
+    for test, limit in (("tg", 0.10), ("pp", 0.25)):
+        a = sorted(errs[test])
+        assert a[len(a) // 2] <= limit, test
+    tg = sorted(errs["tg"])
+    assert tg[int(0.9 * len(tg))] <= 0.30

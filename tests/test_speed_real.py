@@ -1,0 +1,29 @@
+"""Predicted vs measured llama.cpp speed on this machine's CPU (SmolLM2-135M, llama-cpp-python)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rigscope.api import estimate, estimate_speed
+from rigscope.hardware import parse_rig
+from rigscope.sources import resolve_model
+
+pytestmark = pytest.mark.slow
+
+
+def test_cpu_decode_and_prefill_within_35_percent(smollm2: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    from rigscope.llamacpp_probe import probe_speed
+
+    rig = parse_rig([], "")  # --cpu: this machine, RAM bandwidth and matmul rate measured
+    assert rig.host.memory_source == "measured"
+    est = estimate(resolve_model(str(smollm2)), rig, context=1024, flash_attn=False)
+    tg = estimate_speed(est, prompt_tokens=0, output_tokens=128).decode_tokens_per_s
+    pp = estimate_speed(est, prompt_tokens=512).prefill_tokens_per_s
+    measured = probe_speed(smollm2, pp=512, tg=128)
+    print(f"RAM {rig.host.bandwidth_gbs:.1f} GB/s; decode predicted {tg:.1f} measured "
+          f"{measured['tg']:.1f}; prefill predicted {pp:.1f} measured {measured['pp']:.1f}")
+    assert tg == pytest.approx(measured["tg"], rel=0.35)
+    assert pp == pytest.approx(measured["pp"], rel=0.35)
