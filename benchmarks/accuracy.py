@@ -25,6 +25,16 @@ def backend(row: Row) -> str:
     return parse_rig(list(row.gpus)).devices[0].backend
 
 
+def naive_decode(row: Row) -> float:
+    """The common bandwidth heuristic: tokens/s = bandwidth / model size, no efficiencies."""
+    from calibration import _ESTIMATES
+
+    from rigscope.estimate.speed import parts
+
+    est = _ESTIMATES[row]
+    return 1 / sum(p.use.read_bytes / ((p.dev.bandwidth_gbs or 1) * 1e9) for p in parts(est))
+
+
 def line(name: str, errs: list[float]) -> str:
     a = sorted(abs(e) for e in errs)
     within30 = sum(1 for e in a if e <= 30) / len(a)
@@ -40,10 +50,13 @@ def main() -> None:
     args = ap.parse_args()
     groups: dict[str, list[float]] = defaultdict(list)
     misfits = []
+    naive: list[float] = []
     for row in load_rows():
         pred, fits = predict(row)
         err = (pred - row.measured) / row.measured * 100
         kind = "decode" if row.test == "tg" else "prefill"
+        if row.test == "tg":
+            naive.append((naive_decode(row) - row.measured) / row.measured * 100)
         for g in (kind, f"{kind} {backend(row)}",
                   f"{kind} {'multi' if row.multi else 'single'}-device", f"{kind} {row.source}"):
             groups[g].append(err)
@@ -57,6 +70,8 @@ def main() -> None:
         print(f"{kind} (tokens/s, |predicted - measured| / measured)")
         for name in sorted(g for g in groups if g.startswith(kind)):
             print(line(name[len(kind):].strip() or "all", groups[name]))
+    print("naive baseline (decode = spec bandwidth / weight bytes, one device after another):")
+    print(line("decode", naive))
     print(f"rows that ran but were predicted not to fit: {len(misfits)} "
           "(Ollama's 70B-on-one-4090 row spills by design and is excluded)")
     for r in misfits:
