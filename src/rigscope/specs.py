@@ -101,6 +101,7 @@ class Quant:
     scale_bytes: float = 0.0
     embeddings: str = "quant"
     engines: tuple[str, ...] = ("llama.cpp",)
+    rank: int = 0  # quality order (higher is closer to the original weights)
 
 
 @dataclass(frozen=True)

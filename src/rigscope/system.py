@@ -1,17 +1,57 @@
-"""Detect the local machine: NVIDIA GPUs through NVML when available, else the CPU and RAM."""
+"""Detect the local machine: GPUs (NVML or nvidia-smi, rocm-smi, Apple), CPU, RAM, bandwidth.
+
+Every outside command goes through an injectable runner, so tests replay recorded outputs.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
+import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from rigscope.specs import Accelerator, Rig
 
+Runner = Callable[[list[str]], str | None]  # stdout, or None when missing or failing
+MEASURE_TTL_S = 7 * 24 * 3600  # reuse a RAM bandwidth measurement for a week
 
-def local_ram_bytes() -> int:
+
+def run_command(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    os: str
+    cpu_model: str
+    cpu_cores: int
+    ram_bytes: int
+    ram_gbs: float | None  # measured, one core reading
+    cpu_tflops: float | None  # measured F32 matmul
+    gpus: tuple[Accelerator, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def rig(self, host_ram: int | None = None) -> Rig:
+        from rigscope.hardware import cpu_accelerator
+
+        host = cpu_accelerator(host_ram or self.ram_bytes, self.ram_gbs, self.cpu_tflops)
+        return Rig(devices=self.gpus, host=host)
+
+
+def local_ram_bytes(run: Runner = run_command) -> int:
     """Total system RAM, from /proc/meminfo, sysctl or sysconf."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -20,47 +60,151 @@ def local_ram_bytes() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    if platform.system() == "Darwin":
-        out = subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True)
-        if out.returncode == 0 and out.stdout.strip().isdigit():
-            return int(out.stdout.strip())
+    out = run(["sysctl", "-n", "hw.memsize"])
+    if out and out.strip().isdigit():
+        return int(out.strip())
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def nvidia_gpus() -> list[Accelerator]:
-    """NVIDIA GPUs via NVML (nvidia-ml-py), matched to the catalog by name where possible."""
+def cpu_model(run: Runner = run_command) -> str:
     try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except Exception:  # no driver: no NVIDIA GPU here
-        return []
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    out = run(["sysctl", "-n", "machdep.cpu.brand_string"])
+    return (out or platform.processor() or platform.machine()).strip()
+
+
+# --- GPUs ---------------------------------------------------------------------------
+
+_NVIDIA_ALIASES = {"h100-80gb-hbm3": "h100-sxm", "h100-sxm5-80gb": "h100-sxm",
+                   "a100-sxm4-80gb": "a100-sxm-80gb", "a100-80gb-pcie": "a100-pcie-80gb",
+                   "a100-pcie-40gb": "a100-pcie-40gb", "a100-sxm4-40gb": "a100-pcie-40gb",
+                   "rtx-6000-ada-generation": "rtx-6000-ada", "rtx-5000-ada-generation":
+                   "rtx-5000-ada", "rtx-4000-ada-generation": "rtx-4000-ada",
+                   "rtx-3060": "rtx-3060-12gb", "rtx-4060-ti": "rtx-4060-ti-16gb",
+                   "h200": "h200", "h100-nvl": "h100-pcie"}
+
+
+def catalog_gpu_id(name: str) -> str | None:
+    """'NVIDIA GeForce RTX 4090' -> 'rtx-4090'; 'Radeon RX 7900 XTX' -> 'rx-7900-xtx'."""
     from rigscope.catalog import gpus
 
-    by_name = {g.name.lower().replace("nvidia ", "").replace("geforce ", ""): g
-               for g in gpus().values()}
+    key = name.lower()
+    for prefix in ("nvidia ", "geforce ", "amd ", "radeon ", "instinct "):
+        key = key.replace(prefix, "")
+    key = re.sub(r"[^a-z0-9]+", "-", key).strip("-")
+    key = _NVIDIA_ALIASES.get(key, key)
+    return key if key in gpus() else None
+
+
+def _gpu(name: str, memory: int, index: int, backend: str) -> Accelerator:
+    """The catalog entry with the driver's memory size, or a bare entry for unknown GPUs."""
+    import dataclasses
+
+    from rigscope.catalog import gpus
+
+    gid = catalog_gpu_id(name)
+    if gid is not None:
+        g = gpus()[gid]
+        return dataclasses.replace(g, memory_bytes=memory or g.memory_bytes,
+                                   usable_bytes=memory or g.usable_bytes,
+                                   memory_source="driver")
+    return Accelerator(id=f"{backend}{index}", name=name, backend=backend, memory_bytes=memory,
+                       usable_bytes=memory, bandwidth_gbs=None, fp16_tflops=None,
+                       hw_class="gddr", memory_source="driver", source="detected")
+
+
+def nvidia_gpus(run: Runner = run_command, nvml: Any = None) -> list[Accelerator]:
+    """NVIDIA GPUs through NVML (nvidia-ml-py) when importable, else nvidia-smi."""
+    if nvml is None:
+        try:
+            import pynvml as nvml_module
+
+            nvml = nvml_module
+        except ImportError:
+            nvml = None
+    if nvml is not None:
+        try:
+            nvml.nvmlInit()
+            try:
+                found = []
+                for i in range(nvml.nvmlDeviceGetCount()):
+                    h = nvml.nvmlDeviceGetHandleByIndex(i)
+                    name = nvml.nvmlDeviceGetName(h)
+                    name = name.decode() if isinstance(name, bytes) else name
+                    total = int(nvml.nvmlDeviceGetMemoryInfo(h).total)
+                    found.append(_gpu(name, total, i, "cuda"))
+                return found
+            finally:
+                nvml.nvmlShutdown()
+        except Exception:  # no driver: fall through to nvidia-smi, which will say so too
+            pass
+    out = run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"])
     found = []
-    try:
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(h)
-            name = name.decode() if isinstance(name, bytes) else name
-            total = int(pynvml.nvmlDeviceGetMemoryInfo(h).total)
-            key = name.lower().replace("nvidia ", "").replace("geforce ", "")
-            match = next((g for n, g in by_name.items() if n.startswith(key)), None)
-            if match is not None:
-                found.append(match)
-            else:
-                found.append(Accelerator(
-                    id=f"cuda{i}", name=name, backend="cuda", memory_bytes=total,
-                    usable_bytes=total, bandwidth_gbs=None, fp16_tflops=None, hw_class="gddr",
-                    memory_source="driver", source="NVML",
-                ))
-    finally:
-        pynvml.nvmlShutdown()
+    for i, line in enumerate((out or "").strip().splitlines()):
+        name, _, mib = line.rpartition(",")
+        if name and mib.strip().isdigit():
+            found.append(_gpu(name.strip(), int(mib) * 2**20, i, "cuda"))
     return found
+
+
+def amd_gpus(run: Runner = run_command) -> list[Accelerator]:
+    """AMD GPUs through rocm-smi's JSON output."""
+    out = run(["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--json"])
+    if not out:
+        return []
+    try:
+        cards = json.loads(out)
+    except ValueError:
+        return []
+    found = []
+    for i, (card, info) in enumerate(sorted(cards.items())):
+        if not card.startswith("card") or not isinstance(info, dict):
+            continue
+        name = info.get("Card Series") or info.get("Card series") or info.get("Card model", "")
+        total = int(info.get("VRAM Total Memory (B)", 0) or 0)
+        found.append(_gpu(str(name), total, i, "rocm"))
+    return found
+
+
+def apple_chip(run: Runner = run_command) -> list[Accelerator]:
+    """The Apple chip: name from sysctl, GPU cores from system_profiler, unified memory."""
+    brand = run(["sysctl", "-n", "machdep.cpu.brand_string"])
+    if not brand or not brand.strip().startswith("Apple M"):
+        return []
+    from rigscope.catalog import GB, apple_accelerator, apple_chips, metal_working_set
+
+    family = re.sub(r"[^a-z0-9]+", "-", brand.strip().lower().replace("apple ", "")).strip("-")
+    cores = 0
+    prof = run(["system_profiler", "SPDisplaysDataType", "-json"])
+    if prof:
+        try:
+            cores = int(json.loads(prof)["SPDisplaysDataType"][0].get("sppci_cores", 0))
+        except (ValueError, KeyError, IndexError, TypeError):
+            cores = 0
+    memory = local_ram_bytes(run)
+    chip = f"{family}-{cores}c"
+    gb = round(memory / GB)
+    if chip in apple_chips():
+        try:
+            return [apple_accelerator(chip, gb)]
+        except Exception:  # a size the catalog does not list: keep the chip's other specs
+            import dataclasses
+
+            base = apple_accelerator(chip)
+            return [dataclasses.replace(base, id=f"{chip}:{gb}gb", memory_bytes=memory,
+                                        usable_bytes=metal_working_set(memory))]
+    return [Accelerator(id=f"{chip}:{gb}gb", name=brand.strip(), backend="metal",
+                        memory_bytes=memory, usable_bytes=metal_working_set(memory),
+                        bandwidth_gbs=None, fp16_tflops=None, hw_class="unified",
+                        source="detected")]
+
+
+# --- CPU probes ---------------------------------------------------------------------
 
 
 def measure_ram_bandwidth(mib: int = 128, repeats: int = 4) -> float:
@@ -90,12 +234,54 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def measured_cpu(model: str, refresh: bool = False) -> tuple[float, float]:
+    """(RAM GB/s, CPU TFLOPS), measured (~0.3 s) or reused from the data dir for a week."""
+    from rigscope.paths import data_dir
+
+    path = data_dir() / "system.json"
+    key = {"host": socket.gethostname(), "cpu": model}
+    if not refresh and path.exists():
+        try:
+            cached = json.loads(path.read_text())
+            if (cached.get("key") == key
+                    and time.time() - cached.get("measured_at", 0) < MEASURE_TTL_S):
+                return float(cached["ram_gbs"]), float(cached["cpu_tflops"])
+        except (ValueError, KeyError, OSError):
+            pass
+    gbs, tflops = measure_ram_bandwidth(), measure_cpu_tflops()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key, "measured_at": time.time(), "ram_gbs": gbs,
+                                    "cpu_tflops": tflops}))
+    except OSError:
+        pass  # a read-only home still gets the numbers, just not cached
+    return gbs, tflops
+
+
+def detect(run: Runner = run_command, measure: bool = True, refresh: bool = False,
+           nvml: Any = None) -> SystemInfo:
+    """What this machine has. measure=False skips the RAM bandwidth probe."""
+    model = cpu_model(run)
+    gpus = nvidia_gpus(run, nvml) or amd_gpus(run) or apple_chip(run)
+    gbs, tflops = measured_cpu(model, refresh) if measure else (None, None)
+    notes = []
+    if not gpus:
+        notes.append("no GPU detected: planning for the CPU and its RAM")
+    return SystemInfo(
+        os=f"{platform.system()} {platform.release()}", cpu_model=model,
+        cpu_cores=os.cpu_count() or 1, ram_bytes=local_ram_bytes(run), ram_gbs=gbs,
+        cpu_tflops=tflops, gpus=tuple(gpus), notes=tuple(notes),
+    )
+
+
 def local_cpu(ram: int | None = None) -> Accelerator:
-    """This machine's CPU and RAM, with bandwidth and matmul throughput measured (~0.3 s)."""
+    """This machine's CPU and RAM, with bandwidth and matmul throughput measured."""
     from rigscope.hardware import cpu_accelerator
 
-    return cpu_accelerator(ram or local_ram_bytes(), measure_ram_bandwidth(), measure_cpu_tflops())
+    gbs, tflops = measured_cpu(cpu_model())
+    return cpu_accelerator(ram or local_ram_bytes(), gbs, tflops)
 
 
 def local_rig(host_ram: int | None = None) -> Rig:
-    return Rig(devices=tuple(nvidia_gpus()), host=local_cpu(host_ram))
+    """The default rig: this machine's GPUs (or Apple chip), else its CPU."""
+    return detect().rig(host_ram)

@@ -104,6 +104,7 @@ class MixEntry(_Strict):
     ftype: int = Field(ge=0)
     base: str
     about: str
+    rank: int = Field(ge=0, le=100)
 
 
 class FormatEntry(_Strict):
@@ -113,6 +114,7 @@ class FormatEntry(_Strict):
     embeddings: str
     engines: list[Literal["vllm", "transformers", "mlx"]]
     about: str
+    rank: int = Field(ge=0, le=100)
 
 
 class QuantFile(_Strict):
@@ -160,7 +162,7 @@ def ggml_types() -> dict[str, GgmlType]:
 def gguf_mixes() -> dict[str, Quant]:
     """llama.cpp file types (Q4_K_M, Q8_0, F16, ...) by name."""
     return {
-        name: Quant(name=name, kind="gguf", about=mix.about, base=mix.base)
+        name: Quant(name=name, kind="gguf", about=mix.about, base=mix.base, rank=mix.rank)
         for name, mix in quant_file().gguf_mixes.items()
     }
 
@@ -170,7 +172,8 @@ def formats() -> dict[str, Quant]:
     """Non-GGUF weight formats (BF16, FP8, AWQ, NF4, MLX-4BIT, ...) by name."""
     return {
         name: Quant(name=name, kind="format", about=f.about, bits=f.bits, group=f.group,
-                    scale_bytes=f.scale_bytes, embeddings=f.embeddings, engines=tuple(f.engines))
+                    scale_bytes=f.scale_bytes, embeddings=f.embeddings, engines=tuple(f.engines),
+                    rank=f.rank)
         for name, f in quant_file().formats.items()
     }
 

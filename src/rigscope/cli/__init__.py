@@ -9,12 +9,14 @@ import click
 
 from rigscope.cli.catalog_cmds import gpus_cmd, models_cmd, quants_cmd
 from rigscope.cli.estimate_cmd import estimate_cmd, max_context_cmd
+from rigscope.cli.plan_cmd import plan_cmd
+from rigscope.cli.system_cmd import system_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rigscope")
 def cli() -> None:
-    """Will this LLM fit on this hardware, and what happens when it does not?"""
+    """Will this LLM fit on this hardware, how fast will it run, and what should I buy?"""
 
 
 cli.add_command(estimate_cmd)
@@ -22,6 +24,8 @@ cli.add_command(max_context_cmd)
 cli.add_command(gpus_cmd)
 cli.add_command(models_cmd)
 cli.add_command(quants_cmd)
+cli.add_command(plan_cmd)
+cli.add_command(system_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

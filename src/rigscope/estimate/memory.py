@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import accumulate
 from typing import TypedDict
 
 from rigscope.catalog import ggml_types
@@ -51,6 +53,11 @@ class LayerWeights:
     def total(self) -> int:
         """Bytes of all weights, each tensor once (a tied LM head is not counted twice)."""
         return sum(self.per_layer) + self.token_embd + self.other + self.output_unique
+
+    @cached_property
+    def prefix(self) -> list[int]:
+        """prefix[i] = bytes of layers 0..i-1."""
+        return [0, *accumulate(self.per_layer)]
 
 
 _CACHE: dict[tuple[int, Quant], tuple[ModelSpec, LayerWeights]] = {}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from rigscope.errors import RigscopeError
 from rigscope.estimate import memory as mem
@@ -123,7 +124,8 @@ def _llamacpp(req: Request, rig: Rig) -> MemoryEstimate:
         return _llamacpp_cpu_only(req, rig, lw, kv_total, basis)
 
     caps = [g.usable_bytes for g in gpus]
-    full = _llamacpp_layout(req, rig, lw, kv_layer, caps, L + 1)
+    kv_prefix = [0, *accumulate(kv_layer)]
+    full = _llamacpp_layout(req, rig, lw, kv_prefix, caps, L + 1)
     chosen: _Layout | None = full
     last = full
     if not full.ok:
@@ -132,11 +134,11 @@ def _llamacpp(req: Request, rig: Rig) -> MemoryEstimate:
         lo, hi = 0, L + 1  # GPUs fit at lo (none there at 0), not at hi
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if all(d.fits for d in _llamacpp_layout(req, rig, lw, kv_layer, caps, mid).devices):
+            if all(d.fits for d in _llamacpp_layout(req, rig, lw, kv_prefix, caps, mid).devices):
                 lo = mid
             else:
                 hi = mid
-        last = _llamacpp_layout(req, rig, lw, kv_layer, caps, lo)
+        last = _llamacpp_layout(req, rig, lw, kv_prefix, caps, lo)
         chosen = last if last.ok else None
     fits = full.ok
     lay = full if fits or chosen is None else chosen
@@ -191,39 +193,40 @@ class _Layout:
 
 
 def _llamacpp_layout(
-    req: Request, rig: Rig, lw: mem.LayerWeights, kv_layer: list[int], caps: list[int], ngl: int
+    req: Request, rig: Rig, lw: mem.LayerWeights, kv_prefix: list[int], caps: list[int],
+    ngl: int,
 ) -> _Layout:
     m, L = req.model, req.model.layers
-    assign = layer_devices(L, caps, ngl)
-    pipeline = len(caps) > 1 and all(d >= 0 for d in assign)
+    assign = layer_devices(L, caps, ngl)  # non-decreasing: each device holds one run
+    w_prefix = lw.prefix
+    pipeline = len(caps) > 1 and assign[0] >= 0
     devices = []
     for i, g in enumerate(rig.devices):
-        layers = [il for il in range(L) if assign[il] == i]
+        a, b = bisect_left(assign, i, 0, L), bisect_right(assign, i, 0, L)
         has_output = assign[L] == i
-        w = sum(lw.per_layer[il] for il in layers) + (lw.output if has_output else 0)
+        w = w_prefix[b] - w_prefix[a] + (lw.output if has_output else 0)
         if i == 0 and assign[0] == 0:
             w += lw.other
         compute = 0
-        if layers or has_output:
+        if b > a or has_output:
             compute = mem.llamacpp_compute_bytes(
                 m, req.context, req.batch, req.flash_attn, has_output=has_output,
-                has_layers=bool(layers), pipeline=pipeline,
+                has_layers=b > a, pipeline=pipeline,
             )
         devices.append(DeviceUse(
-            id=g.id, capacity_bytes=caps[i], weights_bytes=w,
-            kv_bytes=sum(kv_layer[il] for il in layers), compute_bytes=compute,
-            overhead_bytes=RUNTIME_OVERHEAD[g.backend], layers=len(layers),
+            id=g.id, capacity_bytes=caps[i], weights_bytes=w, kv_bytes=kv_prefix[b] - kv_prefix[a],
+            compute_bytes=compute, overhead_bytes=RUNTIME_OVERHEAD[g.backend], layers=b - a,
         ))
-    cpu_layers = [il for il in range(L) if assign[il] == -1]
-    host_w = lw.token_embd + sum(lw.per_layer[il] for il in cpu_layers)
+    n_cpu = bisect_right(assign, -1, 0, L)  # the first layers stay on the CPU
+    host_w = lw.token_embd + w_prefix[n_cpu]
     if assign[L] == -1:
         host_w += lw.output
     if assign[0] != 0:
         host_w += lw.other
-    if cpu_layers or assign[L] == -1:
+    if n_cpu or assign[L] == -1:
         host_compute = mem.llamacpp_compute_bytes(
             m, req.context, req.batch, req.flash_attn, has_output=assign[L] == -1,
-            has_layers=bool(cpu_layers),
+            has_layers=n_cpu > 0,
         )
     else:
         host_compute = mem.llamacpp_host_compute_bytes(m, req.context, req.batch, pipeline)
@@ -231,9 +234,9 @@ def _llamacpp_layout(
     if rig.unified:  # one pool: the host part gets what the GPU part leaves
         host_cap = max(rig.host.memory_bytes - sum(d.used_bytes for d in devices), 0)
     host = DeviceUse(
-        id="host", capacity_bytes=host_cap, weights_bytes=host_w,
-        kv_bytes=sum(kv_layer[il] for il in cpu_layers), compute_bytes=host_compute,
-        overhead_bytes=mem.output_buffer_bytes(m, req.batch), layers=len(cpu_layers),
+        id="host", capacity_bytes=host_cap, weights_bytes=host_w, kv_bytes=kv_prefix[n_cpu],
+        compute_bytes=host_compute, overhead_bytes=mem.output_buffer_bytes(m, req.batch),
+        layers=n_cpu,
     )
     ok = all(d.fits for d in devices) and host.fits
     return _Layout(ngl, assign, devices, host, pipeline, ok)

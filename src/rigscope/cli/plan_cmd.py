@@ -1,0 +1,93 @@
+"""rigscope plan: recommend rigs and configurations for a workload."""
+
+from __future__ import annotations
+
+import click
+
+PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | agent (long context)"
+
+
+@click.command("plan")
+@click.argument("models", nargs=-1)
+@click.option("--min-params", type=float, help="Any catalog model with at least this many "
+              "billion parameters (instead of naming models).")
+@click.option("--profile", type=click.Choice(["chat", "rag", "code", "agent"]), help=PROFILE_HELP)
+@click.option("--context", help="Tokens of context per user (8192, 8k, 32k).")
+@click.option("--users", type=click.IntRange(min=1), help="Concurrent users (sequences).")
+@click.option("--prompt-tokens", type=click.IntRange(min=0), help="Prompt length (TTFT).")
+@click.option("--output-tokens", type=click.IntRange(min=1), help="Answer length.")
+@click.option("--min-tps", type=float, help="Decode tok/s each user must see.")
+@click.option("--max-ttft", type=float, help="Longest acceptable time to first token, s.")
+@click.option("--budget", type=float, help="Most the rig may cost, USD.")
+@click.option("--max-watts", type=float, help="Power cap for the rig, W.")
+@click.option("--quant", help="Exactly this quantization.")
+@click.option("--min-quant", help="Quality floor (default Q4_K_M; code: Q8_0).")
+@click.option("--engine", "engines", multiple=True,
+              help="llama.cpp, ollama, vllm, transformers, mlx (default: llama.cpp, vllm, mlx).")
+@click.option("--gpu-count-max", type=click.IntRange(1, 16), default=8, show_default=True)
+@click.option("--price", "price_opts", multiple=True, metavar="ID=USD",
+              help="Override a price, e.g. rtx-3090=750 (repeatable).")
+@click.option("--prices", "price_file", type=click.Path(dir_okay=False),
+              help="TOML or JSON file of {id: USD}.")
+@click.option("--tiers", is_flag=True, help="Cheapest rigs per context tier (4k..128k).")
+@click.option("--all", "all_configs", is_flag=True, help="Every fitting quantization, not "
+              "just each rig's best.")
+@click.option("--top", type=int, default=15, show_default=True, help="Rows in the table.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | None,
+             context: str | None, users: int | None, prompt_tokens: int | None,
+             output_tokens: int | None, min_tps: float | None, max_ttft: float | None,
+             budget: float | None, max_watts: float | None, quant: str | None,
+             min_quant: str | None, engines: tuple[str, ...], gpu_count_max: int,
+             price_opts: tuple[str, ...], price_file: str | None, tiers: bool,
+             all_configs: bool, top: int, as_json: bool) -> None:
+    """Rank rigs (1-8 of each GPU, Apple chips, CPU) for MODELS under a workload."""
+    from pathlib import Path
+
+    from rigscope import plan as planning
+    from rigscope.api import engine_family
+    from rigscope.errors import RigscopeError
+    from rigscope.prices import price_table
+    from rigscope.sources import catalog_model, resolve_model
+    from rigscope.units import parse_tokens
+
+    if models and min_params:
+        raise RigscopeError("name models or give --min-params, not both")
+    if min_params:
+        from rigscope.catalog import models as catalog
+
+        specs = [catalog_model(m) for m, e in catalog().items() if e.params >= min_params * 1e9]
+        if not specs:
+            raise RigscopeError(f"no catalog model has {min_params:g} B parameters or more")
+    elif models:
+        specs = [resolve_model(m) for m in models]
+    else:
+        raise RigscopeError("name a model (e.g. llama-3-8b) or give --min-params")
+    for e in engines:
+        engine_family(e)
+    w = planning.workload_from(
+        specs, profile, context=parse_tokens(context) if context else None, users=users,
+        prompt_tokens=prompt_tokens, output_tokens=output_tokens, min_tps=min_tps,
+        max_ttft=max_ttft, budget=budget, max_watts=max_watts, quant=quant,
+        min_quant=min_quant, engines=tuple(e.lower() for e in engines) or None,
+        gpu_count_max=gpu_count_max,
+    )
+    prices = price_table(price_opts, Path(price_file) if price_file else None)
+    from rigscope.cli import plan_render as render
+
+    if tiers:
+        result = planning.tiers(w, prices)
+        if as_json:
+            import json
+
+            click.echo(json.dumps(render.tiers_json(result), indent=2))
+        else:
+            render.print_tiers(w, result)
+        return
+    plan = planning.make_plan(w, prices, all_configs=all_configs)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(render.plan_json(plan), indent=2))
+    else:
+        render.print_plan(plan, top)

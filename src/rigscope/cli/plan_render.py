@@ -1,0 +1,132 @@
+"""Tables and JSON for plans."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from rigscope.plan import Option, Plan, Workload
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def option_json(o: Option) -> dict[str, Any]:
+    s = o.speed
+    return {
+        "rig": o.rig.id, "model": o.model.id, "quant": o.memory.quant, "engine": o.memory.engine,
+        "kv_type": o.memory.kv_type, "fits": True,
+        "decode_tokens_per_s": round(s.decode_tokens_per_s, 3),
+        "aggregate_tokens_per_s": round(s.aggregate_tokens_per_s, 3),
+        "prefill_tokens_per_s": round(s.prefill_tokens_per_s, 1), "ttft_s": round(s.ttft_s, 4),
+        "price_usd": o.price.usd if o.price else None,
+        "price_source": o.price.label if o.price else None,
+        "usd_per_tokens_per_s": round(o.usd_per_tps, 2) if o.usd_per_tps else None,
+        "watts": o.watts, "tokens_per_joule": round(o.tokens_per_joule, 4)
+        if o.tokens_per_joule else None,
+        "memory_used_bytes": o.memory.total_bytes, "pareto": o.pareto, "notes": list(o.notes),
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    w = plan.workload
+    return {
+        "workload": {"models": [m.id for m in w.models], "context": w.context, "users": w.users,
+                     "prompt_tokens": w.prompt_tokens, "output_tokens": w.output_tokens,
+                     "min_tps": w.min_tps, "max_ttft": w.max_ttft, "budget": w.budget,
+                     "max_watts": w.max_watts, "quant": w.quant, "min_quant": w.min_quant,
+                     "engines": list(w.engines), "profile": w.profile},
+        "options": [option_json(o) for o in plan.options],
+        "rejected": [{"rig": r.rig, "model": r.model, "quant": r.quant, "engine": r.engine,
+                      "reason": r.reason} for r in plan.rejected],
+        "evaluated": plan.evaluated,
+    }
+
+
+def _title(w: Workload) -> str:
+    parts = [", ".join(m.id for m in w.models), f"context {w.context:,}", f"{w.users} user(s)",
+             f"prompt {w.prompt_tokens:,} -> {w.output_tokens:,} tokens"]
+    if w.profile:
+        parts.append(f"profile {w.profile}")
+    for label, v in (("min tok/s", w.min_tps), ("max TTFT s", w.max_ttft),
+                     ("budget $", w.budget), ("max W", w.max_watts)):
+        if v is not None:
+            parts.append(f"{label} {v:g}")
+    parts.append(f"quant {w.quant}" if w.quant else f"quant >= {w.min_quant}")
+    return " · ".join(parts)
+
+
+def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
+    con = console or Console()
+    users = plan.workload.users
+    wide = con.width >= 110  # room for power columns
+    t = Table(title=_title(plan.workload), title_justify="left", caption_justify="left",
+              caption="* Pareto-optimal on price vs aggregate tok/s", box=box.SIMPLE_HEAD,
+              pad_edge=False, padding=(0, 1, 0, 0))
+    cols = ["#", "rig", "quant", "engine", "tok/s" if users == 1 else "tok/s/user"]
+    cols += ["all tok/s"] if users > 1 else []
+    cols += ["TTFT s", "price", "$/tok/s"] + (["W", "tok/J"] if wide else [])
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("rig", "quant", "engine") else "right",
+                     no_wrap=True)
+    multi_model = len(plan.workload.models) > 1
+    notes: dict[str, list[int]] = {}
+    for i, o in enumerate(plan.options[:top], 1):
+        s = o.speed
+        row = [str(i), o.rig.id + ("*" if o.pareto else "")
+               + (f" ({o.model.id})" if multi_model else ""), o.memory.quant, o.memory.engine,
+               f"{s.decode_tokens_per_s:,.1f}"]
+        row += [f"{s.aggregate_tokens_per_s:,.0f}"] if users > 1 else []
+        row += [f"{s.ttft_s:,.2f}", f"${o.price.usd:,.0f}" if o.price else "-",
+                _num(o.usd_per_tps, ",.0f")]
+        row += [_num(o.watts, ".0f"), _num(o.tokens_per_joule, ".3f")] if wide else []
+        t.add_row(*row)
+        for n in o.notes:
+            notes.setdefault(n, []).append(i)
+    con.print(t)
+    for n, rows in notes.items():
+        con.print(f"  [dim]#{','.join(map(str, rows))}:[/] {n}", highlight=False)
+    labels = sorted({o.price.label for o in plan.options[:top] if o.price})
+    con.print(f"{len(plan.options)} rigs fit ({plan.evaluated} configurations estimated); "
+              f"prices: {', '.join(labels) or 'none known'}")
+    pareto = [o for o in plan.options if o.pareto and o.price]
+    if pareto:
+        con.print("Pareto front (price -> aggregate tok/s): " + ", ".join(
+            f"{o.rig.id} {o.memory.quant} ${o.price.usd:,.0f} -> "
+            f"{o.speed.aggregate_tokens_per_s:,.0f}" for o in pareto if o.price))
+    reasons: dict[str, int] = {}
+    for r in plan.rejected:  # group like reasons: numbers and units vary
+        key = re.sub(r"[\d.,]+", "N", r.reason.split(":")[0].split(" at ")[0])
+        reasons[key] = reasons.get(key, 0) + 1
+    if reasons:
+        con.print(f"{len(plan.rejected)} rejected (--json lists each with its reason): "
+                  + "; ".join(f"{n} {k}" for k, n in sorted(reasons.items(), key=lambda x: -x[1])))
+
+
+def tiers_json(result: dict[int, list[Option]]) -> dict[str, Any]:
+    return {"tiers": [{"context": ctx, "options": [option_json(o) for o in opts]}
+                      for ctx, opts in result.items()]}
+
+
+def print_tiers(w: Workload, result: dict[int, list[Option]],
+                console: Console | None = None) -> None:
+    con = console or Console()
+    t = Table(title=f"{', '.join(m.id for m in w.models)} · {w.users} user(s): cheapest rigs "
+                    "with 10% memory to spare, by context", title_justify="left")
+    for col in ("context", "rig", "quant", "tok/s/user", "price", "memory used"):
+        t.add_column(col, justify="left" if col in ("rig", "quant") else "right")
+    for ctx, opts in result.items():
+        if not opts:
+            t.add_row(f"{ctx:,}", "nothing fits", "", "", "", "")
+        for i, o in enumerate(opts):
+            t.add_row(f"{ctx:,}" if i == 0 else "", o.rig.id, o.memory.quant,
+                      f"{o.speed.decode_tokens_per_s:,.1f}",
+                      f"${o.price.usd:,.0f}" if o.price else "-",
+                      f"{o.memory.total_bytes / 2**30:,.1f} GiB")
+        t.add_section()
+    con.print(t)

@@ -1,0 +1,366 @@
+"""Recommend hardware and configuration for a workload: search, filter, rank, explain.
+
+The search covers 1..N of every catalog GPU, every Apple chip at every memory size, and CPU-only
+boxes, with each engine that runs there, the quantizations at or above the quality floor and
+f16 or q8_0 KV caches. Each rig keeps its best configuration (highest quality, then fastest)
+that meets the workload; rigs with none are listed with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from rigscope.api import estimate
+from rigscope.errors import RigscopeError
+from rigscope.estimate.timing import estimate_speed
+from rigscope.hardware import cpu_accelerator
+from rigscope.prices import Price
+from rigscope.specs import Accelerator, MemoryEstimate, ModelSpec, Quant, Rig, SpeedEstimate
+from rigscope.units import GIB
+
+# Workload profiles: prompt and output lengths and the context they need.
+PROFILES: dict[str, dict[str, int | str]] = {
+    # a conversation: short turns, history kept
+    "chat": {"prompt_tokens": 1024, "output_tokens": 256, "context": 4096},
+    # retrieved documents make long prompts; answers are short
+    "rag": {"prompt_tokens": 6144, "output_tokens": 256, "context": 8192},
+    # code: whole files in, long answers out; strict logic suffers first from quantization
+    "code": {"prompt_tokens": 4096, "output_tokens": 768, "context": 16384,
+             "min_quant": "Q8_0"},
+    # agent loops: many dependent calls, each re-sending a context that keeps growing
+    "agent": {"prompt_tokens": 12288, "output_tokens": 384, "context": 32768},
+}
+TIERS = (4096, 8192, 16384, 32768, 131072)
+HEADROOM = 0.10  # --tiers keeps rigs with at least this share of memory free
+GGUF_CANDIDATES = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q3_K_M", "Q2_K")
+FORMAT_CANDIDATES = {"vllm": ("BF16", "FP8", "AWQ"), "mlx": ("BF16", "MLX-8BIT", "MLX-4BIT"),
+                     "transformers": ("BF16", "INT8", "NF4")}
+CPU_RAM_SIZES = (64, 128, 256)  # GB of the CPU-only boxes considered
+HOST_W = 150.0  # watts of a GPU box's CPU, board and fans under load (assumed)
+
+
+@dataclass(frozen=True)
+class Workload:
+    models: tuple[ModelSpec, ...]
+    context: int = 4096
+    users: int = 1
+    prompt_tokens: int = 1024
+    output_tokens: int = 256
+    min_tps: float | None = None  # decode tok/s each user must see
+    max_ttft: float | None = None  # seconds
+    budget: float | None = None  # USD
+    max_watts: float | None = None
+    quant: str | None = None  # exactly this quantization
+    min_quant: str | None = "Q4_K_M"  # quality floor
+    engines: tuple[str, ...] = ("llama.cpp", "vllm", "mlx")
+    gpu_count_max: int = 8
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class Option:
+    rig: Rig
+    model: ModelSpec
+    memory: MemoryEstimate
+    speed: SpeedEstimate
+    price: Price | None
+    watts: float | None
+    notes: tuple[str, ...] = field(default=())
+    pareto: bool = False
+
+    @property
+    def usd_per_tps(self) -> float | None:
+        agg = self.speed.aggregate_tokens_per_s
+        return self.price.usd / agg if self.price and agg > 0 else None
+
+    @property
+    def tokens_per_joule(self) -> float | None:
+        return self.speed.aggregate_tokens_per_s / self.watts if self.watts else None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    rig: str
+    model: str
+    quant: str
+    engine: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    workload: Workload
+    options: tuple[Option, ...]
+    rejected: tuple[Rejection, ...]
+    evaluated: int  # configurations estimated
+
+
+def workload_from(models: Sequence[ModelSpec], profile: str | None = None,
+                  **overrides: object) -> Workload:
+    """A workload from a profile's defaults, with explicit options taking precedence."""
+    values: dict[str, object] = {}
+    if profile is not None:
+        if profile not in PROFILES:
+            raise RigscopeError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+        values |= PROFILES[profile]
+    values |= {k: v for k, v in overrides.items() if v is not None}
+    return Workload(models=tuple(models), profile=profile, **values)  # type: ignore[arg-type]
+
+
+def candidate_rigs(gpu_count_max: int = 8, ids: Iterable[str] | None = None) -> list[Rig]:
+    """1..gpu_count_max of each catalog GPU, each Apple chip at each size, CPU-only boxes."""
+    from rigscope.catalog import GB, apple_accelerator, apple_chips, apple_memory_options, gpus
+    from rigscope.hardware import DEFAULT_HOST_RAM
+
+    wanted = set(ids) if ids is not None else None
+    rigs = []
+    for g in gpus().values():
+        if wanted is None or g.id in wanted:
+            host = cpu_accelerator(max(DEFAULT_HOST_RAM, 2 * g.memory_bytes))
+            rigs += [Rig(devices=(g,) * n, host=host, host_default=True)
+                     for n in range(1, gpu_count_max + 1)]
+    for chip in apple_chips():
+        if wanted is None or chip in wanted:
+            for gb in apple_memory_options(chip):
+                a = apple_accelerator(chip, gb)
+                rigs.append(Rig(devices=(a,), host=cpu_accelerator(a.memory_bytes)))
+    if wanted is None or "cpu" in wanted:
+        rigs += [Rig(devices=(), host=cpu_accelerator(gb * GB)) for gb in CPU_RAM_SIZES]
+    return rigs
+
+
+def _engines_for(rig: Rig, engines: Sequence[str]) -> list[str]:
+    backend = rig.devices[0].backend if rig.devices else "cpu"
+    runs_on = {
+        "llama.cpp": True,
+        "ollama": True,
+        "vllm": backend in ("cuda", "rocm") and len(rig.devices) in (1, 2, 4, 8),
+        "mlx": backend == "metal",
+        "transformers": backend in ("cuda", "rocm"),
+    }
+    return [e for e in engines if runs_on.get(e, False)]
+
+
+def _quants_for(engine: str, w: Workload) -> list[Quant]:
+    """Candidate quantizations for an engine, best quality first, at or above the floor."""
+    from rigscope.catalog import lookup_quant
+
+    family = "llama.cpp" if engine == "ollama" else engine
+    if w.quant:
+        try:
+            return [lookup_quant(w.quant, family)]
+        except RigscopeError:
+            return []  # that format does not run on this engine
+    names = GGUF_CANDIDATES if family == "llama.cpp" else FORMAT_CANDIDATES[family]
+    quants = [lookup_quant(n, family) for n in names]
+    if w.min_quant:
+        floor = lookup_quant(w.min_quant, "llama.cpp" if _is_gguf(w.min_quant) else "vllm").rank
+        quants = [q for q in quants if q.rank >= floor]
+    return sorted(quants, key=lambda q: -q.rank)
+
+
+def _is_gguf(name: str) -> bool:
+    from rigscope.catalog import gguf_mixes
+
+    return name.upper() in gguf_mixes() or name.upper() in ("FP16", "FP32")
+
+
+def rig_watts(rig: Rig) -> float | None:
+    if not rig.devices:
+        return None
+    if any(d.tdp_w is None for d in rig.devices):
+        return None
+    gpu_w = sum(d.tdp_w or 0 for d in rig.devices)
+    return gpu_w if rig.unified else gpu_w + HOST_W
+
+
+def rig_price(rig: Rig, prices: dict[str, Price]) -> Price | None:
+    if not rig.devices:
+        return prices.get(rig.id)
+    if rig.unified:
+        return prices.get(rig.devices[0].id)
+    each = [prices.get(d.id) for d in rig.devices]
+    if any(p is None for p in each):
+        return None
+    return Price(sum(p.usd for p in each if p), each[0].label if each[0] else "")
+
+
+def notes_for(rig: Rig, engine: str, users: int, mem: MemoryEstimate) -> tuple[str, ...]:
+    notes = []
+    backend = rig.devices[0].backend if rig.devices else "cpu"
+    if backend == "rocm":
+        notes.append("ROCm needs more setup than CUDA")
+    if backend == "metal" and users > 1:
+        notes.append("Metal batches concurrent users less well than CUDA")
+    if len(rig.devices) >= 2 and rig.devices[0].fp16_accumulate == "fp16":
+        notes.append("consumer boards may run two cards at PCIe x8/x8")
+    if len(rig.devices) > 4 and backend != "metal":
+        notes.append("more than 4 GPUs needs a server board or risers")
+    if mem.kv_type != "f16":
+        notes.append(f"KV cache at {mem.kv_type}")
+    if engine == "vllm":
+        notes.append(f"vLLM pages KV for {mem.max_sequences} sequences of this context")
+    if rig.host_default and mem.host.layers:
+        notes.append("host RAM assumed")
+    return tuple(notes)
+
+
+def _lower_bound_fails(model: ModelSpec, quant: Quant, rig: Rig) -> str | None:
+    """A cheap bound: weights alone exceed all accelerator memory."""
+    from rigscope.estimate.memory import layer_weights
+
+    lw = layer_weights(model, quant)
+    capacity = sum(d.usable_bytes for d in rig.devices) or rig.host.memory_bytes
+    need = lw.total - (lw.token_embd if rig.devices else 0)
+    if need > capacity:
+        return (f"weights alone need {need / GIB:.1f} GiB at {quant.name}; "
+                f"it has {capacity / GIB:.1f} GiB")
+    return None
+
+
+def make_plan(
+    w: Workload, prices: dict[str, Price], rigs: Sequence[Rig] | None = None,
+    all_configs: bool = False,
+) -> Plan:
+    """Every rig's best configuration that meets the workload, ranked; why the others fail."""
+    rigs = list(rigs) if rigs is not None else candidate_rigs(w.gpu_count_max)
+    options: list[Option] = []
+    rejected: list[Rejection] = []
+    evaluated = 0
+    for model in w.models:
+        for rig in rigs:
+            engines = _engines_for(rig, w.engines)
+            if not engines:
+                rejected.append(Rejection(rig.id, model.id, w.quant or "-", "-",
+                                          "no requested engine runs here"))
+                continue
+            price, watts = rig_price(rig, prices), rig_watts(rig)
+            if w.budget is not None and price is None:
+                rejected.append(Rejection(rig.id, model.id, "-", "-", "no price"))
+                continue
+            if w.budget is not None and price is not None and price.usd > w.budget:
+                rejected.append(Rejection(rig.id, model.id, "-", "-",
+                                          f"price ${price.usd:,.0f} over budget"))
+                continue
+            if w.max_watts is not None and watts is not None and watts > w.max_watts:
+                rejected.append(Rejection(rig.id, model.id, "-", "-",
+                                          f"{watts:.0f} W over the power cap"))
+                continue
+            for engine in engines:
+                found, why, n = _best_on(model, rig, engine, w, price, watts, all_configs)
+                evaluated += n
+                options += found
+                if not found:
+                    rejected.append(Rejection(rig.id, model.id, why[0], engine, why[1]))
+    ranked = _mark_pareto(sorted(options, key=_rank_key))
+    return Plan(workload=w, options=tuple(ranked), rejected=tuple(rejected), evaluated=evaluated)
+
+
+def _best_on(
+    model: ModelSpec, rig: Rig, engine: str, w: Workload, price: Price | None,
+    watts: float | None, all_configs: bool,
+) -> tuple[list[Option], tuple[str, str], int]:
+    quants = _quants_for(engine, w)
+    if not quants:
+        return [], (w.quant or "-", f"{w.quant} does not run on {engine}"), 0
+    kv_types = ("f16", "q8_0") if engine in ("llama.cpp", "ollama") else ("f16",)
+    found: list[Option] = []
+    reason: tuple[str, str] = (quants[-1].name, "")
+    n = 0
+    for quant in quants:  # best quality first: the first that meets the workload wins
+        bound = _lower_bound_fails(model, quant, rig)
+        if bound:
+            reason = (quant.name, bound)
+            continue
+        for kv in kv_types:
+            n += 1
+            try:
+                mem = estimate(model, rig, quant=quant.name, engine=engine, context=w.context,
+                               batch=w.users, kv_type=kv)
+            except RigscopeError as e:
+                reason = (quant.name, str(e))
+                continue
+            if not mem.fits:
+                reason = (quant.name, _misfit(mem))
+                continue
+            speed = estimate_speed(mem, prompt_tokens=w.prompt_tokens,
+                                   output_tokens=w.output_tokens)
+            miss = _unmet(speed, w)
+            if miss:
+                reason = (quant.name, miss)
+                continue
+            found.append(Option(rig=rig, model=model, memory=mem, speed=speed, price=price,
+                                watts=watts, notes=notes_for(rig, engine, w.users, mem)))
+            break  # a quantized KV cache only when f16 does not do
+        if found and not all_configs:
+            break
+    return found, reason, n
+
+
+def _misfit(mem: MemoryEstimate) -> str:
+    if mem.max_sequences is not None:  # vLLM: the KV pool is what is left after the weights
+        return (f"does not fit: vLLM's KV pool holds {mem.max_sequences} of {mem.batch} "
+                f"sequences of {mem.context} tokens")
+    if mem.runs and mem.offloaded_layers:
+        return (f"does not fit: {mem.offloaded_layers} of {mem.model.layers} layers would "
+                "spill to system RAM")
+    over = [d for d in mem.devices if not d.fits]
+    if over:
+        d = over[0]
+        return (f"does not fit: {d.used_bytes / GIB:.1f} GiB needed on {d.id}, "
+                f"{d.capacity_bytes / GIB:.1f} usable (context {mem.context}, "
+                f"{mem.batch} user{'s' if mem.batch > 1 else ''})")
+    return "does not fit in host memory"
+
+
+def _unmet(speed: SpeedEstimate, w: Workload) -> str | None:
+    if w.min_tps is not None and speed.decode_tokens_per_s < w.min_tps:
+        return (f"decode {speed.decode_tokens_per_s:.1f} tok/s per user < {w.min_tps:g}")
+    if w.max_ttft is not None and speed.ttft_s > w.max_ttft:
+        return f"TTFT {speed.ttft_s:.2f} s > {w.max_ttft:g} s"
+    return None
+
+
+def _rank_key(o: Option) -> tuple[float, float, float]:
+    """Cheapest first (unknown prices last), then better quality, then faster."""
+    from rigscope.catalog import formats, gguf_mixes
+
+    q = gguf_mixes().get(o.memory.quant) or formats().get(o.memory.quant)
+    return (o.price.usd if o.price else math.inf, -(q.rank if q else 0),
+            -o.speed.aggregate_tokens_per_s)
+
+
+def _mark_pareto(options: list[Option]) -> list[Option]:
+    """Flag options no other option beats on both price and aggregate speed."""
+    def key(o: Option) -> tuple[float, float]:
+        return (o.price.usd if o.price else 0.0, -o.speed.aggregate_tokens_per_s)
+
+    priced = sorted((o for o in options if o.price), key=key)
+    best, frontier = -1.0, set()
+    for o in priced:
+        if o.speed.aggregate_tokens_per_s > best:
+            best = o.speed.aggregate_tokens_per_s
+            frontier.add(id(o))
+    return [replace(o, pareto=id(o) in frontier) for o in options]
+
+
+def tiers(w: Workload, prices: dict[str, Price], per_tier: int = 3,
+          rigs: Sequence[Rig] | None = None) -> dict[int, list[Option]]:
+    """For each context tier, the cheapest rigs that fit with HEADROOM of memory to spare."""
+    rigs = list(rigs) if rigs is not None else candidate_rigs(w.gpu_count_max)
+    out = {}
+    for ctx in TIERS:
+        plan = make_plan(replace(w, context=ctx), prices, rigs)
+        roomy = [o for o in plan.options if _headroom(o.memory) >= HEADROOM]
+        out[ctx] = roomy[:per_tier]
+    return out
+
+
+def _headroom(mem: MemoryEstimate) -> float:
+    return min((1 - d.used_bytes / d.capacity_bytes) for d in mem.devices if d.capacity_bytes)
+
+
+def describe_accelerator(a: Accelerator) -> str:
+    return f"{a.name} ({a.memory_bytes / GIB:.0f} GiB)"

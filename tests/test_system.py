@@ -1,0 +1,102 @@
+"""Local machine detection, replaying recorded outputs of nvidia-smi, NVML, rocm-smi, sysctl."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from rigscope import system
+from rigscope.cli import main
+
+NVIDIA_SMI = "NVIDIA GeForce RTX 4090, 24564\nNVIDIA GeForce RTX 3090, 24576\n"
+ROCM_SMI = json.dumps({"card0": {"Card series": "Radeon RX 7900 XTX", "Card model": "0x744c",
+                                 "VRAM Total Memory (B)": "25753026560",
+                                 "VRAM Total Used Memory (B)": "1023410176"}})
+PROFILER = json.dumps({"SPDisplaysDataType": [{"_name": "Apple M3 Max", "sppci_cores": "40",
+                                               "sppci_model": "Apple M3 Max"}]})
+
+
+def replay(outputs: dict[str, str]) -> Callable[[list[str]], str | None]:
+    """A runner answering each command by its first word (None: not installed)."""
+    def run(cmd: list[str]) -> str | None:
+        key = " ".join(cmd)
+        for prefix, out in outputs.items():
+            if key.startswith(prefix):
+                return out
+        return None
+    return run
+
+
+def test_nvidia_smi() -> None:
+    info = system.detect(replay({"nvidia-smi": NVIDIA_SMI}), measure=False)
+    assert [g.id for g in info.gpus] == ["rtx-4090", "rtx-3090"]
+    assert info.gpus[0].memory_bytes == 24564 * 2**20
+    assert info.rig().id == "rtx-4090+rtx-3090"
+
+
+class FakeNVML:
+    """The slice of pynvml rigscope calls, answering like a host with one H100."""
+
+    def nvmlInit(self) -> None: ...
+    def nvmlShutdown(self) -> None: ...
+    def nvmlDeviceGetCount(self) -> int: return 1
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int: return i
+    def nvmlDeviceGetName(self, h: int) -> bytes: return b"NVIDIA H100 80GB HBM3"
+
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> object:
+        return type("Mem", (), {"total": 85520809984, "free": 84000000000})()
+
+
+def test_nvml() -> None:
+    info = system.detect(replay({}), measure=False, nvml=FakeNVML())
+    (gpu,) = info.gpus
+    assert gpu.id == "h100-sxm" and gpu.memory_bytes == 85520809984
+    assert gpu.bandwidth_gbs == 3350  # the catalog's specs, the driver's memory size
+
+
+def test_rocm_smi() -> None:
+    info = system.detect(replay({"rocm-smi": ROCM_SMI}), measure=False)
+    (gpu,) = info.gpus
+    assert gpu.id == "rx-7900-xtx" and gpu.backend == "rocm"
+    assert gpu.memory_bytes == 25753026560
+
+
+def test_apple(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(system, "local_ram_bytes", lambda run=None: 64 * 2**30)
+    run = replay({"sysctl -n machdep.cpu.brand_string": "Apple M3 Max\n",
+                  "system_profiler": PROFILER})
+    info = system.detect(run, measure=False)
+    (chip,) = info.gpus
+    assert chip.id == "m3-max-40c:64gb" and chip.usable_bytes == 48 * 2**30
+
+
+def test_unknown_gpu_keeps_the_driver_memory() -> None:
+    info = system.detect(replay({"nvidia-smi": "NVIDIA Tesla T4, 15360\n"}), measure=False)
+    (gpu,) = info.gpus
+    assert gpu.id == "cuda0" and gpu.memory_bytes == 15360 * 2**20
+
+
+def test_no_gpu_plans_for_the_cpu() -> None:
+    info = system.detect(replay({}), measure=False)
+    assert info.gpus == () and "no GPU detected" in info.notes[0]
+    assert info.rig().devices == ()
+
+
+def test_bandwidth_is_measured_once_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(system, "measure_ram_bandwidth", lambda: calls.append(1) or 20.0)
+    monkeypatch.setattr(system, "measure_cpu_tflops", lambda: 0.5)
+    assert system.measured_cpu("cpu X") == (20.0, 0.5)
+    assert system.measured_cpu("cpu X") == (20.0, 0.5)
+    assert len(calls) == 1
+    system.measured_cpu("cpu X", refresh=True)
+    assert len(calls) == 2
+
+
+def test_system_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["system", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ram_bytes"] > 0 and doc["ram_bandwidth_gbs"] > 0
+    assert doc["gpus"] == [] and doc["rig"].startswith("cpu:")  # CI has no GPU
