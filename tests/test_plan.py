@@ -136,3 +136,18 @@ def test_min_params_selects_catalog_models(capsys: pytest.CaptureFixture[str]) -
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["workload"]["models"]) == big
     assert {o["model"] for o in doc["options"]} <= big and doc["options"]
+
+
+def test_gpu_option_restricts_and_this_machine_is_considered(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["plan", "llama-3-8b", "--gpu", "rtx-4090", "--gpu", "2xrtx-3060-12gb",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {o["rig"] for o in doc["options"]} == {"rtx-4090", "2xrtx-3060-12gb"}
+    assert main(["plan", "phi-3-mini", "--min-tps", "0",
+                 "--gpu-count-max", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    local = [o for o in doc["options"] if o["rig"].startswith("local:")]
+    assert local and local[0]["price_usd"] == 0.0
+    assert local[0]["price_source"] == "this machine (owned)"

@@ -48,7 +48,7 @@ class Workload:
     users: int = 1
     prompt_tokens: int = 1024
     output_tokens: int = 256
-    min_tps: float | None = None  # decode tok/s each user must see
+    min_tps: float | None = 5.0  # decode tok/s each user must see (5: about reading speed)
     max_ttft: float | None = None  # seconds
     budget: float | None = None  # USD
     max_watts: float | None = None
@@ -177,6 +177,8 @@ def rig_watts(rig: Rig) -> float | None:
 
 
 def rig_price(rig: Rig, prices: dict[str, Price]) -> Price | None:
+    if rig.local:
+        return Price(0.0, "this machine (owned)")
     if not rig.devices:
         return prices.get(rig.id)
     if rig.unified:

@@ -136,6 +136,7 @@ class Rig:
     devices: tuple[Accelerator, ...]
     host: Accelerator
     host_default: bool = False  # the RAM size was assumed, not given
+    local: bool = False  # this machine (plans price it as owned)
 
     @property
     def unified(self) -> bool:
@@ -143,6 +144,11 @@ class Rig:
 
     @property
     def id(self) -> str:
+        return f"local:{self.spec}" if self.local else self.spec
+
+    @property
+    def spec(self) -> str:
+        """The --gpu/--cpu spelling of this rig."""
         if not self.devices:
             return f"cpu:{round(self.host.memory_bytes / 1024**3)}gb"
         ids = [d.id for d in self.devices]

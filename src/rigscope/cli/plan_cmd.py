@@ -16,7 +16,8 @@ PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | a
 @click.option("--users", type=click.IntRange(min=1), help="Concurrent users (sequences).")
 @click.option("--prompt-tokens", type=click.IntRange(min=0), help="Prompt length (TTFT).")
 @click.option("--output-tokens", type=click.IntRange(min=1), help="Answer length.")
-@click.option("--min-tps", type=float, help="Decode tok/s each user must see.")
+@click.option("--min-tps", type=float, help="Decode tok/s each user must see (default 5, "
+              "about reading speed; 0 for none).")
 @click.option("--max-ttft", type=float, help="Longest acceptable time to first token, s.")
 @click.option("--budget", type=float, help="Most the rig may cost, USD.")
 @click.option("--max-watts", type=float, help="Power cap for the rig, W.")
@@ -29,6 +30,10 @@ PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | a
               help="Override a price, e.g. rtx-3090=750 (repeatable).")
 @click.option("--prices", "price_file", type=click.Path(dir_okay=False),
               help="TOML or JSON file of {id: USD}.")
+@click.option("--gpu", "gpus", multiple=True, metavar="ID",
+              help="Only this rig (repeatable: each value is one candidate, e.g. 2xrtx-3090).")
+@click.option("--local/--no-local", default=True, show_default=True,
+              help="Include this machine (rigscope system), priced as owned.")
 @click.option("--tiers", is_flag=True, help="Cheapest rigs per context tier (4k..128k).")
 @click.option("--all", "all_configs", is_flag=True, help="Every fitting quantization, not "
               "just each rig's best.")
@@ -39,7 +44,8 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
              output_tokens: int | None, min_tps: float | None, max_ttft: float | None,
              budget: float | None, max_watts: float | None, quant: str | None,
              min_quant: str | None, engines: tuple[str, ...], gpu_count_max: int,
-             price_opts: tuple[str, ...], price_file: str | None, tiers: bool,
+             price_opts: tuple[str, ...], price_file: str | None, gpus: tuple[str, ...],
+             local: bool, tiers: bool,
              all_configs: bool, top: int, as_json: bool) -> None:
     """Rank rigs (1-8 of each GPU, Apple chips, CPU) for MODELS under a workload."""
     from pathlib import Path
@@ -47,6 +53,7 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
     from rigscope import plan as planning
     from rigscope.api import engine_family
     from rigscope.errors import RigscopeError
+    from rigscope.hardware import parse_rig
     from rigscope.prices import price_table
     from rigscope.sources import catalog_model, resolve_model
     from rigscope.units import parse_tokens
@@ -73,10 +80,17 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
         gpu_count_max=gpu_count_max,
     )
     prices = price_table(price_opts, Path(price_file) if price_file else None)
+    rigs = [parse_rig([g]) for g in gpus] if gpus else planning.candidate_rigs(gpu_count_max)
+    if local and not gpus:
+        from dataclasses import replace
+
+        from rigscope.system import local_rig
+
+        rigs.insert(0, replace(local_rig(), local=True))
     from rigscope.cli import plan_render as render
 
     if tiers:
-        result = planning.tiers(w, prices)
+        result = planning.tiers(w, prices, rigs=rigs)
         if as_json:
             import json
 
@@ -84,7 +98,7 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
         else:
             render.print_tiers(w, result)
         return
-    plan = planning.make_plan(w, prices, all_configs=all_configs)
+    plan = planning.make_plan(w, prices, rigs, all_configs=all_configs)
     if as_json:
         import json
 
