@@ -40,3 +40,45 @@ def model(name: str):  # noqa: ANN201 - a test helper
 
 def rig(*gpus: str, ram: str | None = None):  # noqa: ANN201
     return parse_rig(list(gpus), None, ram)
+
+
+class FakeServerProcess:
+    """The in-repo fake OpenAI server in its own process (as real servers are)."""
+
+    def __init__(self, tmp: Path, **knobs: object) -> None:
+        import subprocess
+        import sys
+
+        self.log = tmp / f"server-{id(self)}.jsonl"
+        args = [sys.executable, "-m", "rigscope.bench.fake_server", "--port", "0",
+                "--log", str(self.log)]
+        for k, v in knobs.items():
+            args += ["--" + k.replace("_", "-"), str(v)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        self.url = f"http://127.0.0.1:{int(line.split()[-1])}"
+
+    def served(self) -> list:  # noqa: ANN201
+        from rigscope.bench.fake_server import read_log
+
+        return read_log(self.log) if self.log.exists() else []
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def fake_server(tmp_path: Path):  # noqa: ANN201
+    servers: list[FakeServerProcess] = []
+
+    def start(**knobs: object) -> FakeServerProcess:
+        server = FakeServerProcess(tmp_path, **knobs)
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()

@@ -7,9 +7,11 @@ import sys
 
 import click
 
+from rigscope.cli.bench_cmd import bench_cmd
 from rigscope.cli.catalog_cmds import gpus_cmd, models_cmd, quants_cmd
 from rigscope.cli.estimate_cmd import estimate_cmd, max_context_cmd
 from rigscope.cli.plan_cmd import plan_cmd
+from rigscope.cli.runs_cmd import runs_cmd
 from rigscope.cli.system_cmd import system_cmd
 
 
@@ -26,6 +28,8 @@ cli.add_command(models_cmd)
 cli.add_command(quants_cmd)
 cli.add_command(plan_cmd)
 cli.add_command(system_cmd)
+cli.add_command(bench_cmd)
+cli.add_command(runs_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,245 @@
+"""A fake OpenAI-compatible streaming server with known timing, for tests and benchmarks.
+
+It schedules each chunk at an absolute deadline (request arrival + TTFT + k x ITL), logs when
+it really wrote each one (time.perf_counter, the same monotonic clock as the client's on one
+machine), and can inject faults: HTTP 500, 429, a reset mid-stream, malformed SSE, a stall.
+
+    python -m rigscope.bench.fake_server --port 0 --ttft 0.05 --itl 0.01 --log server.jsonl
+
+prints "listening on PORT" once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+
+@dataclass
+class FakeConfig:
+    model: str = "fake-model"
+    ttft_s: float = 0.0
+    ttft_per_active_s: float = 0.0  # added TTFT per request already in flight (load)
+    itl_s: float = 0.0  # per token
+    tokens_per_chunk: int = 1
+    output_tokens: int | None = None  # default: the request's max_tokens
+    error_rate: float = 0.0  # HTTP 500
+    rate_limit_rate: float = 0.0  # HTTP 429
+    reset_rate: float = 0.0  # close the connection mid-stream
+    malformed_rate: float = 0.0  # a data line that is not JSON
+    stall_rate: float = 0.0  # stop sending for stall_s mid-stream
+    stall_s: float = 30.0
+    seed: int = 0
+
+
+@dataclass
+class Served:
+    """What the server did for one request (perf_counter times)."""
+
+    id: int
+    path: str
+    received: float
+    status: int = 200
+    fault: str | None = None
+    tokens: int = 0
+    sent: list[float] = field(default_factory=list)  # each content chunk written
+    tokens_per_chunk: int = 1
+
+
+class FakeServer:
+    def __init__(self, config: FakeConfig, log: IO[str] | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.served: list[Served] = []
+        self._rng = random.Random(config.seed)
+        self._count = 0
+        self._active = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self.server = await asyncio.start_server(self._handle, host, port, backlog=4096)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                received = time.perf_counter()
+                lines = head.decode("latin-1").split("\r\n")
+                method, path = lines[0].split(" ")[:2]
+                length = 0
+                for line in lines[1:]:
+                    if line.lower().startswith("content-length:"):
+                        length = int(line.split(":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                keep = await self._respond(method, path, body, received, writer)
+                if not keep:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+    async def _respond(self, method: str, path: str, body: bytes, received: float,
+                       writer: asyncio.StreamWriter) -> bool:
+        c = self.config
+        if method == "GET" and path.endswith("/v1/models"):
+            self._json(writer, 200, {"object": "list", "data": [{"id": c.model,
+                                                                   "object": "model"}]})
+            return True
+        if method != "POST" or not path.endswith(("/chat/completions", "/v1/completions")):
+            self._json(writer, 404, {"error": {"message": f"no route {method} {path}"}})
+            return True
+        self._count += 1
+        rec = Served(id=self._count, path=path, received=received,
+                     tokens_per_chunk=c.tokens_per_chunk)
+        self.served.append(rec)
+        try:
+            req = json.loads(body)
+        except ValueError:
+            req = {}
+        if req.get("model") not in (None, c.model):
+            rec.status = 404
+            self._json(writer, 404, {"error": {"message": f"model {req.get('model')!r} "
+                                                          f"not found; have {c.model}"}})
+            return self._logged(rec, True)
+        fault = self._fault()
+        rec.fault = fault
+        if fault in ("error", "rate_limit"):
+            rec.status = 500 if fault == "error" else 429
+            self._json(writer, rec.status, {"error": {"message": fault}})
+            return self._logged(rec, True)
+        n = c.output_tokens or int(req.get("max_tokens") or 16)
+        chat = path.endswith("/chat/completions")
+        self._active += 1
+        try:
+            return await self._stream(rec, req, n, chat, received, fault, writer)
+        finally:
+            self._active -= 1
+
+    async def _stream(self, rec: Served, req: dict[str, Any], n: int, chat: bool,
+                      received: float, fault: str | None, writer: asyncio.StreamWriter) -> bool:
+        c = self.config
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
+        start = received + c.ttft_s + (self._active - 1) * c.ttft_per_active_s
+        chunks = (n + c.tokens_per_chunk - 1) // c.tokens_per_chunk
+        fault_at = self._rng.randrange(max(chunks, 1)) if fault else -1
+        sent_tokens = 0
+        for k in range(chunks):
+            deadline = start + k * c.tokens_per_chunk * c.itl_s
+            delay = deadline - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if k == fault_at and fault == "reset":
+                writer.transport.abort()
+                return self._logged(rec, False)
+            if k == fault_at and fault == "stall":
+                await asyncio.sleep(c.stall_s)
+            take = min(c.tokens_per_chunk, n - sent_tokens)
+            text = " tok" * take
+            if k == fault_at and fault == "malformed":
+                event = b"data: {not json\n\n"
+            elif chat:
+                event = _sse({"id": f"c{rec.id}", "object": "chat.completion.chunk",
+                              "model": c.model,
+                              "choices": [{"index": 0, "delta": {"content": text},
+                                           "finish_reason": None}]})
+            else:
+                event = _sse({"id": f"c{rec.id}", "object": "text_completion", "model": c.model,
+                              "choices": [{"index": 0, "text": text, "finish_reason": None}]})
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            rec.sent.append(time.perf_counter())
+            sent_tokens += take
+            if writer.transport.get_write_buffer_size() > 65536:
+                await writer.drain()
+        rec.tokens = sent_tokens
+        usage = {"prompt_tokens": _prompt_tokens(req), "completion_tokens": sent_tokens,
+                 "total_tokens": _prompt_tokens(req) + sent_tokens}
+        tail = _sse({"id": f"c{rec.id}", "choices": [], "usage": usage}) + b"data: [DONE]\n\n"
+        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(tail), tail))
+        await writer.drain()
+        return self._logged(rec, True)
+
+    def _fault(self) -> str | None:
+        c, r = self.config, self._rng.random()
+        for name, rate in (("error", c.error_rate), ("rate_limit", c.rate_limit_rate),
+                           ("reset", c.reset_rate), ("malformed", c.malformed_rate),
+                           ("stall", c.stall_rate)):
+            if r < rate:
+                return name
+            r -= rate
+        return None
+
+    def _json(self, writer: asyncio.StreamWriter, status: int, doc: dict[str, Any]) -> None:
+        body = json.dumps(doc).encode()
+        reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests",
+                  500: "Internal Server Error"}[status]
+        writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (status, reason.encode(), len(body), body))
+
+    def _logged(self, rec: Served, keep: bool) -> bool:
+        if self.log is not None:
+            self.log.write(json.dumps(asdict(rec)) + "\n")
+            self.log.flush()
+        return keep
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _prompt_tokens(req: dict[str, Any]) -> int:
+    text = req.get("prompt") or " ".join(m.get("content", "") for m in req.get("messages", []))
+    return len(str(text).split())
+
+
+def read_log(path: Path) -> list[Served]:
+    return [Served(**json.loads(line)) for line in path.read_text().splitlines() if line]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--log", type=Path, help="append one JSON line per request")
+    for f in FakeConfig.__dataclass_fields__.values():
+        if f.name != "seed" and f.type in ("float", "int", "str", "int | None"):
+            kind = str if f.type == "str" else (float if f.type == "float" else int)
+            flag = f.name[:-2] if f.name.endswith("_s") else f.name
+            ap.add_argument("--" + flag.replace("_", "-"), dest=f.name, type=kind,
+                            default=f.default)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    config = FakeConfig(**{k: getattr(args, k) for k in FakeConfig.__dataclass_fields__})
+    log = args.log.open("a") if args.log else None
+
+    async def serve() -> None:
+        server = FakeServer(config, log)
+        port = await server.start(args.host, args.port)
+        print(f"listening on {port}", flush=True)
+        assert server.server is not None
+        await server.server.serve_forever()
+
+    try:
+        import uvloop
+
+        uvloop.run(serve())
+    except ImportError:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""A small asyncio HTTP/1.1 client built for measuring: exact timestamps, no pool limits.
+
+Each request records when DNS, TCP connect, TLS and the response headers finished, whether
+the connection was reused, and hands the body over as it arrives (chunked or sized), so
+streaming clients can timestamp every piece. Connections are kept alive and reused; the
+pool opens as many as the callers need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+Clock = Callable[[], float]
+
+
+class HTTPFailure(Exception):
+    """A request that did not complete; `reason` is a short, countable label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Timings:
+    start: float  # clock() when the request began (before DNS or connection reuse)
+    dns_s: float | None = None  # None: no lookup (reused connection or literal IP)
+    connect_s: float | None = None
+    tls_s: float | None = None
+    sent: float = 0.0  # clock() when the request was written
+    headers: float = 0.0  # clock() when the response headers were parsed
+    reused: bool = False
+
+
+@dataclass(eq=False)
+class _Conn:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: dict[str, str]
+    timings: Timings
+    _conn: _Conn
+    _pool: Pool
+    _clock: Clock
+    _done: bool = False
+    chunk_times: list[float] = field(default_factory=list)
+
+    async def iter_raw(self, stall_timeout: float | None = None) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive (transfer framing removed)."""
+        reader = self._conn.reader
+        try:
+            if self.headers.get("transfer-encoding", "").lower() == "chunked":
+                # Decode chunk framing from whatever has arrived: one read can carry many
+                # chunks, and each yield hands over everything complete at that moment.
+                buf = b""
+                pos = 0
+                ended = False
+                while not ended:
+                    data = await _wait(reader.read(65536), stall_timeout)
+                    if not data:
+                        raise HTTPFailure("connection_reset", "stream ended mid-body")
+                    buf = buf[pos:] + data
+                    pos = 0
+                    out = []
+                    while True:
+                        eol = buf.find(b"\r\n", pos)
+                        if eol < 0:
+                            break
+                        size = int(buf[pos:eol].split(b";", 1)[0].strip() or b"0", 16)
+                        if size == 0:
+                            ended = True  # trailers, if any, are not read
+                            break
+                        end = eol + 2 + size
+                        if len(buf) < end + 2:
+                            break
+                        out.append(buf[eol + 2:end])
+                        pos = end + 2
+                    if out:
+                        yield b"".join(out)
+            elif "content-length" in self.headers:
+                left = int(self.headers["content-length"])
+                while left > 0:
+                    data = await _wait(reader.read(min(left, 65536)), stall_timeout)
+                    if not data:
+                        raise HTTPFailure("connection_reset", "body ended early")
+                    left -= len(data)
+                    yield data
+            else:  # delimited by close
+                while data := await _wait(reader.read(65536), stall_timeout):
+                    yield data
+                self._pool._discard(self._conn)
+                self._done = True
+                return
+        except (asyncio.IncompleteReadError, ConnectionError) as e:
+            self._pool._discard(self._conn)
+            self._done = True
+            raise HTTPFailure("connection_reset", str(e) or type(e).__name__) from None
+        except ValueError as e:  # a bad chunk size line
+            self._pool._discard(self._conn)
+            self._done = True
+            raise HTTPFailure("malformed_response", str(e)) from None
+        self._done = True
+        if self.headers.get("connection", "").lower() == "close":
+            self._pool._discard(self._conn)
+        else:
+            self._pool._release(self._conn)
+
+    async def read(self) -> bytes:
+        return b"".join([piece async for piece in self.iter_raw()])
+
+    def close(self) -> None:
+        """Drop the connection unless the body was read to the end."""
+        if not self._done:
+            self._pool._discard(self._conn)
+            self._done = True
+
+
+async def _wait(aw: object, timeout: float | None) -> bytes:
+    try:
+        return await asyncio.wait_for(aw, timeout)  # type: ignore[arg-type]
+    except TimeoutError:
+        raise HTTPFailure("stalled", f"no data for {timeout:g} s") from None
+
+
+class Pool:
+    """Keep-alive connections to one origin; never limits how many are open at once."""
+
+    def __init__(self, base_url: str, clock: Clock = time.perf_counter,
+                 connect_timeout: float = 10.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.base_path = parts.path.rstrip("/")
+        self.clock = clock
+        self.connect_timeout = connect_timeout
+        self._idle: list[_Conn] = []
+        self._all: set[_Conn] = set()
+        self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        self.host_header = parts.netloc
+
+    async def _open(self, t: Timings) -> _Conn:
+        loop = asyncio.get_running_loop()
+        host = self.host
+        try:
+            t0 = self.clock()
+            infos = await loop.getaddrinfo(host, self.port, type=0, proto=6)
+            t1 = self.clock()
+            t.dns_s = t1 - t0
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(str(infos[0][4][0]), self.port), self.connect_timeout)
+            t2 = self.clock()
+            t.connect_s = t2 - t1
+            if self._ssl is not None:
+                await writer.start_tls(self._ssl, server_hostname=host)
+                t.tls_s = self.clock() - t2
+        except OSError as e:
+            raise HTTPFailure("connect_error", f"{self.host}:{self.port}: {e}") from None
+        except TimeoutError:
+            raise HTTPFailure("connect_timeout", f"{self.host}:{self.port}") from None
+        conn = _Conn(reader, writer)
+        self._all.add(conn)
+        return conn
+
+    def _release(self, conn: _Conn) -> None:
+        if conn in self._all:
+            self._idle.append(conn)
+
+    def _discard(self, conn: _Conn) -> None:
+        if conn in self._all:
+            self._all.discard(conn)
+            conn.writer.close()
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      headers: dict[str, str] | None = None,
+                      header_timeout: float | None = None) -> Response:
+        """Send a request; returns once the response headers are in."""
+        t = Timings(start=self.clock())
+        head = [f"{method} {self.base_path}{path} HTTP/1.1", f"Host: {self.host_header}",
+                "Accept: */*", f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        for attempt in (0, 1):  # a reused connection may have been closed by the server
+            if self._idle:
+                conn, t.reused = self._idle.pop(), True
+            else:
+                conn, t.reused = await self._open(t), False
+            try:
+                conn.writer.write(payload)
+                await conn.writer.drain()
+                t.sent = self.clock()
+                raw = await _wait(conn.reader.readuntil(b"\r\n\r\n"), header_timeout)
+                t.headers = self.clock()
+                break
+            except (ConnectionError, asyncio.IncompleteReadError) as e:
+                self._discard(conn)
+                if not t.reused or attempt:
+                    raise HTTPFailure("connection_reset", str(e) or type(e).__name__) from None
+            except HTTPFailure:
+                self._discard(conn)
+                raise
+        lines = raw.decode("latin-1").split("\r\n")
+        try:
+            _, code, *reason = lines[0].split(" ", 2)
+            status = int(code)
+        except ValueError:
+            self._discard(conn)
+            raise HTTPFailure("malformed_response", lines[0][:80]) from None
+        hdrs = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                hdrs[k.strip().lower()] = v.strip()
+        return Response(status, reason[0] if reason else "", hdrs, t, conn, self, self.clock)
+
+    async def close(self) -> None:
+        for conn in list(self._all):
+            self._discard(conn)
+        self._idle.clear()

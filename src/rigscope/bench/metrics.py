@@ -1,0 +1,132 @@
+"""Per-request records and per-level summaries. Definitions: docs/metrics.md."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RequestResult:
+    """One request as measured. Times are seconds; absolute ones are on the client's clock."""
+
+    index: int
+    intended: float  # when the load generator meant to send it
+    start: float  # when it was actually sent
+    warmup: bool = False
+    status: str = "ok"  # "ok" | "error"
+    reason: str | None = None  # countable label: http_429, timeout, connection_reset, ...
+    detail: str | None = None
+    dns_s: float | None = None
+    connect_s: float | None = None
+    tls_s: float | None = None
+    headers_s: float | None = None  # start -> response headers
+    ttft_s: float | None = None  # start -> first chunk with content
+    e2e_s: float | None = None  # start -> last chunk with content
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None  # the server's usage count (else the client's)
+    client_tokens: int | None = None  # content chunks the client saw
+    chunk_times: list[float] = field(default_factory=list)  # start -> each content chunk
+    server: dict[str, float] = field(default_factory=dict)  # server-reported timings
+    reused: bool = False
+    text: str = ""
+
+    @property
+    def itl_s(self) -> float | None:
+        """Inter-token latency per token: (E2E - TTFT) / (output tokens - 1)."""
+        if self.e2e_s is None or self.ttft_s is None or not self.output_tokens:
+            return None
+        if self.output_tokens < 2:
+            return None
+        return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
+
+    @property
+    def chunk_gaps(self) -> list[float]:
+        t = self.chunk_times
+        return [b - a for a, b in zip(t, t[1:], strict=False)]
+
+    @property
+    def dispatch_delay_s(self) -> float:
+        return self.start - self.intended
+
+    @property
+    def end(self) -> float | None:
+        return self.start + self.e2e_s if self.e2e_s is not None else None
+
+    @property
+    def token_mismatch(self) -> bool:
+        """Server usage and the client's chunk count disagree by more than 10%."""
+        if not self.output_tokens or not self.client_tokens:
+            return False
+        return abs(self.client_tokens - self.output_tokens) > 0.1 * self.output_tokens
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]."""
+    s = sorted(values)
+    if not s:
+        return math.nan
+    k = (len(s) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def stats(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {k: None for k in ("mean", "p50", "p90", "p95", "p99", "min", "max")}
+    return {"mean": statistics.fmean(values), "p50": percentile(values, 50),
+            "p90": percentile(values, 90), "p95": percentile(values, 95),
+            "p99": percentile(values, 99), "min": min(values), "max": max(values)}
+
+
+@dataclass(frozen=True)
+class Slo:
+    ttft_s: float | None = None
+    itl_s: float | None = None
+    e2e_s: float | None = None
+
+    def met_by(self, r: RequestResult) -> bool:
+        checks = ((self.ttft_s, r.ttft_s), (self.itl_s, r.itl_s), (self.e2e_s, r.e2e_s))
+        return r.status == "ok" and all(
+            limit is None or (v is not None and v <= limit) for limit, v in checks)
+
+
+def summarize(results: Sequence[RequestResult], slo: Slo | None = None) -> dict[str, object]:
+    """A level's summary over its measured (non-warmup) requests."""
+    measured = [r for r in results if not r.warmup]
+    ok = [r for r in measured if r.status == "ok"]
+    errors: dict[str, int] = {}
+    for r in measured:
+        if r.status != "ok":
+            errors[r.reason or "error"] = errors.get(r.reason or "error", 0) + 1
+    ends = [r.end for r in ok if r.end is not None]
+    starts = [r.start for r in ok]
+    window = (max(ends) - min(starts)) if ends and starts else 0.0
+    tokens = sum(r.output_tokens or 0 for r in ok)
+    gaps = [g for r in ok for g in r.chunk_gaps]
+    return {
+        "requests_ok": len(ok),
+        "requests_failed": len(measured) - len(ok),
+        "errors": errors,
+        "ttft_s": stats([r.ttft_s for r in ok if r.ttft_s is not None]),
+        "itl_s": stats([x for r in ok if (x := r.itl_s) is not None]),
+        "e2e_s": stats([r.e2e_s for r in ok if r.e2e_s is not None]),
+        "chunk_gap_s": stats(gaps),
+        "dispatch_delay_s": stats([r.dispatch_delay_s for r in measured]),
+        "output_tokens_per_s": tokens / window if window > 0 else 0.0,
+        "requests_per_s": len(ok) / window if window > 0 else 0.0,
+        "goodput_requests_per_s": (sum(1 for r in ok if slo.met_by(r)) / window
+                                   if slo and window > 0 else None),
+        "output_tokens": tokens,
+        "active_window_s": window,
+        "token_count_mismatches": sum(1 for r in ok if r.token_mismatch),
+        "connections_reused": sum(1 for r in measured if r.reused),
+        "network": {
+            "dns_s": stats([r.dns_s for r in measured if r.dns_s is not None]),
+            "connect_s": stats([r.connect_s for r in measured if r.connect_s is not None]),
+            "tls_s": stats([r.tls_s for r in measured if r.tls_s is not None]),
+            "headers_s": stats([r.headers_s for r in measured if r.headers_s is not None]),
+        },
+    }

@@ -1,0 +1,184 @@
+"""Run a benchmark: check the server, run each level, store every request, summarize."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rigscope.bench.clients import APIS, detect_api, served_models
+from rigscope.bench.http import HTTPFailure, Pool
+from rigscope.bench.load import LevelSpec, Target, run_level
+from rigscope.bench.metrics import RequestResult, Slo, summarize
+from rigscope.bench.workloads import Workload
+from rigscope.errors import RigscopeError
+from rigscope.store import Store
+
+API_KEY_VARS = ("RIGSCOPE_API_KEY", "OPENAI_API_KEY")
+MAX_SEARCH_CONCURRENCY = 256
+
+
+@dataclass
+class BenchConfig:
+    url: str
+    model: str
+    api: str | None = None  # None: detect
+    concurrency: tuple[int, ...] = (1,)
+    rates: tuple[float, ...] = ()
+    poisson: bool = False
+    requests: int | None = 16
+    duration: float | None = None
+    warmup: int = 1
+    prompt_tokens: int = 512
+    output_tokens: int = 128
+    workload: str = "synthetic"
+    timeout: float = 600.0
+    stall_timeout: float = 60.0
+    label: str | None = None
+    slo: Slo | None = None
+    seed: int = 0
+    fixed_length: bool = True
+    api_key: str | None = field(default=None, repr=False)  # never stored or printed
+
+    def public(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("api_key")
+        d["slo"] = asdict(self.slo) if self.slo else None
+        return d
+
+
+def api_key_from_env() -> str | None:
+    return next((os.environ[v] for v in API_KEY_VARS if os.environ.get(v)), None)
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI hooks its progress bar to (defaults do nothing)."""
+
+    level_started: Callable[[str, int | None], None] = lambda name, total: None
+    request_done: Callable[[RequestResult], None] = lambda r: None
+    level_done: Callable[[dict[str, Any]], None] = lambda summary: None
+
+
+async def prepare(config: BenchConfig) -> Target:
+    """Fail fast: the server answers, the API is known, the model is served."""
+    pool = Pool(config.url)
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    api_name = config.api or await detect_api(pool, headers)
+    if api_name == "openai-chat":
+        api_name = "openai"
+    if api_name not in APIS:
+        raise RigscopeError(f"unknown api {api_name!r}; valid: {', '.join(APIS)}")
+    try:
+        models = await served_models(pool, api_name, headers)
+    except HTTPFailure as e:
+        raise RigscopeError(f"cannot reach {config.url}: {e.detail or e.reason}",
+                            exit_code=1) from None
+    if models and config.model not in models:
+        raise RigscopeError(f"model {config.model!r} is not served at {config.url}; "
+                            f"it serves: {', '.join(models)}")
+    return Target(pool=pool, api=APIS[api_name](), model=config.model, headers=headers,
+                  fixed_length=config.fixed_length, timeout=config.timeout,
+                  stall_timeout=config.stall_timeout)
+
+
+def meets(summary: dict[str, Any], slo: Slo) -> bool:
+    """The level's p90 of each SLO metric is within its limit, and nothing failed."""
+    if summary["requests_failed"] or not summary["requests_ok"]:
+        return False
+    for key, limit in (("ttft_s", slo.ttft_s), ("itl_s", slo.itl_s), ("e2e_s", slo.e2e_s)):
+        p90 = summary[key]["p90"]
+        if limit is not None and (p90 is None or p90 > limit):
+            return False
+    return True
+
+
+async def run_bench(config: BenchConfig, store: Store, progress: Progress | None = None,
+                    run_id_out: list[str] | None = None) -> str:
+    """Run every level; returns the run id. Each request is committed as it finishes."""
+    progress = progress or Progress()
+    path = Path(config.workload) if config.workload.endswith(".jsonl") else None
+    workload = Workload("file" if path else config.workload, config.prompt_tokens,
+                        config.output_tokens, config.seed, path)
+    target = await prepare(config)
+    run_id = store.new_run(config.url, config.model, target.api.name, config.public(),
+                           config.label)
+    if run_id_out is not None:
+        run_id_out.append(run_id)
+    status = "cancelled"
+    try:
+        position = 0
+
+        async def level(spec: LevelSpec) -> dict[str, Any]:
+            nonlocal position
+            level_id = store.new_level(run_id, position, spec.concurrency, spec.rate)
+            position += 1
+            name = (f"concurrency {spec.concurrency}" if spec.rate is None
+                    else f"rate {spec.rate:g}/s")
+            total = None if spec.requests is None else spec.requests + spec.warmup
+            progress.level_started(name, total)
+
+            def done(r: RequestResult) -> None:
+                store.add_request(run_id, level_id, r)
+                progress.request_done(r)
+
+            results = await run_level(target, workload, spec, done, config.seed + position)
+            summary = summarize(results, config.slo)
+            store.set_summary(level_id, summary)
+            progress.level_done(summary)
+            return summary
+
+        base = LevelSpec(requests=config.requests, duration=config.duration,
+                         warmup=config.warmup)
+        if config.rates:
+            for rate in config.rates:
+                await level(replace(base, rate=rate, poisson=config.poisson))
+        elif config.slo is not None and config.concurrency == (0,):
+            await _search(level, config.slo, base)
+        else:
+            for c in config.concurrency:
+                await level(replace(base, concurrency=c))
+        status = "done"
+    finally:
+        store.finish_run(run_id, status)
+        await target.pool.close()
+    return run_id
+
+
+async def _search(level: Callable[[LevelSpec], Any], slo: Slo, base: LevelSpec) -> None:
+    """Double the concurrency until the SLO breaks, then bisect: the highest that meets it."""
+    good, bad, c = 0, None, 1
+    while c <= MAX_SEARCH_CONCURRENCY:
+        if meets(await level(replace(base, concurrency=c)), slo):
+            good, c = c, c * 2
+        else:
+            bad = c
+            break
+    if bad is None:
+        return
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if meets(await level(replace(base, concurrency=mid)), slo):
+            good = mid
+        else:
+            bad = mid
+
+
+def run(config: BenchConfig, store: Store, progress: Progress | None = None) -> tuple[str, bool]:
+    """Run in a fresh event loop (uvloop when installed). (run id, completed)."""
+    ids: list[str] = []
+    try:
+        try:
+            import uvloop
+
+            uvloop.run(run_bench(config, store, progress, ids))
+        except ImportError:
+            asyncio.run(run_bench(config, store, progress, ids))
+    except KeyboardInterrupt:
+        if not ids:
+            raise
+        return ids[0], False
+    return ids[0], True

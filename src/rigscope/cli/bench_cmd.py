@@ -1,0 +1,112 @@
+"""rigscope bench: measure a running inference server."""
+
+from __future__ import annotations
+
+import click
+
+
+def _floats(text: str | None, what: str) -> tuple[float, ...]:
+    from rigscope.errors import RigscopeError
+
+    if not text:
+        return ()
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise RigscopeError(f"invalid {what} {text!r}; use e.g. 1,4,16") from None
+    if not values or min(values) <= 0:
+        raise RigscopeError(f"invalid {what} {text!r}; values must be positive")
+    return values
+
+
+def parse_slo(text: str | None):  # noqa: ANN201
+    from rigscope.bench.metrics import Slo
+    from rigscope.errors import RigscopeError
+
+    if not text:
+        return None
+    limits = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() not in ("ttft", "itl", "e2e"):
+            raise RigscopeError(f"invalid --slo {text!r}; keys: ttft, itl, e2e (seconds)")
+        try:
+            limits[f"{key.strip()}_s"] = float(value)
+        except ValueError:
+            raise RigscopeError(f"invalid --slo {text!r}; use e.g. ttft=0.5,itl=0.05") from None
+    return Slo(**limits)
+
+
+@click.command("bench")
+@click.option("--url", required=True, help="Server base URL, e.g. http://127.0.0.1:8080")
+@click.option("--model", required=True, help="Model name the server knows.")
+@click.option("--api", type=click.Choice(["openai", "openai-completions", "ollama",
+                                          "ollama-chat", "llamacpp"]),
+              help="API (default: detect).")
+@click.option("--concurrency", help="Levels of concurrent requests, e.g. 1,2,4,8.")
+@click.option("--rate", help="Open-loop levels in requests/s, e.g. 2,5 (instead of --concurrency).")
+@click.option("--poisson", is_flag=True, help="Poisson arrivals at --rate (default: constant).")
+@click.option("--requests", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Measured requests per level.")
+@click.option("--duration", type=float, help="Seconds per level (instead of --requests).")
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Requests per level excluded from results.")
+@click.option("--prompt-tokens", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--output-tokens", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--workload", default="synthetic", show_default=True,
+              help="synthetic, chat, rag, code, agent, or a .jsonl file.")
+@click.option("--timeout", type=float, default=600, show_default=True,
+              help="Seconds a request may take.")
+@click.option("--slo", help="e.g. ttft=0.5,itl=0.05: goodput; without --concurrency, search "
+              "the highest concurrency that meets it (p90).")
+@click.option("--no-fixed-length", is_flag=True, help="Let the server stop at EOS.")
+@click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key "
+              "(default: RIGSCOPE_API_KEY, then OPENAI_API_KEY).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--label", help="A name for this run.")
+@click.option("--db", type=click.Path(dir_okay=False), help="SQLite file (default: data dir).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, rate: str | None,
+              poisson: bool, requests: int, duration: float | None, warmup: int,
+              prompt_tokens: int, output_tokens: int, workload: str, timeout: float,
+              slo: str | None, no_fixed_length: bool, api_key_env: str | None, seed: int,
+              label: str | None, db: str | None, as_json: bool) -> None:
+    """Benchmark a running server (vLLM, llama.cpp, Ollama, any OpenAI-compatible API)."""
+    import os
+    from pathlib import Path
+
+    from rigscope.bench.run import BenchConfig, api_key_from_env, run
+    from rigscope.errors import RigscopeError
+    from rigscope.store import Store
+
+    if concurrency and rate:
+        raise RigscopeError("give --concurrency or --rate, not both")
+    limits = parse_slo(slo)
+    levels = tuple(int(c) for c in _floats(concurrency, "--concurrency"))
+    if not levels:
+        levels = (0,) if limits and not rate else (1,)
+    key = os.environ.get(api_key_env) if api_key_env else api_key_from_env()
+    if api_key_env and not key:
+        raise RigscopeError(f"environment variable {api_key_env} is not set")
+    config = BenchConfig(
+        url=url, model=model, api=api, concurrency=levels, rates=_floats(rate, "--rate"),
+        poisson=poisson, requests=None if duration else requests, duration=duration,
+        warmup=warmup, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+        workload=workload, timeout=timeout, label=label, slo=limits, seed=seed,
+        fixed_length=not no_fixed_length, api_key=key,
+    )
+    from rigscope.cli.bench_render import LiveProgress, bench_json, print_run
+
+    store = Store(Path(db) if db else None)
+    with LiveProgress() as progress:
+        run_id, completed = run(config, store, progress.callbacks())
+    doc = store.run(run_id)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(bench_json(doc), indent=2))
+    else:
+        print_run(doc)
+    if not completed:
+        click.echo("interrupted: the requests that finished are stored", err=True)
+        raise SystemExit(130)
