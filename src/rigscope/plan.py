@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from rigscope.api import estimate
 from rigscope.errors import RigscopeError
+from rigscope.estimate.speed import DEFAULT, SpeedParams
 from rigscope.estimate.timing import estimate_speed
 from rigscope.hardware import cpu_accelerator
 from rigscope.prices import Price
@@ -224,7 +225,7 @@ def _lower_bound_fails(model: ModelSpec, quant: Quant, rig: Rig) -> str | None:
 
 def make_plan(
     w: Workload, prices: dict[str, Price], rigs: Sequence[Rig] | None = None,
-    all_configs: bool = False,
+    all_configs: bool = False, params: SpeedParams = DEFAULT,
 ) -> Plan:
     """Every rig's best configuration that meets the workload, ranked; why the others fail."""
     rigs = list(rigs) if rigs is not None else candidate_rigs(w.gpu_count_max)
@@ -251,7 +252,8 @@ def make_plan(
                                           f"{watts:.0f} W over the power cap"))
                 continue
             for engine in engines:
-                found, why, n = _best_on(model, rig, engine, w, price, watts, all_configs)
+                found, why, n = _best_on(model, rig, engine, w, price, watts, all_configs,
+                                         params)
                 evaluated += n
                 options += found
                 if not found:
@@ -262,7 +264,7 @@ def make_plan(
 
 def _best_on(
     model: ModelSpec, rig: Rig, engine: str, w: Workload, price: Price | None,
-    watts: float | None, all_configs: bool,
+    watts: float | None, all_configs: bool, params: SpeedParams,
 ) -> tuple[list[Option], tuple[str, str], int]:
     quants = _quants_for(engine, w)
     if not quants:
@@ -288,7 +290,7 @@ def _best_on(
                 reason = (quant.name, _misfit(mem))
                 continue
             speed = estimate_speed(mem, prompt_tokens=w.prompt_tokens,
-                                   output_tokens=w.output_tokens)
+                                   output_tokens=w.output_tokens, p=params)
             miss = _unmet(speed, w)
             if miss:
                 reason = (quant.name, miss)
@@ -349,12 +351,13 @@ def _mark_pareto(options: list[Option]) -> list[Option]:
 
 
 def tiers(w: Workload, prices: dict[str, Price], per_tier: int = 3,
-          rigs: Sequence[Rig] | None = None) -> dict[int, list[Option]]:
+          rigs: Sequence[Rig] | None = None, params: SpeedParams = DEFAULT
+          ) -> dict[int, list[Option]]:
     """For each context tier, the cheapest rigs that fit with HEADROOM of memory to spare."""
     rigs = list(rigs) if rigs is not None else candidate_rigs(w.gpu_count_max)
     out = {}
     for ctx in TIERS:
-        plan = make_plan(replace(w, context=ctx), prices, rigs)
+        plan = make_plan(replace(w, context=ctx), prices, rigs, params=params)
         roomy = [o for o in plan.options if _headroom(o.memory) >= HEADROOM]
         out[ctx] = roomy[:per_tier]
     return out

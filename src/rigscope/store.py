@@ -82,6 +82,12 @@ class Store:
                         (run_id, now(), label, url, model, api, json.dumps(config)))
         return run_id
 
+    def update_config(self, run_id: str, changes: dict[str, Any]) -> None:
+        row = self.db.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        config = json.loads(row["config"]) | changes
+        self.db.execute("UPDATE runs SET config = ? WHERE run_id = ?",
+                        (json.dumps(config), run_id))
+
     def finish_run(self, run_id: str, status: str) -> None:
         self.db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",
                         (now(), status, run_id))

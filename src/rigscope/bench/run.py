@@ -41,6 +41,11 @@ class BenchConfig:
     slo: Slo | None = None
     seed: int = 0
     fixed_length: bool = True
+    # what the server runs, when known (lets `calibrate` fit the speed model to this run)
+    hardware: str | None = None  # --gpu/--cpu spelling: "cpu", "2xrtx-3090"
+    model_spec: str | None = None  # catalog id, config.json or .gguf
+    quant: str | None = None
+    flash_attn: bool | None = None
     api_key: str | None = field(default=None, repr=False)  # never stored or printed
 
     def public(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import click
 from rigscope.cli.bench_cmd import bench_cmd
 from rigscope.cli.catalog_cmds import gpus_cmd, models_cmd, quants_cmd
 from rigscope.cli.estimate_cmd import estimate_cmd, max_context_cmd
+from rigscope.cli.loop_cmds import calibrate_cmd, compare_cmd, demo_cmd, report_cmd
 from rigscope.cli.plan_cmd import plan_cmd
 from rigscope.cli.runs_cmd import runs_cmd
 from rigscope.cli.system_cmd import system_cmd
@@ -30,6 +31,10 @@ cli.add_command(plan_cmd)
 cli.add_command(system_cmd)
 cli.add_command(bench_cmd)
 cli.add_command(runs_cmd)
+cli.add_command(demo_cmd)
+cli.add_command(calibrate_cmd)
+cli.add_command(compare_cmd)
+cli.add_command(report_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

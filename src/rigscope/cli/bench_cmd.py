@@ -62,6 +62,11 @@ def parse_slo(text: str | None):  # noqa: ANN201
 @click.option("--no-fixed-length", is_flag=True, help="Let the server stop at EOS.")
 @click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key "
               "(default: RIGSCOPE_API_KEY, then OPENAI_API_KEY).")
+@click.option("--hardware", metavar="RIG", help="What the server runs on (rtx-4090, 2xrtx-3090, "
+              "cpu), stored with the run for `rigscope calibrate`.")
+@click.option("--model-spec", metavar="MODEL", help="The served model as rigscope knows it "
+              "(catalog id, config.json, .gguf), for `rigscope calibrate`.")
+@click.option("--quant", help="Its quantization (default: the GGUF's own).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--label", help="A name for this run.")
 @click.option("--db", type=click.Path(dir_okay=False), help="SQLite file (default: data dir).")
@@ -69,7 +74,8 @@ def parse_slo(text: str | None):  # noqa: ANN201
 def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, rate: str | None,
               poisson: bool, requests: int, duration: float | None, warmup: int,
               prompt_tokens: int, output_tokens: int, workload: str, timeout: float,
-              slo: str | None, no_fixed_length: bool, api_key_env: str | None, seed: int,
+              slo: str | None, no_fixed_length: bool, api_key_env: str | None,
+              hardware: str | None, model_spec: str | None, quant: str | None, seed: int,
               label: str | None, db: str | None, as_json: bool) -> None:
     """Benchmark a running server (vLLM, llama.cpp, Ollama, any OpenAI-compatible API)."""
     import os
@@ -93,7 +99,8 @@ def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, ra
         poisson=poisson, requests=None if duration else requests, duration=duration,
         warmup=warmup, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
         workload=workload, timeout=timeout, label=label, slo=limits, seed=seed,
-        fixed_length=not no_fixed_length, api_key=key,
+        fixed_length=not no_fixed_length, api_key=key, hardware=hardware,
+        model_spec=model_spec, quant=quant,
     )
     from rigscope.cli.bench_render import LiveProgress, bench_json, print_run
 

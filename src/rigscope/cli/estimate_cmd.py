@@ -24,23 +24,33 @@ from rigscope.cli.options import flash, model_options, rig_options
               type=click.Choice(["loopback", "10gbe", "1gbe", "wifi"]),
               help="Link between client and server (TTFT, end-to-end).")
 @rig_options
+@click.option("--rig", "rig_name", help="A calibrated rig profile (rigscope calibrate): its "
+              "hardware, unless --gpu/--cpu say otherwise, and its speed constants.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the contract).")
 def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
                  flash_attn: str | None, context: str, batch: int, prompt_tokens: int,
                  output_tokens: int, disk: str, network: str, gpus: tuple[str, ...],
-                 cpu: str | None, ram: str | None, as_json: bool) -> None:
+                 cpu: str | None, ram: str | None, rig_name: str | None, as_json: bool) -> None:
     """Memory and speed of MODEL (catalog id, HF repo id, config.json, model dir or .gguf)."""
     from rigscope.api import estimate, estimate_speed
+    from rigscope.estimate.speed import DEFAULT
     from rigscope.hardware import parse_rig
     from rigscope.sources import resolve_model
     from rigscope.units import parse_tokens
 
+    params = DEFAULT
+    if rig_name:
+        from rigscope.calibrate import profile_params, rig_args
+
+        params, hardware = profile_params(rig_name)
+        if not gpus and cpu is None:
+            gpus, cpu = rig_args(hardware)
     rig = parse_rig(gpus, cpu, ram)
     spec = resolve_model(model)
     est = estimate(spec, rig, quant=quant, engine=engine, context=parse_tokens(context),
                    batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn))
     speed = estimate_speed(est, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-                           disk=disk, network=network) if est.runs else None
+                           disk=disk, network=network, p=params) if est.runs else None
     if as_json:
         import json
 

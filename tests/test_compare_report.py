@@ -1,0 +1,94 @@
+"""compare (bootstrap significance) and report (self-contained HTML, PNGs, Chromium)."""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rigscope.compare import compare
+from rigscope.report import render, write_report
+
+
+def fake_run(run_id: str, ttft: float, n: int = 40, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    reqs, levels = [], []
+    for lid, c in ((1, 1), (2, 4)):
+        t = 0.0
+        for _ in range(n):
+            tt = ttft * c * (1 + rng.gauss(0, 0.05))
+            reqs.append({"level_id": lid, "warmup": False, "status": "ok", "start": t,
+                         "ttft_s": tt, "itl_s": 0.01, "e2e_s": tt + 0.3, "output_tokens": 32,
+                         "dns_s": 0.0001, "connect_s": 0.0003, "tls_s": None,
+                         "headers_s": 0.001})
+            t += 0.1
+        stat = {"mean": ttft * c, "p50": ttft * c, "p90": ttft * c * 1.1, "p99": ttft * c * 1.2}
+        levels.append({"level_id": lid, "concurrency": c, "rate": None, "requests_ok": n,
+                       "requests_failed": 0, "ttft_s": stat,
+                       "itl_s": {"mean": 0.01, "p50": 0.01, "p90": 0.011, "p99": 0.012},
+                       "output_tokens_per_s": 100.0 * c, "requests_per_s": 3.0})
+    return {"run_id": run_id, "label": run_id, "model": "m", "url": "http://127.0.0.1:1",
+            "api": "openai", "started_at": "2026-11-27T10:00:00", "status": "done",
+            "config": {"prediction": {"rows": [{"what": "decode tok/s", "predicted": 90.0,
+                                                "measured": 100.0, "error_pct": -10.0}],
+                                      "memory": [{"id": "cpu:16gb", "weights_bytes": 2**27,
+                                                  "kv_bytes": 2**25, "compute_bytes": 2**26,
+                                                  "overhead_bytes": 2**20}]}},
+            "levels": levels, "requests": reqs}
+
+
+def test_compare_flags_real_differences_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rigscope.compare
+
+    monkeypatch.setattr(rigscope.compare, "BOOTSTRAP", 300)
+    false_alarms = covered = 0
+    for seed in range(20):
+        a, same = fake_run("a", 0.1, seed=2 * seed), fake_run("b", 0.1, seed=2 * seed + 1)
+        slower = fake_run("c", 0.12, seed=100 + seed)
+        rows = compare([a, same, slower])["rows"]
+        ttft = {(r["run_b"], r["level"]): r for r in rows if r["metric"] == "ttft_s"}
+        false_alarms += ttft[("b", "c=1")]["significant"]
+        assert ttft[("c", "c=1")]["significant"]  # a 20% shift is always caught
+        lo, hi = ttft[("c", "c=1")]["ci95"]
+        covered += lo < 0.02 < hi  # the true shift is 0.02 s
+    assert false_alarms <= 3  # a 95% interval: about 1 in 20 by chance
+    assert covered >= 16
+
+
+def test_report_is_self_contained(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    runs = [fake_run("a", 0.1), fake_run("b", 0.15, seed=4)]
+    page = render(runs, png_dir=tmp_path / "png")
+    assert page.count("<svg") == 6  # throughput, latency, distributions, network, predicted,
+    assert "<script" not in page and "<link" not in page  # memory: six plots
+    assert not re.search(r"""(src|href)=["']https?:|url\(https?:|@import""", page)
+    for title in ("Throughput vs concurrency", "TTFT percentiles", "Network breakdown",
+                  "Predicted vs measured", "Predicted memory per device"):
+        assert title in page
+    pngs = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert pngs == ["distributions.png", "latency.png", "memory.png", "network.png",
+                    "predicted.png", "throughput.png"]
+    assert all((tmp_path / "png" / p).stat().st_size > 5000 for p in pngs)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
+def test_report_opens_in_chromium_without_console_errors(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    path = write_report([fake_run("a", 0.1)], tmp_path / "report.html")
+    shot = tmp_path / "shot.png"
+    out = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--window-size=1100,3200", f"--screenshot={shot}", path.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 20000, out.stderr[-2000:]
+    console = [line for line in out.stderr.splitlines() if "CONSOLE" in line]
+    assert not [c for c in console if re.search(r"error|uncaught", c, re.IGNORECASE)], console
