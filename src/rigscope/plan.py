@@ -18,7 +18,7 @@ from rigscope.estimate.speed import DEFAULT, SpeedParams
 from rigscope.estimate.timing import estimate_speed
 from rigscope.hardware import cpu_accelerator
 from rigscope.prices import Price
-from rigscope.specs import Accelerator, MemoryEstimate, ModelSpec, Quant, Rig, SpeedEstimate
+from rigscope.specs import MemoryEstimate, ModelSpec, Quant, Rig, SpeedEstimate
 from rigscope.units import GIB
 
 # Workload profiles: prompt and output lengths and the context they need.
@@ -365,7 +365,3 @@ def tiers(w: Workload, prices: dict[str, Price], per_tier: int = 3,
 
 def _headroom(mem: MemoryEstimate) -> float:
     return min((1 - d.used_bytes / d.capacity_bytes) for d in mem.devices if d.capacity_bytes)
-
-
-def describe_accelerator(a: Accelerator) -> str:
-    return f"{a.name} ({a.memory_bytes / GIB:.0f} GiB)"

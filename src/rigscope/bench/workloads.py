@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +33,8 @@ def words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choices(WORDS, k=max(n, 1)))
 
 
-@dataclass(frozen=True)
-class Step:
-    """One request of a workload; `chain` > 0 continues a conversation (see Workload.feed)."""
-
-    work: Work
-    chain: int = 0
-
-
 class Workload:
-    """An endless, seeded stream of requests. `feed` passes an answer back (chat, agent)."""
+    """Seeded requests: `make(i)` for independent ones, `next_turn` for conversations."""
 
     def __init__(self, kind: str, prompt_tokens: int = 512, output_tokens: int = 128,
                  seed: int = 0, path: Path | None = None) -> None:
@@ -56,12 +46,6 @@ class Workload:
         self.seed = seed
         self.items = _read_jsonl(path) if path is not None else None
         self.history: dict[int, list[dict[str, str]]] = {}
-
-    def __iter__(self) -> Iterator[Work]:
-        i = 0
-        while True:
-            yield self.make(i)
-            i += 1
 
     def make(self, i: int) -> Work:
         n, out = self.prompt_tokens, self.output_tokens

@@ -6,7 +6,6 @@ Constants describe llama.cpp builds of 2025-2026 unless a comment says otherwise
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -258,7 +257,3 @@ def mlx_activation_bytes(model: ModelSpec, context: int, batch: int) -> int:
     """mlx-lm prefills in chunks of 2048 tokens; FP16 activations of one chunk plus logits."""
     tokens = min(context, 2048) * batch
     return 2 * tokens * (3 * model.intermediate + 4 * model.hidden) + batch * model.vocab * 4
-
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)

@@ -10,7 +10,7 @@ from itertools import accumulate
 
 from rigscope.errors import RigscopeError
 from rigscope.estimate import memory as mem
-from rigscope.specs import Accelerator, DeviceUse, MemoryEstimate, ModelSpec, Quant, Rig
+from rigscope.specs import DeviceUse, MemoryEstimate, ModelSpec, Quant, Rig
 from rigscope.units import format_bytes
 
 MIB = 1024**2
@@ -433,5 +433,3 @@ def _require_gpus(engine: str, rig: Rig, backends: tuple[str, ...]) -> None:
         raise RigscopeError(f"--engine {engine} needs {' or '.join(backends)} devices; "
                             f"this rig has {have}")
 
-
-__all__ = ["Accelerator", "Request", "estimate_memory", "layer_devices"]

@@ -146,7 +146,3 @@ def tensor_bytes(model: ModelSpec, quant: Quant, t: Tensor) -> tuple[int, str]:
     if quant.group:
         size += n / quant.group * quant.scale_bytes
     return int(size), quant.name
-
-
-def weight_bytes_by_tensor(model: ModelSpec, quant: Quant) -> dict[str, int]:
-    return {t.name: tensor_bytes(model, quant, t)[0] for t in model.tensors}

@@ -13,7 +13,7 @@ With several GPUs llama.cpp pipelines micro-batches of 512 tokens within a batch
 The efficiencies are per backend, memory class, architecture and kernel family, never per
 named GPU. Their values come from benchmarks/fit_speed.py, which fits them to the
 measurements in shared/data (llama-bench and Ollama figures, llama.cpp builds of 2023-2025)
-and to this project's own CPU measurement; the closing comment of each says what it means.
+and to this project's own CPU measurement; the comment beside each says what it means.
 They describe llama.cpp builds of mid-2024 on CUDA (the calibration rows' majority) and late
 2023 to 2025 on Metal.
 """
