@@ -19,15 +19,30 @@ def test_schema(tmp_path: Path) -> None:
     db = store.db
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"runs", "levels", "requests"}
+    assert tables == {"runs", "levels", "requests", "evals", "eval_results"}
     cols = [r[1] for r in db.execute("PRAGMA table_info(requests)")]
     assert cols == ["id", "run_id", "level_id", *REQUEST_COLUMNS]
     runs = [r[1] for r in db.execute("PRAGMA table_info(runs)")]
     assert runs == ["run_id", "started_at", "finished_at", "status", "label", "url", "model",
                     "api", "config"]
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    results = [r[1] for r in db.execute("PRAGMA table_info(eval_results)")]
+    assert results == ["id", "eval_id", "endpoint", "task_id", "sample", "category", "passed",
+                       "reason", "answer", "ttft_s", "itl_s", "output_tokens", "isolation"]
     store.close()
     Store(tmp_path / "r.db").close()  # reopening migrates nothing twice
+
+
+def test_version_1_databases_are_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    db.execute("INSERT INTO runs VALUES ('r1', 't', NULL, 'done', NULL, 'u', 'm', 'openai', '{}')")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert [r["run_id"] for r in store.runs()] == ["r1"]
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

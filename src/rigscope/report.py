@@ -208,11 +208,47 @@ text-align:right}th{background:#f3f3f3}figure{margin:1.5em 0}svg{max-width:100%;
 .meta{color:#666;font-size:90%}"""
 
 
-def render(runs: Sequence[dict[str, Any]], png_dir: Path | None = None) -> str:
+def fig_eval(evals: Sequence[dict[str, Any]]):  # noqa: ANN201
+    rows = [(ev["eval_id"], e) for ev in evals for e in ev["summary"].get("endpoints", [])]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots()
+    names = [f"{e['label']}" + (f"\n{eid[-6:]}" if len(evals) > 1 else "") for eid, e in rows]
+    rates = [e["pass_rate"] * 100 for _, e in rows]
+    err = [[r - e["ci95"][0] * 100 for r, (_, e) in zip(rates, rows, strict=True)],
+           [e["ci95"][1] * 100 - r for r, (_, e) in zip(rates, rows, strict=True)]]
+    ax.bar(names, rates, yerr=err, capsize=6, color=[COLORS[i % 6] for i in range(len(rows))])
+    ax.set(title="Eval pass rate with 95% interval", ylabel="% of tasks passed", ylim=(0, 100))
+    return fig
+
+
+def _eval_tables(evals: Sequence[dict[str, Any]]) -> str:
+    out = []
+    for ev in evals:
+        rows = []
+        for e in ev["summary"].get("endpoints", []):
+            lo, hi = e["ci95"]
+            tps = e["decode_tokens_per_s"]
+            rows.append(f"<tr><td>{html.escape(e['label'])}</td><td>{e['passed']}/{e['total']}"
+                        f"</td><td>{e['pass_rate']:.0%} [{lo:.0%}, {hi:.0%}]</td>"
+                        f"<td>{'-' if tps is None else f'{tps:.1f}'}</td></tr>")
+        agree = "".join(
+            f"<p class='meta'>{html.escape(a['candidate'])} vs {html.escape(a['reference'])}: "
+            f"same answer on {a['answer_agreement']:.0%} of {a['tasks']} tasks</p>"
+            for a in ev["summary"].get("agreement", []) if a.get("answer_agreement") is not None)
+        out.append(f"<h3>{html.escape(ev['eval_id'])} · suite {html.escape(ev['suite'])}</h3>"
+                   "<table><tr><th>endpoint</th><th>passed</th><th>pass rate</th>"
+                   f"<th>decode tok/s</th></tr>{''.join(rows)}</table>{agree}")
+    return "<h2>Evaluations</h2>" + "".join(out) if out else ""
+
+
+def render(runs: Sequence[dict[str, Any]], png_dir: Path | None = None,
+           evals: Sequence[dict[str, Any]] = ()) -> str:
     """The report's HTML; with png_dir, each plot is also written there as a PNG."""
     figs = []
-    for name, make in FIGURES:
-        fig = make(runs)
+    drawn = [(name, make(runs)) for name, make in FIGURES] if runs else []
+    for name, fig in [*drawn, ("eval", fig_eval(evals))]:
         if fig is None:
             continue
         if png_dir is not None:
@@ -224,14 +260,15 @@ def render(runs: Sequence[dict[str, Any]], png_dir: Path | None = None) -> str:
         f"<p class='meta'>{html.escape(_label(r))}: {html.escape(r['model'])} at "
         f"{html.escape(r['url'])} ({html.escape(r['api'])}), started {r['started_at']}, "
         f"{r['status']}</p>" for r in runs)
-    title = "rigscope report: " + ", ".join(html.escape(_label(r)) for r in runs)
+    names = [_label(r) for r in runs] + [e["eval_id"] for e in evals]
+    title = "rigscope report: " + ", ".join(html.escape(n) for n in names)
+    levels = f"<h2>Levels</h2>{_table(runs)}{_prediction_table(runs)}" if runs else ""
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{CSS}</style></head><body><h1>{title}</h1>{meta}"
-            f"<h2>Levels</h2>{_table(runs)}{_prediction_table(runs)}<h2>Plots</h2>"
-            f"{''.join(figs)}</body></html>")
+            f"{levels}{_eval_tables(evals)}<h2>Plots</h2>{''.join(figs)}</body></html>")
 
 
-def write_report(runs: Sequence[dict[str, Any]], path: Path,
-                 png_dir: Path | None = None) -> Path:
-    path.write_text(render(runs, png_dir), encoding="utf-8")
+def write_report(runs: Sequence[dict[str, Any]], path: Path, png_dir: Path | None = None,
+                 evals: Sequence[dict[str, Any]] = ()) -> Path:
+    path.write_text(render(runs, png_dir, evals), encoding="utf-8")
     return path

@@ -36,6 +36,20 @@ MIGRATIONS = [
     );
     CREATE INDEX requests_by_level ON requests(level_id);
     """,
+    # 2: quality evaluations, one row per scored answer
+    """
+    CREATE TABLE evals (
+        eval_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,
+        status TEXT NOT NULL, suite TEXT NOT NULL, config TEXT NOT NULL, summary TEXT
+    );
+    CREATE TABLE eval_results (
+        id INTEGER PRIMARY KEY, eval_id TEXT NOT NULL REFERENCES evals(eval_id),
+        endpoint TEXT NOT NULL, task_id TEXT NOT NULL, sample INTEGER NOT NULL,
+        category TEXT NOT NULL, passed INTEGER NOT NULL, reason TEXT, answer TEXT NOT NULL,
+        ttft_s REAL, itl_s REAL, output_tokens INTEGER, isolation TEXT
+    );
+    CREATE INDEX eval_results_by_eval ON eval_results(eval_id);
+    """,
 ]
 REQUEST_COLUMNS = ("idx", "warmup", "status", "reason", "detail", "intended", "start", "dns_s",
                    "connect_s", "tls_s", "headers_s", "ttft_s", "e2e_s", "itl_s",
@@ -112,6 +126,36 @@ class Store:
         self.db.execute(
             f"INSERT INTO requests (run_id, level_id, {', '.join(REQUEST_COLUMNS)}) "
             f"VALUES (?, ?, {', '.join('?' * len(REQUEST_COLUMNS))})", (run_id, level_id, *values))
+
+    def new_eval(self, suite: str, config: dict[str, Any]) -> str:
+        eval_id = "eval-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.db.execute("INSERT INTO evals VALUES (?, ?, NULL, 'running', ?, ?, NULL)",
+                        (eval_id, now(), suite, json.dumps(config)))
+        return eval_id
+
+    def add_eval_result(self, eval_id: str, endpoint: str, r: dict[str, Any]) -> None:
+        """Insert and commit one scored answer."""
+        self.db.execute(
+            "INSERT INTO eval_results (eval_id, endpoint, task_id, sample, category, passed, "
+            "reason, answer, ttft_s, itl_s, output_tokens, isolation) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (eval_id, endpoint, r["task_id"], r["sample"], r["category"], int(r["passed"]),
+             r["reason"], r["answer"], r["ttft_s"], r["itl_s"], r["output_tokens"],
+             r["isolation"]))
+
+    def finish_eval(self, eval_id: str, status: str, summary: dict[str, Any]) -> None:
+        self.db.execute("UPDATE evals SET finished_at = ?, status = ?, summary = ? "
+                        "WHERE eval_id = ?", (now(), status, json.dumps(summary), eval_id))
+
+    def eval(self, eval_id: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT * FROM evals WHERE eval_id = ?", (eval_id,)).fetchone()
+        if row is None:
+            raise RigscopeError(f"no eval {eval_id!r} in {self.path}")
+        results = [dict(r) for r in self.db.execute(
+            "SELECT * FROM eval_results WHERE eval_id = ? ORDER BY id", (eval_id,))]
+        return {"eval_id": eval_id, "started_at": row["started_at"], "status": row["status"],
+                "suite": row["suite"], "config": json.loads(row["config"]),
+                "summary": json.loads(row["summary"] or "{}"), "results": results}
 
     def runs(self) -> list[dict[str, Any]]:
         rows = self.db.execute(

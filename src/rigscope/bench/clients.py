@@ -24,6 +24,7 @@ class Work:
     output_tokens: int
     messages: tuple[dict[str, str], ...] = ()
     seed: int = 0
+    logprobs: int = 0  # ask for this many top log-probabilities per token (0: none)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Event:
     usage: dict[str, Any] | None = None
     server: dict[str, float] = field(default_factory=dict)
     done: bool = False
+    top_logprobs: tuple[dict[str, float], ...] = ()
 
 
 class Api:
@@ -63,16 +65,22 @@ class OpenAIChat(Api):
         }
         if fixed_length:  # vLLM and llama.cpp honour these; others ignore unknown fields
             body |= {"ignore_eos": True, "min_tokens": work.output_tokens}
+        if work.logprobs:
+            body |= {"logprobs": True, "top_logprobs": work.logprobs}
         return body
 
     def event(self, obj: dict[str, Any]) -> Event:
         choices = obj.get("choices") or []
         content = ""
+        tops: tuple[dict[str, float], ...] = ()
         if choices:
             delta = choices[0].get("delta") or {}
             content = (delta.get("content") or "") + (delta.get("reasoning_content") or "")
+            lp = (choices[0].get("logprobs") or {}).get("content") or []
+            tops = tuple({t["token"]: float(t["logprob"]) for t in item.get("top_logprobs") or []}
+                         for item in lp if isinstance(item, dict))
         return Event(content=content, usage=obj.get("usage"),
-                     server=_llamacpp_timings(obj.get("timings")))
+                     server=_llamacpp_timings(obj.get("timings")), top_logprobs=tops)
 
 
 class OpenAICompletions(OpenAIChat):
@@ -218,6 +226,8 @@ async def _stream(pool: Pool, api: Api, body: bytes, headers: dict[str, str],
                 if ev.content:
                     result.chunk_times.append(now)
                     parts.append(ev.content)
+                if ev.top_logprobs:
+                    result.top_logprobs.extend(ev.top_logprobs)
                 if ev.usage:
                     usage = ev.usage
                 if ev.server:

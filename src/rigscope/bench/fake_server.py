@@ -36,6 +36,8 @@ class FakeConfig:
     malformed_rate: float = 0.0  # a data line that is not JSON
     stall_rate: float = 0.0  # stop sending for stall_s mid-stream
     stall_s: float = 30.0
+    answers: str | None = None  # JSON file {prompt substring: reply}: answer from it
+    logprob_shift: float = 0.0  # perturbs the log-probabilities it reports (0: none)
     seed: int = 0
 
 
@@ -61,6 +63,8 @@ class FakeServer:
         self._rng = random.Random(config.seed)
         self._count = 0
         self._active = 0
+        self._answers: dict[str, str] = (
+            json.loads(Path(config.answers).read_text()) if config.answers else {})
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -121,14 +125,38 @@ class FakeServer:
             return self._logged(rec, True)
         n = c.output_tokens or int(req.get("max_tokens") or 16)
         chat = path.endswith("/chat/completions")
+        reply = self._reply(req)
+        if reply is not None:
+            n = len(reply)
         self._active += 1
         try:
-            return await self._stream(rec, req, n, chat, received, fault, writer)
+            return await self._stream(rec, req, n, chat, received, fault, writer, reply)
         finally:
             self._active -= 1
 
+    def _reply(self, req: dict[str, Any]) -> list[str] | None:
+        """Words of the scripted answer whose key occurs in the prompt, if any."""
+        text = req.get("prompt") or " ".join(m.get("content", "") for m in
+                                             req.get("messages", []))
+        for key, reply in self._answers.items():
+            if key in str(text):
+                words = reply.split(" ")
+                return [w if i == 0 else " " + w for i, w in enumerate(words)]
+        return None
+
+    def _logprobs(self, tokens: list[str]) -> dict[str, Any]:
+        """Deterministic top-3 log-probabilities for the tokens sent, shifted by the knob."""
+        shift = self.config.logprob_shift
+        content = []
+        for t in tokens:
+            top = [{"token": t, "logprob": -0.1 - shift},
+                   {"token": t + "x", "logprob": -2.5 + shift}, {"token": "~", "logprob": -4.0}]
+            content.append({"token": t, "logprob": top[0]["logprob"], "top_logprobs": top})
+        return {"content": content}
+
     async def _stream(self, rec: Served, req: dict[str, Any], n: int, chat: bool,
-                      received: float, fault: str | None, writer: asyncio.StreamWriter) -> bool:
+                      received: float, fault: str | None, writer: asyncio.StreamWriter,
+                      reply: list[str] | None = None) -> bool:
         c = self.config
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                      b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
@@ -147,14 +175,18 @@ class FakeServer:
             if k == fault_at and fault == "stall":
                 await asyncio.sleep(c.stall_s)
             take = min(c.tokens_per_chunk, n - sent_tokens)
-            text = " tok" * take
+            pieces = (reply[sent_tokens:sent_tokens + take] if reply is not None
+                      else [" tok"] * take)
+            text = "".join(pieces)
             if k == fault_at and fault == "malformed":
                 event = b"data: {not json\n\n"
             elif chat:
+                choice: dict[str, Any] = {"index": 0, "delta": {"content": text},
+                                          "finish_reason": None}
+                if req.get("logprobs"):
+                    choice["logprobs"] = self._logprobs(pieces)
                 event = _sse({"id": f"c{rec.id}", "object": "chat.completion.chunk",
-                              "model": c.model,
-                              "choices": [{"index": 0, "delta": {"content": text},
-                                           "finish_reason": None}]})
+                              "model": c.model, "choices": [choice]})
             else:
                 event = _sse({"id": f"c{rec.id}", "object": "text_completion", "model": c.model,
                               "choices": [{"index": 0, "text": text, "finish_reason": None}]})
@@ -214,8 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--log", type=Path, help="append one JSON line per request")
     for f in FakeConfig.__dataclass_fields__.values():
-        if f.name != "seed" and f.type in ("float", "int", "str", "int | None"):
-            kind = str if f.type == "str" else (float if f.type == "float" else int)
+        if f.name != "seed" and f.type in ("float", "int", "str", "int | None", "str | None"):
+            kind = str if f.type.startswith("str") else (float if f.type == "float" else int)
             flag = f.name[:-2] if f.name.endswith("_s") else f.name
             ap.add_argument("--" + flag.replace("_", "-"), dest=f.name, type=kind,
                             default=f.default)

@@ -32,6 +32,7 @@ class RequestResult:
     server: dict[str, float] = field(default_factory=dict)  # server-reported timings
     reused: bool = False
     text: str = ""
+    top_logprobs: list[dict[str, float]] = field(default_factory=list)  # per output token
 
     @property
     def itl_s(self) -> float | None:

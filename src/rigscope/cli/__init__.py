@@ -10,6 +10,7 @@ import click
 from rigscope.cli.bench_cmd import bench_cmd
 from rigscope.cli.catalog_cmds import gpus_cmd, models_cmd, quants_cmd
 from rigscope.cli.estimate_cmd import estimate_cmd, max_context_cmd
+from rigscope.cli.eval_cmd import eval_cmd
 from rigscope.cli.loop_cmds import calibrate_cmd, compare_cmd, demo_cmd, report_cmd
 from rigscope.cli.plan_cmd import plan_cmd
 from rigscope.cli.runs_cmd import runs_cmd
@@ -35,6 +36,7 @@ cli.add_command(demo_cmd)
 cli.add_command(calibrate_cmd)
 cli.add_command(compare_cmd)
 cli.add_command(report_cmd)
+cli.add_command(eval_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

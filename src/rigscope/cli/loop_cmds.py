@@ -131,17 +131,21 @@ def compare_cmd(run_ids: tuple[str, ...], db: str | None, as_json: bool) -> None
 
 
 @click.command("report")
-@click.argument("run_ids", nargs=-1, required=True)
+@click.argument("run_ids", nargs=-1, required=True, metavar="RUN_OR_EVAL_ID...")
 @db_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="rigscope-report.html",
               show_default=True)
 @click.option("--png", "png_dir", type=click.Path(file_okay=False), help="Also write PNGs here.")
 def report_cmd(run_ids: tuple[str, ...], db: str | None, output: str,
                png_dir: str | None) -> None:
-    """One self-contained HTML file (works offline) with the runs' plots."""
+    """One self-contained HTML file (works offline) with the plots of bench runs and evals."""
     from pathlib import Path
 
     from rigscope.report import write_report
+    from rigscope.store import Store
 
-    path = write_report(_runs(run_ids, db), Path(output), Path(png_dir) if png_dir else None)
+    store = Store(Path(db) if db else None)
+    runs = [store.run(r) for r in run_ids if not r.startswith("eval-")]
+    evals = [store.eval(r) for r in run_ids if r.startswith("eval-")]
+    path = write_report(runs, Path(output), Path(png_dir) if png_dir else None, evals)
     click.echo(str(path))

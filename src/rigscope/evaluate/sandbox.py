@@ -14,6 +14,7 @@ Layers, strongest available first, and always the ones below:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import resource
@@ -169,7 +170,5 @@ def run(code: str, limits: Limits = Limits()) -> Outcome:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

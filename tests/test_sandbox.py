@@ -1,0 +1,114 @@
+"""Hostile model-written code is stopped, scored as a failure, and leaves the host unharmed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rigscope.evaluate import sandbox
+
+LIMITS = sandbox.Limits(wall_s=5)
+
+
+def run(code: str, limits: sandbox.Limits = LIMITS) -> sandbox.Outcome:
+    return sandbox.run(code, limits)
+
+
+def test_good_code_passes_and_names_its_isolation() -> None:
+    out = run("def add(a, b):\n    return a + b\n\nassert add(2, 3) == 5\n")
+    assert out.passed and out.reason == "passed"
+    assert out.isolation == sandbox.isolation() and "rlimits+audit" in out.isolation or (
+        out.isolation == "bubblewrap")
+
+
+def test_failing_tests_fail() -> None:
+    out = run("def add(a, b):\n    return a - b\n\nassert add(2, 3) == 5\n")
+    assert not out.passed and out.reason == "failed" and "AssertionError" in out.output
+
+
+def test_environment_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-" + uuid.uuid4().hex
+    monkeypatch.setenv("RIGSCOPE_TEST_SECRET", secret)
+    out = run("import os\nprint(dict(os.environ))\nassert 'RIGSCOPE_TEST_SECRET' in os.environ\n")
+    assert not out.passed and secret not in out.output
+
+
+def test_no_network() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(3)
+    port = server.getsockname()[1]
+    connected: list[object] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the timeout: nobody connected
+            connected.append(server.accept())
+
+    t = threading.Thread(target=accept)
+    t.start()
+    code = (f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+            "s.sendall(b'leak')\n")
+    out = run(code)
+    t.join()
+    server.close()
+    assert not out.passed and connected == []
+
+
+def test_no_writes_outside_its_directory() -> None:
+    target = Path("/tmp") / f"rigscope-escape-{uuid.uuid4().hex}"
+    out = run(f"open({str(target)!r}, 'w').write('x')\n")
+    assert not out.passed and not target.exists()
+    out = run(f"import os\nos.rename('task.py', {str(target)!r})\n")
+    assert not out.passed and not target.exists()
+
+
+def _processes() -> int:
+    return len([p for p in os.listdir("/proc") if p.isdigit()])
+
+
+def test_fork_bomb_is_stopped() -> None:
+    before = _processes()
+    out = run("import os\nwhile True:\n    os.fork()\n")
+    assert not out.passed
+    assert _processes() <= before + 2  # nothing left running
+
+
+def test_subprocesses_are_refused() -> None:
+    out = run("import subprocess\nsubprocess.run(['sh', '-c', 'echo pwned > /tmp/pwned'])\n")
+    assert not out.passed and "not allowed" in out.output
+
+
+def test_filling_the_disk_is_stopped() -> None:
+    out = run("f = open('big', 'wb')\nwhile True:\n    f.write(b'x' * 2**20)\n",
+              sandbox.Limits(wall_s=10, file_mb=8))
+    assert not out.passed and ("File too large" in out.output or out.reason == "killed")
+
+
+def test_memory_and_time_are_bounded() -> None:
+    assert run("x = bytearray(4 * 2**30)\n").reason == "failed"
+    out = run("while True:\n    pass\n", sandbox.Limits(wall_s=1, cpu_s=5))
+    assert out.reason == "timeout" and out.seconds < 3
+
+
+def test_a_process_left_behind_is_killed() -> None:
+    # even if the audit hook were gone, the session is killed when the task ends
+    before = _processes()
+    run("import time\ntime.sleep(0.1)\n")
+    assert _processes() <= before + 1
+
+
+@pytest.mark.skipif(subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip()
+                    != "0", reason="runs as root only")
+def test_as_root_the_code_runs_as_nobody() -> None:
+    if "+nobody" not in sandbox.isolation():
+        pytest.skip("no interpreter the unprivileged user can run")
+    out = run("import os\nassert os.getuid() == 65534, os.getuid()\n")
+    assert out.passed
