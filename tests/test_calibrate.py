@@ -66,16 +66,17 @@ def test_calibrate_command_stores_a_profile_estimate_uses(tmp_path, capsys) -> N
     true = calibrate.apply(DEFAULT, {"bw_eff": {"cuda:gddr": 0.5}})
     store = Store(tmp_path / "r.db")
     ids = []
-    for i, prompt in enumerate((256, 2048)):
+    for i, prompt in enumerate((256, 2048, 1024)):
         doc = synthetic_run("x", true, prompt, 128, random.Random(i))
         run_id = store.new_run("http://x", "m", "openai", doc["config"], None)
         level = store.new_level(run_id, 0, 1, None)
         store.set_summary(level, {k: v for k, v in doc["levels"][0].items()
                                   if k != "concurrency"})
         ids.append(run_id)
-    assert main(["calibrate", *ids, "--rig", "mine", "--db", str(tmp_path / "r.db"),
-                 "--json"]) == 0
+    assert main(["calibrate", *ids[:2], "--rig", "mine", "--holdout", ids[2], "--db",
+                 str(tmp_path / "r.db"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
+    assert doc["holdout_error_after"]["decode"] < doc["holdout_error_before"]["decode"]
     assert doc["params"]["bw_eff"]["cuda:gddr"] == pytest.approx(0.5, rel=0.05)
     assert doc["error_after"]["decode"] < doc["error_before"]["decode"]
     assert main(["estimate", "llama-3-8b", "--rig", "mine", "--json"]) == 0

@@ -7,13 +7,13 @@ carry the server's own answers into the next request.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
 
 from rigscope.bench.clients import Work
 from rigscope.errors import RigscopeError
+from rigscope.jsonl import read_objects
 
 WORDS = (
     "the of and to in is was for on that with as by at from his it an were are which this "
@@ -88,22 +88,10 @@ class Workload:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     items = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise RigscopeError(f"cannot read workload file {path}: {e.strerror}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError:
-            raise RigscopeError(f"{path}:{n}: not JSON") from None
-        if not isinstance(item, dict) or not (item.get("prompt") or item.get("messages")):
+    for n, item in read_objects(path, "workload file"):
+        if not (item.get("prompt") or item.get("messages")):
             raise RigscopeError(f"{path}:{n}: needs a 'prompt' or 'messages'")
         if "prompt" not in item:
             item["prompt"] = "\n".join(m.get("content", "") for m in item["messages"])
         items.append(item)
-    if not items:
-        raise RigscopeError(f"{path}: no requests")
     return items

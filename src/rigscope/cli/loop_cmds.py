@@ -67,9 +67,12 @@ def demo_cmd(url: str | None, model: str | None, model_spec: str | None, quick: 
 @click.command("calibrate")
 @click.argument("run_ids", nargs=-1, required=True)
 @click.option("--rig", "name", required=True, help="Name of the rig profile to store.")
+@click.option("--holdout", multiple=True, metavar="RUN",
+              help="A run not fitted on: report the error on it before and after (repeatable).")
 @db_option
 @click.option("--json", "as_json", is_flag=True)
-def calibrate_cmd(run_ids: tuple[str, ...], name: str, db: str | None, as_json: bool) -> None:
+def calibrate_cmd(run_ids: tuple[str, ...], name: str, holdout: tuple[str, ...],
+                  db: str | None, as_json: bool) -> None:
     """Fit the speed model to measured RUNS; estimate and plan then take --rig NAME."""
     from rigscope import calibrate
 
@@ -82,6 +85,10 @@ def calibrate_cmd(run_ids: tuple[str, ...], name: str, db: str | None, as_json: 
     path = calibrate.save_profile(name, hardware, changed, list(run_ids), before, after)
     doc = {"rig": name, "hardware": hardware, "params": changed, "observations": len(obs),
            "error_before": before, "error_after": after, "profile": str(path)}
+    if holdout:
+        held = [o for r in _runs(holdout, db) for o in calibrate.observations(r)]
+        doc["holdout_error_before"] = calibrate.errors(held, calibrate.DEFAULT)
+        doc["holdout_error_after"] = calibrate.errors(held, params)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
@@ -90,6 +97,10 @@ def calibrate_cmd(run_ids: tuple[str, ...], name: str, db: str | None, as_json: 
         b, a = before[kind], after[kind]
         if b is not None and a is not None:
             click.echo(f"  {kind}: median error {b:.1%} before, {a:.1%} after")
+        if holdout:
+            hb, ha = doc["holdout_error_before"][kind], doc["holdout_error_after"][kind]
+            if hb is not None and ha is not None:
+                click.echo(f"  {kind} on held-out runs: {hb:.1%} before, {ha:.1%} after")
     for field, table in changed.items():
         for key, value in table.items():
             click.echo(f"  {field}[{key}] = {value}")

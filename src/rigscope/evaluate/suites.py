@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rigscope.errors import RigscopeError
+from rigscope.jsonl import read_objects
 
 SUITES = ("code", "qa", "rag")
 CODE_INSTRUCTION = ("Write the Python code for this function. Reply with the complete code "
@@ -69,19 +69,9 @@ def load_suite(name: str) -> Suite:
 
 def _read_jsonl(path: Path) -> list[Task]:
     """Lines of {"prompt", "expected" | "accept" | "test", "id"?, "category"?}."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise RigscopeError(f"cannot read suite {path}: {e.strerror}") from None
     tasks = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            t = json.loads(line)
-        except ValueError:
-            raise RigscopeError(f"{path}:{n}: not JSON") from None
-        if not isinstance(t, dict) or not isinstance(t.get("prompt"), str):
+    for n, t in read_objects(path, "suite"):
+        if not isinstance(t.get("prompt"), str):
             raise RigscopeError(f"{path}:{n}: needs a 'prompt'")
         tid, cat = str(t.get("id", f"{path.stem}-{n}")), str(t.get("category", "custom"))
         if "test" in t:
@@ -94,8 +84,6 @@ def _read_jsonl(path: Path) -> list[Task]:
                               max_tokens=int(t.get("max_tokens", 64))))
         else:
             raise RigscopeError(f"{path}:{n}: needs 'expected' (or 'accept') or 'test'")
-    if not tasks:
-        raise RigscopeError(f"{path}: no tasks")
     return tasks
 
 

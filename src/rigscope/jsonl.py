@@ -1,0 +1,31 @@
+"""Reading the user's JSONL files: one JSON object a line, blank lines skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rigscope.errors import RigscopeError
+
+
+def read_objects(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a one-line error names the bad line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise RigscopeError(f"cannot read {what} {path}: {e.strerror}") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise RigscopeError(f"{path}:{n}: not JSON") from None
+        if not isinstance(obj, dict):
+            raise RigscopeError(f"{path}:{n}: expected a JSON object")
+        out.append((n, obj))
+    if not out:
+        raise RigscopeError(f"{path}: no {what} entries")
+    return out
