@@ -120,7 +120,8 @@ def fig_network(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
 
 
 def fig_predicted(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
-    rows = [(r, p) for r in runs for p in r["config"].get("prediction", {}).get("rows", [])]
+    rows = [(r, p) for r in runs for p in r["config"].get("prediction", {}).get("rows", [])
+            if "tok/s" in p["what"]]  # rates only: one axis, one unit
     if not rows:
         return None
     plt = _plt()
