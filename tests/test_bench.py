@@ -161,3 +161,14 @@ def test_bench_json_contract_and_runs_commands(fake_server, tmp_path, capsys) ->
     csv_out = capsys.readouterr().out.splitlines()
     assert csv_out[0].startswith("id,run_id,level_id,idx") and len(csv_out) == 11
     assert main(["runs", "show", "nope", "--db", db]) == 2
+
+
+def test_demo_against_your_own_server(fake_server, tmp_path, capsys) -> None:  # noqa: ANN001
+    pytest.importorskip("matplotlib")
+    srv = fake_server(ttft=0.002, itl=0.001)
+    report = tmp_path / "r.html"
+    assert main(["demo", "--url", srv.url, "--model", "fake-model", "--quick", "-o",
+                 str(report), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["runs"]) == 2 and doc["comparison"] == []  # no model spec: no prediction
+    assert report.exists() and "demo-chat" in report.read_text()

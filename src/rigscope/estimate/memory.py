@@ -153,7 +153,8 @@ def speed_fields(
 ) -> SpeedFields:
     """DeviceUse fields for a device holding `layers` (and the LM head when has_output).
 
-    share < 1 splits every tensor (tensor parallelism).
+    share < 1 splits every weight tensor (tensor parallelism); kv_cell is already what one
+    token occupies in one layer on this device.
     """
     swa = sum(1 for il in layers if model.is_swa_layer(il))
     read = sum(lw.active_per_layer[il] for il in layers) + (lw.output if has_output else 0)
@@ -161,8 +162,8 @@ def speed_fields(
         lw.output_params if has_output else 0)
     return SpeedFields(
         read_bytes=int(read * share), params=int(params * share),
-        kv_token_bytes=int((len(layers) - swa) * kv_cell * share),
-        swa_token_bytes=int(swa * kv_cell * share),
+        kv_token_bytes=(len(layers) - swa) * kv_cell,
+        swa_token_bytes=swa * kv_cell,
     )
 
 

@@ -300,7 +300,6 @@ def _vllm(req: Request, rig: Rig) -> MemoryEstimate:
     fits = shardable and pool >= need_gpu
     max_seqs = max(pool, 0) // (seq_tokens * per_token_gpu) if per_token_gpu else 0
     speed = mem.speed_fields(m, lw, range(m.layers), True, per_token_gpu // m.layers, 1 / tp)
-    speed["kv_token_bytes"] = per_token_gpu - speed["swa_token_bytes"]
     devices = [
         DeviceUse(id=g.id, capacity_bytes=g.usable_bytes, weights_bytes=w_gpu,
                   kv_bytes=max(pool, need_gpu), compute_bytes=act, overhead_bytes=overhead,
