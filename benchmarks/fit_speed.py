@@ -24,7 +24,7 @@ from rigscope.estimate.speed import DEFAULT, SpeedParams
 FREE = [
     ("bw_eff", "cuda:gddr", 0.2, 1.0), ("bw_eff", "cuda:hbm", 0.1, 1.0),
     ("bw_eff", "metal:unified", 0.2, 1.0), ("bw_eff", "metal:unified-2die", 0.2, 1.0),
-    ("bw_eff", "cpu:ram", 0.2, 3.0),
+    ("bw_eff", "cpu:ram", 0.2, 5.0), ("layer_s", "cpu", 0.0, 500e-6),
     ("family_bw", "cuda:f16", 0.5, 2.0), ("family_bw", "cuda:legacy", 0.5, 2.0),
     ("family_bw", "metal:f16", 0.5, 2.0), ("family_bw", "metal:q8", 0.5, 2.0),
     ("family_bw", "metal:legacy", 0.5, 2.0),
@@ -35,6 +35,7 @@ FREE = [
     ("pp_eff", "cuda:legacy", 0.05, 1.0),
     ("pp_eff", "metal:f16", 0.1, 1.0), ("pp_eff", "metal:legacy", 0.1, 1.0),
     ("pp_eff", "metal:q8", 0.1, 1.0), ("pp_eff", "cpu", 0.05, 3.0),
+    ("pp_eff", "cpu:q8", 0.05, 5.0),
     ("attn_eff", "cuda", 0.005, 1.0), ("hopper_peak", None, 0.2, 1.0),
 ]
 

@@ -84,3 +84,22 @@ def probe_speed(
         raise RuntimeError(f"llama-cpp-python failed: {out.stderr[-2000:]}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+_QUANTIZE = """
+import ctypes, sys, llama_cpp
+p = llama_cpp.llama_model_quantize_default_params()
+p.ftype = getattr(llama_cpp, "LLAMA_FTYPE_MOSTLY_" + sys.argv[3])
+p.allow_requantize = True
+sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(),
+                                        ctypes.byref(p)))
+"""
+
+
+def quantize(src: str | Path, dst: str | Path, mix: str = "Q8_0") -> Path:
+    """Write `src` requantized to `mix` (llama.cpp's quantizer through llama-cpp-python)."""
+    out = subprocess.run([sys.executable, "-c", _QUANTIZE, str(src), str(dst), mix],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"llama_model_quantize failed: {out.stderr[-2000:]}")
+    return Path(dst)

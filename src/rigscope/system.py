@@ -207,14 +207,16 @@ def apple_chip(run: Runner = run_command) -> list[Accelerator]:
 # --- CPU probes ---------------------------------------------------------------------
 
 
-def measure_ram_bandwidth(mib: int = 128, repeats: int = 4) -> float:
-    """GB/s one core reads from RAM: the best of `repeats` sums over a `mib` MiB array."""
+def measure_ram_bandwidth(mib: int = 128, repeats: int = 7) -> float:
+    """GB/s one core reads from RAM: the median of `repeats` sums over a `mib` MiB array
+    (the median, not the best, since a shared machine's bandwidth varies from read to read)."""
+    import statistics
+
     import numpy as np
 
     data = np.ones(mib * 2**20 // 8)
     data.sum()  # fault the pages in first
-    best = min(_timed(data.sum) for _ in range(repeats))
-    return data.nbytes / best / 1e9
+    return data.nbytes / statistics.median(_timed(data.sum) for _ in range(repeats)) / 1e9
 
 
 def measure_cpu_tflops(n: int = 1024, repeats: int = 5) -> float:
