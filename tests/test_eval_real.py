@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rigscope.cli import main
+from rigscope.demo import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,6 @@ def start(gguf: Path, port: int, alias: str) -> subprocess.Popen[bytes]:
 def test_eval_two_quantizations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("llama_cpp.server")
     from conftest import smollm2_path
-    from test_bench_real import free_port
 
     src = smollm2_path()
     if src is None:

@@ -53,7 +53,7 @@ def smollm2_gguf() -> Path:
     return found[0]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -65,7 +65,7 @@ def llama_server(gguf: Path, context: int, log: Path) -> Iterator[str]:
     if importlib.util.find_spec("llama_cpp") is None:
         raise RigscopeError("the demo needs llama-cpp-python[server] (scripts/demo installs "
                             "it)", exit_code=1)
-    port = _free_port()
+    port = free_port()
     threads = str(os.cpu_count() or 1)
     with log.open("w") as out:
         proc = subprocess.Popen(

@@ -32,7 +32,6 @@ class Event:
     content: str = ""
     usage: dict[str, Any] | None = None
     server: dict[str, float] = field(default_factory=dict)
-    done: bool = False
     top_logprobs: tuple[dict[str, float], ...] = ()
 
 
@@ -113,7 +112,7 @@ class LlamaCpp(Api):
             usage = {"completion_tokens": obj.get("tokens_predicted"),
                      "prompt_tokens": obj.get("tokens_evaluated")}
         return Event(content=obj.get("content") or "", usage=usage,
-                     server=_llamacpp_timings(obj.get("timings")), done=bool(obj.get("stop")))
+                     server=_llamacpp_timings(obj.get("timings")))
 
 
 def _llamacpp_timings(t: dict[str, Any] | None) -> dict[str, float]:
@@ -140,7 +139,7 @@ class OllamaGenerate(Api):
                   if isinstance(obj.get(k), int | float)}
         usage = {"completion_tokens": obj.get("eval_count"),
                  "prompt_tokens": obj.get("prompt_eval_count")}  # absent when cached
-        return Event(content=content, usage=usage, server=server, done=True)
+        return Event(content=content, usage=usage, server=server)
 
 
 class OllamaChat(OllamaGenerate):

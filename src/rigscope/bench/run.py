@@ -73,8 +73,6 @@ async def prepare(config: BenchConfig) -> Target:
     pool = Pool(config.url)
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     api_name = config.api or await detect_api(pool, headers)
-    if api_name == "openai-chat":
-        api_name = "openai"
     if api_name not in APIS:
         raise RigscopeError(f"unknown api {api_name!r}; valid: {', '.join(APIS)}")
     try:

@@ -41,7 +41,7 @@ class LiveProgress:
         return Callbacks(level_started=self.started, request_done=self.done)
 
     def started(self, name: str, total: int | None) -> None:
-        self.ttfts, self.tokens, self.first, self.errors = [], 0, None, 0
+        self.ttfts, self.tokens, self.first, self.last, self.errors = [], 0, None, 0.0, 0
         self.task = self.bar.add_task(name, total=total, live="")
 
     def done(self, r: RequestResult) -> None:

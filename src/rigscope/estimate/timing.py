@@ -47,13 +47,13 @@ def estimate_speed(
     batch = est.batch
     mid = prompt_tokens + output_tokens / 2  # decode cost is linear in context: the mean
     step = sp.decode_step_seconds(est, mid, batch, p)
-    first_step = sp.decode_step_seconds(est, prompt_tokens, batch, p)
     n_prefill = max(prompt_tokens, 1)
     prefill_s = sp.prefill_seconds(est, n_prefill, p)
     upload = (prompt_tokens * REQUEST_BYTES_PER_TOKEN + 1024) / (net.gbs * 1e9)
     stream = output_tokens * CHUNK_BYTES / (net.gbs * 1e9)
     net_first = net.connect_s + upload + net.rtt_s / 2
-    ttft = net_first + (prefill_s if prompt_tokens else first_step)
+    # without a prompt the first token costs one decode step
+    ttft = net_first + (prefill_s if prompt_tokens else sp.decode_step_seconds(est, 0, batch, p))
     e2e = ttft + max(output_tokens - 1, 0) * step + stream
     load, load_basis = _load_seconds(est, disk)
     parts = sp.parts(est)

@@ -67,7 +67,7 @@ class EndpointResult:
     error: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        scored = [a for a in self.answers]
+        scored = self.answers
         passed = sum(a.passed for a in scored)
         total = len(scored)
         ok = [a.result for a in scored if a.result.status == "ok"]
