@@ -1,5 +1,5 @@
-"""Measure this machine: RAM bandwidth and matmul probes, then llama.cpp (llama-cpp-python) on
-the SmolLM2-135M GGUF at Q4_1 and requantized to Q8_0: pp512 and tg128. Appends the rows to
+"""Measure this machine: RAM bandwidth and matmul probes, then llama.cpp (llama-bench, built
+here) on the SmolLM2-135M GGUF at Q4_1 and requantized to Q8_0: pp512 and tg128. Appends the rows to
 benchmarks/data/own_measurements.jsonl (the speed fit reads them) unless --dry-run.
 
     .venv/bin/python benchmarks/measure_cpu.py [--dry-run]
@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from rigscope.demo import smollm2_gguf
-from rigscope.llamacpp_probe import probe_speed, quantize
+from rigscope.llamacpp.locate import build_record
+from rigscope.llamacpp.probe import probe_speed, quantize
 from rigscope.system import measure_cpu_tflops, measure_ram_bandwidth
 
 OUT = Path(__file__).resolve().parent / "data" / "own_measurements.jsonl"
@@ -28,6 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     gbs, tflops = measure_ram_bandwidth(), measure_cpu_tflops()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    build = (build_record() or {}).get("isa", "unknown build")
     print(f"probes: RAM {gbs:.2f} GB/s (one core, read), matmul {tflops * 1e3:.1f} GFLOPS (F32)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -41,7 +43,7 @@ def main() -> None:
                 {"model": "smollm2", "quant": quant, "gpus": [], "test": test, "n": n,
                  "tokens_per_s": round(speed[test], 2), "cpu_gbs": round(gbs, 2),
                  "cpu_tflops": round(tflops, 4),
-                 "source": f"own: llama-cpp-python 0.3.36 on {machine}, "
+                 "source": f"own: llama-bench ({build}) on {machine}, "
                  f"{dt.date.today().isoformat()}"}
                 for test, n in (("pp", 512), ("tg", 128))
             ]

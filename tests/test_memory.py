@@ -7,13 +7,15 @@ import pytest
 from conftest import GIB, MIB, model, rig
 from rigscope.api import estimate
 
-# Llama-3-8B Q4_K_M, n_ctx 8192, f16 KV, flash attention off (2024 builds), from
-# XiongjieDai/GPU-Benchmarks-on-LLM-Inference notebooks via reference-facts.md.
+# Llama-3-8B Q4_K_M, n_ctx 8192, f16 KV, flash attention off, logits reserved for a whole
+# ubatch (2024 builds), from XiongjieDai/GPU-Benchmarks-on-LLM-Inference notebooks via
+# reference-facts.md.
 
 
 def est8b(*gpus: str, **kw):  # noqa: ANN201
     kw.setdefault("context", 8192)
     kw.setdefault("flash_attn", False)
+    kw.setdefault("outputs", "ubatch")
     return estimate(model("llama-3-8b"), rig(*gpus), quant="Q4_K_M", **kw)
 
 

@@ -52,6 +52,8 @@ def estimate(
     batch: int = 1,
     kv_type: str = "f16",
     flash_attn: bool | None = None,
+    repack: bool = True,
+    outputs: str = "sequences",
 ) -> MemoryEstimate:
     """Memory per device for `model` on `rig`: weights, KV cache, compute, overhead, fit."""
     family = engine_family(engine)
@@ -61,16 +63,19 @@ def estimate(
         raise RigscopeError(f"invalid context {ctx}; must be positive")
     if batch <= 0:
         raise RigscopeError(f"invalid batch {batch}; must be positive")
+    if outputs not in ("sequences", "ubatch"):
+        raise unknown("outputs", outputs, ("sequences", "ubatch"))
     fa = True if flash_attn is None else flash_attn
     req = Request(model=model, quant=q, engine=family, context=ctx, batch=batch,
-                  kv_type=kv_type.lower(), flash_attn=fa)
+                  kv_type=kv_type.lower(), flash_attn=fa, repack=repack,
+                  outputs=outputs)
     est = estimate_memory(req, rig)
     notes = []
     if engine.lower() == "ollama":
         notes.append("Ollama runs llama.cpp: llama.cpp's memory rules apply")
     if family == "llama.cpp" and flash_attn is None:
         notes.append("flash attention on, as llama-server's default '-fa auto' turns it on "
-                     "(--flash-attn off for older builds and llama-cpp-python's default)")
+                     "(--flash-attn off for builds before mid-2025)")
     if model.max_context and ctx > model.max_context:
         notes.append(f"context {ctx} exceeds the model's trained {model.max_context}")
     return dataclasses.replace(est, engine=engine.lower(), basis=est.basis + tuple(notes))
@@ -125,6 +130,8 @@ def estimate_json(est: MemoryEstimate, speed: SpeedEstimate | None = None) -> di
         "flash_attn": est.flash_attn,
         "memory": {
             "weights_bytes": est.weights_bytes,
+            "repacked_bytes": est.repacked_bytes,
+            "reclaimable_bytes": est.reclaimable_bytes,
             "kv_cache_bytes": est.kv_cache_bytes,
             "compute_bytes": est.compute_bytes,
             "overhead_bytes": est.overhead_bytes,

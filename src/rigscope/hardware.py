@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -18,16 +19,35 @@ DEFAULT_RAM_GBS = 64.0  # host RAM bandwidth assumed when not measured: dual-cha
 DEFAULT_CPU_TFLOPS = 1.0  # CPU matmul throughput assumed when not measured (8-16 AVX2 cores)
 
 
+DEFAULT_CPU_FEATURES = ("avx2",)  # a typical x86-64 desktop or server CPU, llama.cpp's build
+CPU_ISAS = {  # --cpu-isa: ggml's compile-time features of the llama.cpp build on that CPU
+    "none": (), "avx2": ("avx2",), "avx512": ("avx2", "avx512"),
+    "amx": ("avx2", "avx512", "amx"), "neon": ("neon",), "neon-dotprod": ("neon", "dotprod"),
+    "neon-i8mm": ("neon", "dotprod", "i8mm"),
+}
+
+
 def cpu_accelerator(
-    memory_bytes: int, bandwidth_gbs: float | None = None, tflops: float | None = None
+    memory_bytes: int, bandwidth_gbs: float | None = None, tflops: float | None = None,
+    features: tuple[str, ...] | None = None, features_source: str = "",
 ) -> Accelerator:
-    """The CPU with its RAM. Unmeasured bandwidth and FLOPS take typical desktop values."""
+    """The CPU with its RAM. Unmeasured bandwidth, FLOPS and features take typical values."""
     return Accelerator(
         id="cpu", name="CPU (system RAM)", backend="cpu", memory_bytes=memory_bytes,
         usable_bytes=memory_bytes, bandwidth_gbs=bandwidth_gbs or DEFAULT_RAM_GBS,
         fp16_tflops=tflops or DEFAULT_CPU_TFLOPS, hw_class="ram",
         memory_source="measured" if bandwidth_gbs else "assumed",
+        cpu_features=DEFAULT_CPU_FEATURES if features is None else features,
+        cpu_features_source=features_source or (
+            "assumed: an x86-64 CPU with AVX2; --cpu-isa sets it" if features is None
+            else "given"),
     )
+
+
+def apple_host(memory_bytes: int) -> Accelerator:
+    """The CPU side of an Apple chip: the same unified memory; NEON with dot product."""
+    return cpu_accelerator(memory_bytes, features=("neon", "dotprod"),
+                           features_source="Apple silicon (NEON with dot product)")
 
 
 def parse_gpu(spec: str) -> list[Accelerator]:
@@ -58,10 +78,13 @@ def parse_gpu(spec: str) -> list[Accelerator]:
 
 
 def parse_rig(
-    gpu_specs: Sequence[str] = (), cpu: str | bool | None = None, ram: str | None = None
+    gpu_specs: Sequence[str] = (), cpu: str | bool | None = None, ram: str | None = None,
+    cpu_isa: str | None = None,
 ) -> Rig:
     """A rig from --gpu specs, or CPU only (--cpu [SIZE]), or the local machine."""
     host_ram = parse_size(ram) if ram else None
+    if cpu_isa is not None and cpu_isa not in CPU_ISAS:
+        raise unknown("CPU ISA", cpu_isa, CPU_ISAS)
     if cpu is not None and cpu is not False:
         if gpu_specs:
             raise RigscopeError("--cpu means CPU only; drop it or the --gpu options")
@@ -69,8 +92,15 @@ def parse_rig(
         if size is None:  # this machine: measure its RAM bandwidth and matmul rate
             from rigscope.system import local_cpu
 
-            return Rig(devices=(), host=local_cpu(host_ram))
-        return Rig(devices=(), host=cpu_accelerator(size))
+            host = local_cpu(host_ram)
+            if cpu_isa is not None:
+                host = dataclasses.replace(host, cpu_features=CPU_ISAS[cpu_isa],
+                                           cpu_features_source=f"--cpu-isa {cpu_isa}")
+            return Rig(devices=(), host=host)
+        features = CPU_ISAS[cpu_isa] if cpu_isa is not None else None
+        return Rig(devices=(), host=cpu_accelerator(
+            size, features=features,
+            features_source=f"--cpu-isa {cpu_isa}" if cpu_isa else ""))
     if not gpu_specs:
         from rigscope.system import local_rig
 
@@ -86,7 +116,7 @@ def parse_rig(
     if apple and len(devices) > 1:
         raise RigscopeError("an Apple chip cannot be combined with other GPUs in one rig")
     if apple:
-        return Rig(devices=tuple(devices), host=cpu_accelerator(apple[0].memory_bytes))
+        return Rig(devices=tuple(devices), host=apple_host(apple[0].memory_bytes))
     return Rig(
         devices=tuple(devices), host=cpu_accelerator(host_ram or DEFAULT_HOST_RAM),
         host_default=host_ram is None,

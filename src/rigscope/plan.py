@@ -16,7 +16,7 @@ from rigscope.api import estimate
 from rigscope.errors import RigscopeError
 from rigscope.estimate.speed import DEFAULT, SpeedParams
 from rigscope.estimate.timing import estimate_speed
-from rigscope.hardware import cpu_accelerator
+from rigscope.hardware import apple_host, cpu_accelerator
 from rigscope.prices import Price
 from rigscope.specs import MemoryEstimate, ModelSpec, Quant, Rig, SpeedEstimate
 from rigscope.units import GIB
@@ -126,7 +126,7 @@ def candidate_rigs(gpu_count_max: int = 8, ids: Iterable[str] | None = None) -> 
         if wanted is None or chip in wanted:
             for gb in apple_memory_options(chip):
                 a = apple_accelerator(chip, gb)
-                rigs.append(Rig(devices=(a,), host=cpu_accelerator(a.memory_bytes)))
+                rigs.append(Rig(devices=(a,), host=apple_host(a.memory_bytes)))
     if wanted is None or "cpu" in wanted:
         rigs += [Rig(devices=(), host=cpu_accelerator(gb * GB)) for gb in CPU_RAM_SIZES]
     return rigs

@@ -15,6 +15,7 @@ class Tensor:
     layer: int | None = None
     ggml_type: str | None = None  # exact type when read from a GGUF file
     nbytes: int | None = None  # exact size when read from a GGUF file
+    offset: int | None = None  # where its data starts in the GGUF file
 
     @property
     def n_elements(self) -> int:
@@ -127,6 +128,10 @@ class Accelerator:
     source: str = ""
     arch: str = ""
     cores: int = 0  # Apple GPU cores
+    # CPU only: ggml's compile-time CPU features of the llama.cpp build that runs here (avx2,
+    # avx512, amx, neon, dotprod, i8mm); they decide which weights llama.cpp repacks
+    cpu_features: tuple[str, ...] = ()
+    cpu_features_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,10 @@ class DeviceUse:
     compute_bytes: int = 0
     overhead_bytes: int = 0
     layers: int = 0
+    # of weights_bytes: mapped file pages whose tensors were repacked into a resident copy
+    # (page cache the kernel may reclaim), and the repacked copies themselves
+    reclaimable_bytes: int = 0
+    repacked_bytes: int = 0
     # what one decoded token touches here, for the speed model
     read_bytes: int = 0  # weight bytes read per token (MoE: active experts; no embedding rows)
     params: int = 0  # weights multiplied per token (2 FLOPs each)
@@ -179,8 +188,13 @@ class DeviceUse:
         return self.weights_bytes + self.kv_bytes + self.compute_bytes + self.overhead_bytes
 
     @property
+    def resident_bytes(self) -> int:
+        """What must stay in memory: used minus page cache the kernel may drop."""
+        return self.used_bytes - self.reclaimable_bytes
+
+    @property
     def fits(self) -> bool:
-        return self.used_bytes <= self.capacity_bytes
+        return self.resident_bytes <= self.capacity_bytes
 
 
 @dataclass(frozen=True)
@@ -219,6 +233,14 @@ class MemoryEstimate:
     @property
     def total_bytes(self) -> int:
         return sum(p.used_bytes for p in self.parts)
+
+    @property
+    def repacked_bytes(self) -> int:
+        return sum(p.repacked_bytes for p in self.parts)
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        return sum(p.reclaimable_bytes for p in self.parts)
 
 
 @dataclass(frozen=True)

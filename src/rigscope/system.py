@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,10 +45,14 @@ class SystemInfo:
     gpus: tuple[Accelerator, ...]
     notes: tuple[str, ...] = field(default=())
 
+    cpu_features: tuple[str, ...] = ()
+    cpu_features_source: str = ""
+
     def rig(self, host_ram: int | None = None) -> Rig:
         from rigscope.hardware import cpu_accelerator
 
-        host = cpu_accelerator(host_ram or self.ram_bytes, self.ram_gbs, self.cpu_tflops)
+        host = cpu_accelerator(host_ram or self.ram_bytes, self.ram_gbs, self.cpu_tflops,
+                               self.cpu_features, self.cpu_features_source)
         return Rig(devices=self.gpus, host=host)
 
 
@@ -76,6 +81,40 @@ def cpu_model(run: Runner = run_command) -> str:
         pass
     out = run(["sysctl", "-n", "machdep.cpu.brand_string"])
     return (out or platform.processor() or platform.machine()).strip()
+
+
+def features_from_flags(flags: set[str]) -> tuple[str, ...]:
+    """ggml's CPU features a native llama.cpp build would have on a CPU with these flags."""
+    out = []
+    if "avx2" in flags:
+        out.append("avx2")
+    if "avx512f" in flags:
+        out.append("avx512")
+    if {"amx_tile", "amx_int8"} <= flags:
+        out.append("amx")
+    if "asimd" in flags:
+        out.append("neon")
+        out += [f for f, flag in (("dotprod", "asimddp"), ("i8mm", "i8mm")) if flag in flags]
+    return tuple(out)
+
+
+def local_cpu_features() -> tuple[tuple[str, ...], str]:
+    """(features, where they come from): the llama.cpp rigscope built here, else this CPU's
+    flags as a native build would use them."""
+    from rigscope.llamacpp.build import cpu_flags
+    from rigscope.llamacpp.locate import build_record
+
+    record = build_record()
+    if record is not None and isinstance(record.get("features"), list):
+        return tuple(record["features"]), f"the llama.cpp built here: {record.get('isa')}"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = cpu_flags(f.read())
+    except OSError:
+        flags = set()
+    if platform.machine().lower() in ("arm64", "aarch64") and sys.platform == "darwin":
+        flags |= {"asimd", "asimddp"}
+    return features_from_flags(flags), "this CPU's flags, as a native llama.cpp build uses them"
 
 
 # --- GPUs ---------------------------------------------------------------------------
@@ -269,10 +308,12 @@ def detect(run: Runner = run_command, measure: bool = True, refresh: bool = Fals
     notes = []
     if not gpus:
         notes.append("no GPU detected: planning for the CPU and its RAM")
+    features, source = local_cpu_features()
     return SystemInfo(
         os=f"{platform.system()} {platform.release()}", cpu_model=model,
         cpu_cores=os.cpu_count() or 1, ram_bytes=local_ram_bytes(run), ram_gbs=gbs,
-        cpu_tflops=tflops, gpus=tuple(gpus), notes=tuple(notes),
+        cpu_tflops=tflops, gpus=tuple(gpus), notes=tuple(notes), cpu_features=features,
+        cpu_features_source=source,
     )
 
 
@@ -281,7 +322,8 @@ def local_cpu(ram: int | None = None) -> Accelerator:
     from rigscope.hardware import cpu_accelerator
 
     gbs, tflops = measured_cpu(cpu_model())
-    return cpu_accelerator(ram or local_ram_bytes(), gbs, tflops)
+    features, source = local_cpu_features()
+    return cpu_accelerator(ram or local_ram_bytes(), gbs, tflops, features, source)
 
 
 def local_rig(host_ram: int | None = None) -> Rig:

@@ -25,6 +25,7 @@ class Work:
     messages: tuple[dict[str, str], ...] = ()
     seed: int = 0
     logprobs: int = 0  # ask for this many top log-probabilities per token (0: none)
+    prompt_tokens: int | None = None  # the intended prompt size, when the workload knows it
 
 
 @dataclass(frozen=True)

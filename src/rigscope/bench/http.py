@@ -175,6 +175,16 @@ class Pool:
         self._all.add(conn)
         return conn
 
+    async def reachable(self) -> str | None:
+        """None when a fresh connection opens; else why not ('connect_error: ... refused')."""
+        t = Timings(start=self.clock())
+        try:
+            conn = await self._open(t)
+        except HTTPFailure as e:
+            return f"{e.reason}: {e.detail}" if e.detail else e.reason
+        self._discard(conn)
+        return None
+
     def _release(self, conn: _Conn) -> None:
         if conn in self._all:
             self._idle.append(conn)

@@ -17,6 +17,22 @@ from rigscope.bench.metrics import RequestResult
 from rigscope.bench.workloads import Workload
 
 TURNS = 4  # requests per conversation for chat and agent workloads
+# failures after which the client checks whether the server is still there
+GONE_REASONS = {"connect_error", "connect_timeout", "connection_reset", "stalled", "timeout",
+                "empty_response"}
+
+
+class ServerGone(Exception):
+    """The server stopped answering (or its supervised process died) during a level."""
+
+    def __init__(self, why: str, index: int, work: Work, results: list[RequestResult]) -> None:
+        super().__init__(why)
+        self.why, self.index, self.work, self.results = why, index, work, results
+
+    def during(self) -> str:
+        size = (f"a {self.work.prompt_tokens:,}-token prompt" if self.work.prompt_tokens
+                else f"a {len(self.work.prompt.split()):,}-word prompt")
+        return f"during request {self.index + 1} ({size})"
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,19 @@ class Target:
     fixed_length: bool = True
     timeout: float = 600.0
     stall_timeout: float = 60.0
+    # a supervised server's death, in words (None while it runs); see llamacpp.server
+    watch: Callable[[], str | None] | None = None
+
+    async def gone(self) -> str | None:
+        """Why the server is gone (its process died, or it refuses connections), or None."""
+        if self.watch is not None:
+            for _ in range(20):  # a dying process closes its sockets a moment before it exits
+                if (why := self.watch()) is not None:
+                    return why
+                if await self.pool.reachable() is None:
+                    return None
+                await asyncio.sleep(0.05)
+        return await self.pool.reachable()
 
     async def send(self, work: Work, index: int, intended: float, warmup: bool
                    ) -> RequestResult:
@@ -50,7 +79,11 @@ class Target:
 async def run_level(target: Target, workload: Workload, spec: LevelSpec,
                     on_result: Callable[[RequestResult], None], seed: int = 0
                     ) -> list[RequestResult]:
-    """Run one level; each finished request goes to on_result at once."""
+    """Run one level; each finished request goes to on_result at once.
+
+    A failure that means the server may be gone is checked at once; if it is, the level
+    stops (in-flight requests are cancelled) and ServerGone carries what completed.
+    """
     clock = target.pool.clock
     total = None if spec.requests is None else spec.requests + spec.warmup
     t0 = clock()
@@ -69,43 +102,55 @@ async def run_level(target: Target, workload: Workload, spec: LevelSpec,
         r = await target.send(work, i, intended, i < spec.warmup)
         results.append(r)
         on_result(r)
+        if r.status != "ok" and r.reason in GONE_REASONS:
+            why = await target.gone()
+            if why is not None:
+                raise ServerGone(why, i, work, results)
         return r
 
     conversational = workload.kind in ("chat", "agent") and workload.items is None
-    if spec.rate is None:  # closed loop
-        conversations = 0
+    conversations = 0
 
-        async def worker() -> None:
-            nonlocal conversations
-            while True:
-                if conversational:
-                    conv, conversations = conversations, conversations + 1
-                    answer = None
-                    for turn in range(TURNS):
-                        i = more()
-                        if i is None:
-                            return
-                        r = await one(i, workload.next_turn(conv, turn, answer), clock())
-                        answer = r.text if r.status == "ok" else ""
-                else:
+    async def worker() -> None:  # closed loop: one request in flight per worker
+        nonlocal conversations
+        while True:
+            if conversational:
+                conv, conversations = conversations, conversations + 1
+                answer = None
+                for turn in range(TURNS):
                     i = more()
                     if i is None:
                         return
-                    await one(i, workload.make(i), clock())
+                    r = await one(i, workload.next_turn(conv, turn, answer), clock())
+                    answer = r.text if r.status == "ok" else ""
+            else:
+                i = more()
+                if i is None:
+                    return
+                await one(i, workload.make(i), clock())
 
-        await asyncio.gather(*(worker() for _ in range(spec.concurrency or 1)))
-        return results
-    rng = random.Random(seed)
-    tasks = []
-    intended = t0
-    while (i := more()) is not None:
-        delay = intended - clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, workload.make(i), intended)))
-        gap = rng.expovariate(spec.rate) if spec.poisson else 1 / spec.rate
-        intended += gap
-        if deadline and intended >= deadline:
-            break
-    await asyncio.gather(*tasks)
+    async def schedule(group: asyncio.TaskGroup) -> None:  # open loop: sends on a clock
+        rng = random.Random(seed)
+        rate, intended = spec.rate or 1.0, t0
+        while (i := more()) is not None:
+            delay = intended - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            group.create_task(one(i, workload.make(i), intended))
+            intended += rng.expovariate(rate) if spec.poisson else 1 / rate
+            if deadline and intended >= deadline:
+                return
+
+    try:
+        async with asyncio.TaskGroup() as group:  # a ServerGone cancels the rest
+            if spec.rate is None:
+                for _ in range(spec.concurrency or 1):
+                    group.create_task(worker())
+            else:
+                await schedule(group)
+    except ExceptionGroup as eg:
+        gone = [e for e in eg.exceptions if isinstance(e, ServerGone)]
+        if gone:
+            raise gone[0] from None
+        raise
     return results

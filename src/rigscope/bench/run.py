@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rigscope.bench.clients import APIS, detect_api, served_models
 from rigscope.bench.http import HTTPFailure, Pool
-from rigscope.bench.load import LevelSpec, Target, run_level
+from rigscope.bench.load import LevelSpec, ServerGone, Target, run_level
 from rigscope.bench.metrics import RequestResult, Slo, summarize
 from rigscope.bench.workloads import Workload
 from rigscope.errors import RigscopeError
@@ -100,13 +100,18 @@ def meets(summary: dict[str, Any], slo: Slo) -> bool:
 
 
 async def run_bench(config: BenchConfig, store: Store, progress: Progress | None = None,
-                    run_id_out: list[str] | None = None) -> str:
-    """Run every level; returns the run id. Each request is committed as it finishes."""
+                    run_id_out: list[str] | None = None,
+                    watch: Callable[[], str | None] | None = None) -> str:
+    """Run every level; returns the run id. Each request is committed as it finishes.
+
+    watch: for a server this process supervises, its death in words (None while it runs).
+    """
     progress = progress or Progress()
     path = Path(config.workload) if config.workload.endswith(".jsonl") else None
     workload = Workload("file" if path else config.workload, config.prompt_tokens,
                         config.output_tokens, config.seed, path)
     target = await prepare(config)
+    target.watch = watch
     run_id = store.new_run(config.url, config.model, target.api.name, config.public(),
                            config.label)
     if run_id_out is not None:
@@ -128,7 +133,15 @@ async def run_bench(config: BenchConfig, store: Store, progress: Progress | None
                 store.add_request(run_id, level_id, r)
                 progress.request_done(r)
 
-            results = await run_level(target, workload, spec, done, config.seed + position)
+            try:
+                results = await run_level(target, workload, spec, done, config.seed + position)
+            except ServerGone as gone:
+                store.set_summary(level_id, summarize(gone.results, config.slo))
+                kept = sum(1 for r in gone.results if r.status == "ok")
+                raise RigscopeError(
+                    f"{config.url} stopped answering at {name}, {gone.during()}: {gone.why}; "
+                    f"the {kept} requests completed before are kept in run {run_id}",
+                    exit_code=1) from None
             summary = summarize(results, config.slo)
             store.set_summary(level_id, summary)
             progress.level_done(summary)
@@ -145,6 +158,9 @@ async def run_bench(config: BenchConfig, store: Store, progress: Progress | None
             for c in config.concurrency:
                 await level(replace(base, concurrency=c))
         status = "done"
+    except RigscopeError:
+        status = "failed"
+        raise
     finally:
         store.finish_run(run_id, status)
         await target.pool.close()
@@ -170,16 +186,18 @@ async def _search(level: Callable[[LevelSpec], Any], slo: Slo, base: LevelSpec) 
             bad = mid
 
 
-def run(config: BenchConfig, store: Store, progress: Progress | None = None) -> tuple[str, bool]:
+def run(config: BenchConfig, store: Store, progress: Progress | None = None,
+        watch: Callable[[], str | None] | None = None) -> tuple[str, bool]:
     """Run in a fresh event loop (uvloop when installed). (run id, completed)."""
     ids: list[str] = []
     try:
-        try:
-            import uvloop
+        import uvloop
 
-            uvloop.run(run_bench(config, store, progress, ids))
-        except ImportError:
-            asyncio.run(run_bench(config, store, progress, ids))
+        runner: Callable[[Coroutine[Any, Any, str]], str] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        runner(run_bench(config, store, progress, ids, watch))
     except KeyboardInterrupt:
         if not ids:
             raise

@@ -52,22 +52,25 @@ class Workload:
         if self.items is not None:
             item = self.items[i % len(self.items)]
             return Work(prompt=item["prompt"], output_tokens=int(item.get("output_tokens", out)),
-                        messages=tuple(item.get("messages", ())), seed=self.seed + i)
+                        messages=tuple(item.get("messages", ())), seed=self.seed + i,
+                        prompt_tokens=item.get("prompt_tokens"))
         rng = random.Random(f"{self.seed}:{i}")
         if self.kind == "synthetic":
-            return Work(prompt=words(rng, n), output_tokens=out, seed=self.seed + i)
+            return Work(prompt=words(rng, n), output_tokens=out, seed=self.seed + i,
+                        prompt_tokens=n)
         if self.kind == "rag":  # retrieved documents, then a question; short answer
             docs = [f"Document {d + 1}: {words(rng, max(n // 4, 32))}" for d in range(4)]
             q = f"Using only the documents above, answer: what is {words(rng, 6)}?"
             return Work(prompt="\n\n".join(docs) + "\n\n" + q, output_tokens=out,
-                        seed=self.seed + i)
+                        seed=self.seed + i, prompt_tokens=n)
         if self.kind == "code":
             body = "\n".join(f"def f{k}(x):\n    return x + {k}  # {words(rng, 6)}"
                              for k in range(max(n // 24, 1)))
             return Work(prompt=f"{body}\n\n# Write a function that combines f0..f3:\n",
-                        output_tokens=out, seed=self.seed + i)
+                        output_tokens=out, seed=self.seed + i, prompt_tokens=n)
         # chat and agent: a conversation whose context grows with every turn
-        return Work(prompt=words(rng, n), output_tokens=out, seed=self.seed + i)
+        return Work(prompt=words(rng, n), output_tokens=out, seed=self.seed + i,
+                    prompt_tokens=n)
 
     def next_turn(self, conversation: int, turn: int, answer: str | None) -> Work:
         """The next request of a multi-turn conversation (chat) or dependent loop (agent)."""

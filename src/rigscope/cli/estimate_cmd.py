@@ -28,9 +28,10 @@ from rigscope.cli.options import flash, model_options, rig_options
               "hardware, unless --gpu/--cpu say otherwise, and its speed constants.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the contract).")
 def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
-                 flash_attn: str | None, context: str, batch: int, prompt_tokens: int,
-                 output_tokens: int, disk: str, network: str, gpus: tuple[str, ...],
-                 cpu: str | None, ram: str | None, rig_name: str | None, as_json: bool) -> None:
+                 flash_attn: str | None, repack: str, outputs: str, context: str, batch: int,
+                 prompt_tokens: int, output_tokens: int, disk: str, network: str,
+                 gpus: tuple[str, ...], cpu: str | None, ram: str | None, cpu_isa: str | None,
+                 rig_name: str | None, as_json: bool) -> None:
     """Memory and speed of MODEL (catalog id, HF repo id, config.json, model dir or .gguf)."""
     from rigscope.api import estimate, estimate_speed
     from rigscope.estimate.speed import DEFAULT
@@ -45,10 +46,11 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
         params, hardware = profile_params(rig_name)
         if not gpus and cpu is None:
             gpus, cpu = rig_args(hardware)
-    rig = parse_rig(gpus, cpu, ram)
+    rig = parse_rig(gpus, cpu, ram, cpu_isa)
     spec = resolve_model(model)
     est = estimate(spec, rig, quant=quant, engine=engine, context=parse_tokens(context),
-                   batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn))
+                   batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn),
+                   repack=repack == "on", outputs=outputs)
     speed = estimate_speed(est, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                            disk=disk, network=network, p=params) if est.runs else None
     if as_json:
@@ -71,8 +73,9 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
 @rig_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
-                    flash_attn: str | None, batches: str, gpus: tuple[str, ...],
-                    cpu: str | None, ram: str | None, as_json: bool) -> None:
+                    flash_attn: str | None, repack: str, outputs: str, batches: str,
+                    gpus: tuple[str, ...], cpu: str | None, ram: str | None,
+                    cpu_isa: str | None, as_json: bool) -> None:
     """Largest context that fits, for each number of parallel sequences."""
     from rigscope.api import max_context
     from rigscope.errors import RigscopeError
@@ -85,11 +88,12 @@ def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
         raise RigscopeError(f"invalid --batch {batches!r}; use e.g. 1,2,4") from None
     if not counts or min(counts) <= 0:
         raise RigscopeError(f"invalid --batch {batches!r}; counts must be positive")
-    rig = parse_rig(gpus, cpu, ram)
+    rig = parse_rig(gpus, cpu, ram, cpu_isa)
     spec = resolve_model(model)
     rows = [
         {"batch": b, "max_context": max_context(spec, rig, batch=b, quant=quant, engine=engine,
-                                                kv_type=kv_type, flash_attn=flash(flash_attn))}
+                                                kv_type=kv_type, flash_attn=flash(flash_attn),
+                                                repack=repack == "on", outputs=outputs)}
         for b in counts
     ]
     if as_json:

@@ -11,6 +11,10 @@ F = Callable[..., Any]
 
 
 def rig_options(f: F) -> F:
+    f = click.option("--cpu-isa", type=click.Choice(["none", "avx2", "avx512", "amx", "neon",
+                                                     "neon-dotprod", "neon-i8mm"]),
+                     help="CPU features of the llama.cpp build on a --cpu rig (decides which "
+                          "weights it repacks; default: this machine's build, else avx2).")(f)
     f = click.option("--ram", metavar="SIZE",
                      help="Host RAM beside the GPUs (default: 64gb for catalog GPUs).")(f)
     f = click.option("--cpu", is_flag=False, flag_value="", default=None, metavar="[SIZE]",
@@ -21,6 +25,15 @@ def rig_options(f: F) -> F:
 
 
 def model_options(f: F) -> F:
+    f = click.option("--outputs", type=click.Choice(["sequences", "ubatch"]),
+                     default="sequences", show_default=True,
+                     help="llama.cpp logits reserved in the compute buffer: one row per "
+                          "sequence (llama-server, 2026 builds) or a whole ubatch (llama-bench, "
+                          "llama-cli, llama-cpp-python, older builds).")(f)
+    f = click.option("--repack", type=click.Choice(["on", "off"]), default="on",
+                     show_default=True,
+                     help="llama.cpp on the CPU: repack weights as the build does (off: "
+                          "--no-repack or GGML_CPU_REPACK=OFF).")(f)
     f = click.option("--flash-attn", type=click.Choice(["on", "off"]), default=None,
                      help="llama.cpp flash attention (default on, as llama.cpp's auto).")(f)
     f = click.option("--kv-type", default="f16", show_default=True,

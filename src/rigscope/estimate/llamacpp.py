@@ -16,6 +16,7 @@ from rigscope.estimate.placement import (
     result,
     weights_basis,
 )
+from rigscope.estimate.repack import describe
 from rigscope.specs import DeviceUse, MemoryEstimate, Rig
 from rigscope.units import format_bytes
 
@@ -114,6 +115,21 @@ class _Layout:
     ok: bool
 
 
+def host_features(req: Request, rig: Rig) -> frozenset[str]:
+    """The CPU features that decide repacking, or none when repacking is off."""
+    return frozenset(rig.host.cpu_features) if req.repack else frozenset()
+
+
+def repack_basis(rp: mem.Repack, features: frozenset[str], mapped: int, copies: int,
+                 reclaimable: int, rig: Rig) -> str:
+    source = rig.host.cpu_features_source or "assumed"
+    return (f"weights twice on this CPU ({source}): llama.cpp maps the file "
+            f"({format_bytes(mapped)}, of which {format_bytes(reclaimable)} are pages of "
+            f"repacked tensors, reclaimable page cache) and keeps a resident repacked copy "
+            f"({format_bytes(copies)}, {'+'.join(rp.buffers)}): {describe(features)}; "
+            "--repack off for builds or runs without it (--no-repack)")
+
+
 def _llamacpp_layout(
     req: Request, rig: Rig, lw: mem.LayerWeights, kv_prefix: list[int], caps: list[int],
     ngl: int,
@@ -133,7 +149,7 @@ def _llamacpp_layout(
         if b > a or has_output:
             compute = mem.llamacpp_compute_bytes(
                 m, req.context, req.batch, req.flash_attn, has_output=has_output,
-                has_layers=b > a, pipeline=pipeline,
+                has_layers=b > a, pipeline=pipeline, outputs=req.outputs,
             )
         devices.append(DeviceUse(
             id=g.id, capacity_bytes=caps[i], weights_bytes=w, kv_bytes=kv_prefix[b] - kv_prefix[a],
@@ -148,13 +164,15 @@ def _llamacpp_layout(
     if n_cpu or assign[L] == -1:
         host_compute = mem.llamacpp_compute_bytes(
             m, req.context, req.batch, req.flash_attn, has_output=assign[L] == -1,
-            has_layers=n_cpu > 0,
+            has_layers=n_cpu > 0, outputs=req.outputs,
         )
     else:
         host_compute = mem.llamacpp_host_compute_bytes(m, req.context, req.batch, pipeline)
     host_cap = rig.host.memory_bytes
     if rig.unified:  # one pool: the host part gets what the GPU part leaves
         host_cap = max(rig.host.memory_bytes - sum(d.used_bytes for d in devices), 0)
+    # CPU-held weights of a GPU rig go to the GPU backend's host buffer, which comes before
+    # the CPU's repacking buffers in llama.cpp's list (--no-host would change that): no copy
     host = DeviceUse(
         id="host", capacity_bytes=host_cap, weights_bytes=host_w, kv_bytes=kv_prefix[n_cpu],
         compute_bytes=host_compute, overhead_bytes=mem.output_buffer_bytes(m, req.batch),
@@ -181,17 +199,27 @@ def _llamacpp_cpu_only(
     req: Request, rig: Rig, lw: mem.LayerWeights, kv_total: int, basis: list[str]
 ) -> MemoryEstimate:
     m = req.model
-    cpu = DeviceUse(  # memory-mapped: a tied LM head shares the embedding's pages
-        id=rig.id, capacity_bytes=rig.host.memory_bytes, weights_bytes=lw.total, kv_bytes=kv_total,
+    features = host_features(req, rig)
+    rp = mem.repack(m, req.quant, features)
+    copies, moved = rp.copies, rp.moved
+    mapped = (mem.mapped_file_range(m, req.quant, features) if copies else None) or lw.total
+    # memory-mapped: a tied LM head shares the embedding's pages; the pages of repacked
+    # tensors are page cache once their copies are made
+    reclaimable = max(mapped - (lw.total - moved), 0)
+    cpu = DeviceUse(
+        id=rig.id, capacity_bytes=rig.host.memory_bytes, weights_bytes=mapped + copies,
+        repacked_bytes=copies, reclaimable_bytes=reclaimable, kv_bytes=kv_total,
         compute_bytes=mem.llamacpp_compute_bytes(
-            m, req.context, req.batch, req.flash_attn, has_output=True
+            m, req.context, req.batch, req.flash_attn, has_output=True, outputs=req.outputs
         ),
         overhead_bytes=mem.output_buffer_bytes(m, req.batch), layers=m.layers,
         **mem.speed_fields(m, lw, range(m.layers), True, mem.kv_cell_bytes(m, req.kv_type)),
     )
     host = DeviceUse(id="host", capacity_bytes=0)
     basis.append("CPU only: weights, KV cache and compute buffer in system RAM")
+    if copies:
+        basis.append(repack_basis(rp, features, mapped, copies, reclaimable, rig))
     return result(
         req, rig, [cpu], host, fits=cpu.fits, runs=cpu.fits, offloaded_layers=0,
-        offloaded_bytes=0, weights=lw.total, kv=kv_total, basis=basis,
+        offloaded_bytes=0, weights=cpu.weights_bytes, kv=kv_total, basis=basis,
     )

@@ -15,6 +15,7 @@ from typing import TypedDict
 from rigscope.catalog import ggml_types
 from rigscope.errors import RigscopeError
 from rigscope.estimate.quantize import tensor_bytes
+from rigscope.estimate.repack import repacked
 from rigscope.specs import ModelSpec, Quant
 
 MIB = 1024**2
@@ -107,6 +108,67 @@ def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     )
 
 
+_NOT_MATMUL = ("norm", "conv1d", "gate_inp", "ssm_a", "ssm_d", "ssm_dt", "exp_probs", "sinks")
+
+
+def is_matmul_weight(name: str) -> bool:
+    """A weight llama.cpp multiplies with (MUL_MAT / MUL_MAT_ID), not looked up or scaled."""
+    return (name.endswith(".weight") and name != "token_embd.weight"
+            and not any(k in name for k in _NOT_MATMUL))
+
+
+@dataclass(frozen=True)
+class Repack:
+    """llama.cpp's CPU repacking of a model's matrix weights (CPU-only runs)."""
+
+    copies: int  # resident repacked bytes (a tied LM head: the embedding matrix, again)
+    moved: int  # their bytes in the file: mapped pages no longer read
+    buffers: tuple[str, ...]  # AMX, CPU_REPACK: the extra buffers llama.cpp reports
+
+
+_REPACK_CACHE: dict[tuple[int, Quant, frozenset[str]], tuple[ModelSpec, Repack]] = {}
+
+
+def repack(model: ModelSpec, quant: Quant, features: frozenset[str]) -> Repack:
+    """Which weights llama.cpp repacks on a CPU with `features` (memoized)."""
+    key = (id(model), quant, features)
+    hit = _REPACK_CACHE.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    if len(_REPACK_CACHE) > 1024:
+        _REPACK_CACHE.clear()
+    copies = moved = 0
+    buffers: set[str] = set()
+    for t in model.tensors if features else ():
+        tied_head = model.tie_embeddings and t.name == "token_embd.weight"
+        if not (is_matmul_weight(t.name) or tied_head):
+            continue
+        nbytes, ty = tensor_bytes(model, quant, t)
+        target = repacked(ty, t.shape, features, nbytes)
+        if target is not None:
+            buffers.add(target[0])
+            copies += target[1]
+            moved += 0 if tied_head else nbytes  # the embedding lookup still reads the file
+    result = Repack(copies=copies, moved=moved, buffers=tuple(sorted(buffers)))
+    _REPACK_CACHE[key] = (model, result)
+    return result
+
+
+def mapped_file_range(model: ModelSpec, quant: Quant, features: frozenset[str]) -> int | None:
+    """The bytes llama.cpp maps for CPU tensors that stay in the file (CPU only): the range
+    from the first to the last such tensor. None without the file's offsets."""
+    if model.file_type != quant.name or not all(t.offset is not None for t in model.tensors):
+        return None
+    spans = []
+    for t in model.tensors:
+        if t.offset is None:
+            continue
+        nbytes, ty = tensor_bytes(model, quant, t)
+        if not (is_matmul_weight(t.name) and repacked(ty, t.shape, features, nbytes)):
+            spans.append((t.offset, t.offset + nbytes))
+    return max(e for _, e in spans) - min(b for b, _ in spans) if spans else None
+
+
 def kv_element_bytes(kv_type: str, n: int) -> float:
     """Bytes of n cached values of one kind (K or V) in kv_type."""
     ty = KV_TYPES[kv_type]
@@ -182,35 +244,53 @@ def ubatch(context: int, batch: int) -> int:
     return min(N_UBATCH, N_BATCH, context * batch)
 
 
+def logits_rows(context: int, batch: int, outputs: str) -> int:
+    """Rows of logits the compute buffer reserves: one per sequence (llama-server of 2026
+    builds, n_outputs_max = n_parallel) or the whole ubatch (llama-bench, llama-cli,
+    llama-cpp-python and builds before 2026)."""
+    T = ubatch(context, batch)
+    return min(T, batch) if outputs == "sequences" else T
+
+
 def llamacpp_compute_bytes(
     model: ModelSpec, context: int, batch: int, flash_attn: bool, *, has_output: bool,
-    has_layers: bool = True, pipeline: bool = False,
+    has_layers: bool = True, pipeline: bool = False, outputs: str = "sequences",
 ) -> int:
     """A device's compute buffer: the graph allocator's peak over one ubatch of T tokens.
 
-    Without flash attention a layer peaks at the attention scores KQ (F32, kv cells x T x
-    heads) beside the F32 mask (kv cells x T) and about five T x hidden F32 activations.
-    Flash attention never materialises KQ, leaving the FFN (gate and up outputs) as the
-    layer peak. The device holding the LM head may peak at the logits (F32, vocab x T)
+    Per token of the ubatch (F32 values; H hidden, I FFN, q = heads x head_dim, kv = KV
+    heads x head_dim): without flash attention a layer peaks at the attention scores and
+    mask (kv cells x (heads + 1)) beside 12H + 8q + 8kv bytes of activations, or at the FFN
+    (12I + 12H, + 4q while q < I) beside an F32 mask, whichever is larger; with flash
+    attention at the FFN beside an F16 mask (kv cells x 2 bytes).
+    The device with the LM head may peak at the logits (vocab x rows, see logits_rows)
     beside two activations instead. Pipeline parallelism (several GPUs, every layer
     offloaded) keeps PP_COPIES copies of each split's inputs.
-    Checked against llama.cpp's own logs: Llama-3-8B 560.00 MiB at n_ctx 8192 (here 568),
-    258.50 MiB at 512 (here 266.5), 640.01 MiB per GPU in a split (here 648), all from
-    reference-facts.md; SmolLM2-135M on this CPU within 5% (tests/test_llamacpp_real.py).
+    Fitted to llama-server's own reports on this CPU for SmolLM2 and random-weight models
+    of six other shapes (benchmarks/memory_accuracy.py: median 0.03%, max 6%); Llama-3-8B
+    GPU logs of 2024 (reference-facts.md):
+    560.00 MiB at n_ctx 8192 (here 572), 258.50 at 512 (266.5), 640.01 per GPU in a split
+    (652).
     """
     T = ubatch(context, batch)
-    act = T * model.hidden * 4
+    H, F = model.hidden, model.intermediate  # F: the FFN width ("I" in the docstring)
+    q, kv = model.heads * model.head_dim, model.kv_heads * model.head_dim
     n_kv = pad(context, KV_PAD) * batch
     peak = 0
     if has_layers:
+        # the attention output (T x q) is still held during the FFN, unless its slot is
+        # large enough for the allocator to reuse for the FFN's T x I tensors
+        ffn = T * (12 * F + 12 * H + (4 * q if q < F else 0))
         if flash_attn:
-            peak = 2 * T * model.intermediate * 4 + 3 * act
-        else:
-            peak = n_kv * T * (model.heads + 1) * 4 + 5 * act
+            peak = ffn + n_kv * T * 2
+        else:  # the attention scores, or the FFN beside the F32 mask, whichever is larger
+            peak = max(n_kv * T * (model.heads + 1) * 4 + T * (12 * H + 8 * q + 8 * kv),
+                       ffn + n_kv * T * 4)
     if has_output:
-        peak = max(peak, model.vocab * T * 4 + 2 * act)
+        act = T * H * 4
+        peak = max(peak, model.vocab * logits_rows(context, batch, outputs) * 4 + 2 * act)
     if pipeline:
-        peak += PP_COPIES * n_kv * T * 4 + 2 * act
+        peak += PP_COPIES * n_kv * T * 4 + 2 * T * H * 4
     return peak
 
 

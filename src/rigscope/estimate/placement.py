@@ -30,6 +30,8 @@ class Request:
     batch: int
     kv_type: str
     flash_attn: bool
+    repack: bool = True  # llama.cpp on the CPU: repack weights where the build does
+    outputs: str = "sequences"  # llama.cpp: logits rows reserved (see memory.logits_rows)
 
 
 def layer_devices(n_layers: int, capacities: Sequence[int], n_gpu_layers: int) -> list[int]:

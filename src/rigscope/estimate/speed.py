@@ -100,21 +100,22 @@ DEFAULT = SpeedParams(
         "rocm:gddr": 0.70, "rocm:hbm": 0.35,  # no ROCm rows: CUDA's, discounted (assumption)
         "metal:unified": 1.0,  # M-series single die: spec bandwidth, with a per-layer cost
         "metal:unified-2die": 0.87,  # Ultra (two dies): less of the combined bandwidth
-        "cpu:ram": 1.0,  # relative to the one-core read probe; llama.cpp reads on all cores
+        "cpu:ram": 1.08,  # relative to the one-core read probe; llama.cpp reads on all cores
     },
     family_bw={"cuda:f16": 1.40, "cuda:legacy": 0.94, "cuda:q8": 1.0, "cuda:iq": 0.9,
                "cuda:w4a16": 0.6,  # vLLM's AWQ/GPTQ kernels (2023 rows: ~60% of K-quant's)
                "metal:f16": 0.91, "metal:q8": 0.91, "metal:legacy": 0.89, "metal:iq": 0.8},
     kv_eff={"cuda": 0.18, "rocm": 0.18, "metal": 0.30, "cpu": 0.30},
     # per layer per token; on the CPU fitted from SmolLM2 at two sizes (Q4_1 and Q8_0), which
-    # separates thread synchronisation from the bandwidth term
-    layer_s={"cuda": 48e-6, "rocm": 60e-6, "metal": 152e-6, "cpu": 53e-6},
+    # separates thread synchronisation from the bandwidth term: llama-bench of the portable
+    # build here (OpenMP threads) shows none
+    layer_s={"cuda": 48e-6, "rocm": 60e-6, "metal": 152e-6, "cpu": 0.0},
     hop_s=640e-6,
     pp_eff={"cuda:kquant": 0.32, "cuda:f16": 0.41, "cuda:legacy": 0.50, "cuda:q8": 0.45,
             "cuda:iq": 0.28, "metal:f16": 0.77, "metal:q8": 0.71, "metal:legacy": 0.70,
             "metal:kquant": 0.65, "metal:iq": 0.6, "rocm": 0.25,
             # CPU: relative to the F32 matmul probe; Q8_0's int8 dot products run faster
-            "cpu": 0.45, "cpu:q8": 0.80},
+            "cpu": 0.68, "cpu:q8": 1.34},
     attn_eff={"cuda": 0.073, "rocm": 0.073, "metal": 0.2, "cpu": 0.2},
     hopper_peak=0.54,
     # From mlc-llm's vLLM rows (Llama-2-70B on 2 and 4 A100s over PCIe, 2023): 8 ms and 28 ms

@@ -105,13 +105,14 @@ def _part_basis(part: sp.Part, family: str, p: sp.SpeedParams) -> str:
 
 def _load_seconds(est: MemoryEstimate, disk: str) -> tuple[float, str]:
     """Read the file from disk, then copy each GPU's share over its PCIe link."""
-    disk_s = est.weights_bytes / (DISKS[disk] * 1e9)
+    file_bytes = est.weights_bytes - est.repacked_bytes  # a repacked copy is made in RAM
+    disk_s = file_bytes / (DISKS[disk] * 1e9)
     copy_s = 0.0
     for use, dev in zip(est.devices, est.rig.devices, strict=False):
         rate = sp.pcie_gbs(dev)
         if rate and dev.backend != "metal":
             copy_s += use.weights_bytes / (rate * 1e9)
     return disk_s + copy_s, (
-        f"load: {format_bytes(est.weights_bytes)} from {disk} at {DISKS[disk]:g} GB/s "
+        f"load: {format_bytes(file_bytes)} from {disk} at {DISKS[disk]:g} GB/s "
         f"({disk_s:.1f} s) + PCIe copies ({copy_s:.1f} s); a warm page cache skips the disk"
     )

@@ -66,6 +66,7 @@ def read_gguf(path: str | os.PathLike[str]) -> ModelSpec:
                     layer=int(m.group(1)) if m else None,
                     ggml_type=GGMLQuantizationType(t.tensor_type).name,
                     nbytes=int(t.n_bytes),
+                    offset=int(t.data_offset),
                 )
             )
         a = f"{arch}."

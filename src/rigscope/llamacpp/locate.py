@@ -1,0 +1,54 @@
+"""Where the built llama.cpp programs are, and what they were built with."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from rigscope.errors import RigscopeError
+
+BIN_ENV = "RIGSCOPE_LLAMA_BIN"  # a folder holding llama-server, llama-bench, llama-quantize
+
+
+def _folders() -> list[Path]:
+    env = os.environ.get(BIN_ENV)
+    return ([Path(env)] if env else []) + [Path(sys.prefix) / "bin"]
+
+
+def find(program: str) -> Path | None:
+    """The program from RIGSCOPE_LLAMA_BIN, this Python's environment, or PATH."""
+    for folder in _folders():
+        if (folder / program).is_file():
+            return folder / program
+    found = shutil.which(program)
+    return Path(found) if found else None
+
+
+def binary(program: str) -> Path:
+    path = find(program)
+    if path is None:
+        raise RigscopeError(
+            f"{program} is not built here; scripts/demo and scripts/test build it "
+            f"(python -m rigscope.llamacpp.build), or set {BIN_ENV} to a folder holding it",
+            exit_code=1)
+    return path
+
+
+def build_record() -> dict[str, Any] | None:
+    """build.json of the programs found (the flags and CPU features they were built with)."""
+    exe = find("llama-server")
+    if exe is None:
+        return None
+    for path in (exe.parent.parent / "llama.cpp" / "build.json",
+                 Path(sys.prefix) / "llama.cpp" / "build.json"):
+        if path.is_file():
+            try:
+                doc: dict[str, Any] = json.loads(path.read_text())
+                return doc
+            except (OSError, ValueError):
+                return None
+    return None

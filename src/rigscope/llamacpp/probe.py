@@ -1,0 +1,70 @@
+"""Measure the built llama.cpp on this machine: the buffers it allocates, its speed.
+
+`probe_buffers` starts llama-server at several settings and reads the buffer sizes it logs
+while loading; `probe_speed` runs llama-bench (ppN and tgN, as users measure); `quantize`
+runs llama-quantize.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from rigscope.llamacpp.server import LlamaServer, ServerSettings, run_program
+
+_BUFFER = re.compile(r"(\w+)\s+(model|KV|compute|output) buffer size\s*=\s*([\d.]+) MiB")
+
+
+def parse_buffer_devices(log: str) -> dict[str, dict[str, float]]:
+    """MiB per buffer kind ('model', 'KV', 'compute', 'output') and device (CPU_Mapped,
+    CPU_REPACK, AMX, CUDA0, ...); a later report of the same buffer replaces an earlier."""
+    sizes: dict[str, dict[str, float]] = {}
+    for device, kind, mib in _BUFFER.findall(log):
+        sizes.setdefault(kind, {})[device] = float(mib)
+    return sizes
+
+
+def parse_buffers(log: str) -> dict[str, float]:
+    """MiB per buffer kind, summed over devices."""
+    return {kind: sum(d.values()) for kind, d in parse_buffer_devices(log).items()}
+
+
+def probe_buffers(
+    gguf: str | Path, configs: Sequence[tuple[int, bool, str]], parallel: int = 1,
+    repack: bool = True,
+) -> list[dict[str, dict[str, float]]]:
+    """Load `gguf` once per (n_ctx, flash_attn, kv_type): the buffers llama.cpp reported."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="rigscope-probe-") as tmp:
+        for ctx, fa, kv in configs:
+            log = Path(tmp) / f"server-{ctx}-{int(fa)}-{kv}.log"
+            settings = ServerSettings(model=Path(gguf), context=ctx, parallel=parallel,
+                                      flash_attn="on" if fa else "off", cache_type=kv,
+                                      repack=repack)
+            with LlamaServer(settings, log):
+                pass
+            out.append(parse_buffer_devices(log.read_text(errors="replace")))
+    return out
+
+
+def probe_speed(gguf: str | Path, pp: int = 512, tg: int = 128, threads: int | None = None,
+                reps: int = 3, timeout: float = 600) -> dict[str, float]:
+    """Tokens/s of ppN and tgN as llama-bench measures them (mean of `reps` runs)."""
+    args = ["-m", str(gguf), "-p", str(pp), "-n", str(tg), "-r", str(reps), "-o", "json"]
+    if threads:
+        args += ["-t", str(threads)]
+    rows = json.loads(run_program("llama-bench", args, timeout=timeout).stdout)
+    out = {}
+    for row in rows:
+        key = "pp" if row.get("n_gen") == 0 else "tg"
+        out[key] = float(row["avg_ts"])
+    return out
+
+
+def quantize(src: str | Path, dst: str | Path, mix: str = "Q8_0") -> Path:
+    """Write `src` requantized to `mix` with llama-quantize."""
+    run_program("llama-quantize", ["--allow-requantize", str(src), str(dst), mix])
+    return Path(dst)
