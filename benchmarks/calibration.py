@@ -1,4 +1,5 @@
-"""Published speed measurements (../shared/data) and this project's own, as rows to predict.
+"""Published speed measurements (benchmarks/data/published) and this project's own, as rows
+to predict.
 
 Each row names a catalog model, quantization, rig and llama-bench style test (tgN: generate N
 tokens from an empty context; ppN: process an N-token prompt) and the measured tokens/s.
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
+PUBLISHED = ROOT / "benchmarks" / "data" / "published"
 OWN = ROOT / "benchmarks" / "data" / "own_measurements.jsonl"
 
 SCOREBOARD_GPUS = {"RTX 5090": "rtx-5090", "RTX 4090": "rtx-4090", "RTX 3090": "rtx-3090"}
@@ -44,7 +45,7 @@ def _test(text: str) -> tuple[str, int]:
     return text[:2], int(text[2:])
 
 
-def load_rows(shared: Path = SHARED) -> list[Row]:
+def load_rows(shared: Path = PUBLISHED) -> list[Row]:
     rows: list[Row] = []
     with (shared / "llamacpp_llama3_8b_calibration.csv").open() as f:
         for r in csv.DictReader(f):

@@ -13,8 +13,6 @@ from rigscope.api import estimate, estimate_speed
 from rigscope.cli import main
 from rigscope.estimate.speed import decode_step_seconds, kernel_family, prefill_seconds
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 def speed(mid: str, *gpus: str, **kw):  # noqa: ANN201
     quant = kw.pop("quant", "Q4_K_M")
@@ -102,13 +100,12 @@ def test_cannot_run_has_no_speed(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out)["speed"]["decode_tokens_per_s"] is None
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is not beside the checkout")
 def test_calibration_accuracy_holds() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from calibration import load_rows, predict
 
     errs: dict[str, list[float]] = {"tg": [], "pp": []}
-    for row in load_rows(SHARED):
+    for row in load_rows():
         pred, fits = predict(row)
         errs[row.test].append(abs(pred / row.measured - 1))
         assert fits or row.engine == "ollama", row  # every measured configuration ran
