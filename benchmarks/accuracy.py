@@ -29,7 +29,7 @@ def naive_decode(row: Row) -> float:
     """The common bandwidth heuristic: tokens/s = bandwidth / model size, no efficiencies."""
     from calibration import _ESTIMATES
 
-    from rigscope.estimate.speed import parts
+    from rigscope.estimator.speed import parts
 
     est = _ESTIMATES[row]
     return 1 / sum(p.use.read_bytes / ((p.dev.bandwidth_gbs or 1) * 1e9) for p in parts(est))

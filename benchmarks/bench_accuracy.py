@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from rigscope.bench.fake_server import read_log
-from rigscope.bench.run import BenchConfig, run
+from rigscope.bench.run import BenchConfig
+from rigscope.bench.run import run_bench as run
 from rigscope.store import Store
 
 

@@ -105,12 +105,13 @@ _ESTIMATES: dict[Row, object] = {}
 
 def predict(row: Row, params=None) -> tuple[float, bool]:  # noqa: ANN001
     """(predicted tokens/s, fits) for a row."""
-    from rigscope.api import estimate
     from rigscope.demo import smollm2_gguf
-    from rigscope.estimate.speed import DEFAULT, decode_step_seconds, prefill_seconds
-    from rigscope.hardware import cpu_accelerator, parse_rig
+    from rigscope.estimator import estimate
+    from rigscope.estimator.speed import decode_step_seconds, prefill_seconds
+    from rigscope.estimator.speed_params import DEFAULT
+    from rigscope.hardware import parse_rig
     from rigscope.sources import resolve_model
-    from rigscope.specs import Rig
+    from rigscope.specs import Accelerator, Rig
 
     p = params or DEFAULT
     est = _ESTIMATES.get(row)
@@ -119,7 +120,7 @@ def predict(row: Row, params=None) -> tuple[float, bool]:  # noqa: ANN001
         if row.gpus:
             rig = parse_rig(list(row.gpus))
         else:
-            rig = Rig(devices=(), host=cpu_accelerator(16 * 2**30, row.cpu_gbs, row.cpu_tflops))
+            rig = Rig(devices=(), host=Accelerator.cpu(16 * 2**30, row.cpu_gbs, row.cpu_tflops))
         ctx = row.context or max(row.n, 512)
         est = _ESTIMATES[row] = estimate(model, rig, quant=row.quant, engine=row.engine,
                                          context=ctx, flash_attn=False)

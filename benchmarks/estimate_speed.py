@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from rigscope.api import estimate
 from rigscope.catalog import apple_chips, gguf_mixes, gpus, models
+from rigscope.estimator import estimate
 from rigscope.hardware import parse_rig
 from rigscope.sources import catalog_model
 

@@ -11,8 +11,8 @@ import subprocess
 import sys
 import time
 
-from rigscope.evaluate import sandbox
-from rigscope.evaluate.suites import load_suite
+from rigscope.evaluation import sandbox
+from rigscope.evaluation.suites import load_suite
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from calibration import load_rows, predict
 from scipy.optimize import least_squares
 
-from rigscope.estimate.speed import DEFAULT, SpeedParams
+from rigscope.estimator.speed_params import DEFAULT, SpeedParams
 
 # (field, key or None for a scalar, lower bound, upper bound)
 FREE = [

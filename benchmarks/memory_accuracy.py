@@ -17,9 +17,9 @@ import csv
 import statistics
 from pathlib import Path
 
-from rigscope.api import estimate
 from rigscope.catalog import gguf_mixes
-from rigscope.estimate.memory import layer_weights
+from rigscope.estimator import estimate
+from rigscope.estimator.memory import layer_weights
 from rigscope.hardware import parse_rig
 from rigscope.sources import resolve_model
 
@@ -74,12 +74,11 @@ def local() -> None:
 
     from rigscope.demo import smollm2_gguf
     from rigscope.errors import RigscopeError
-    from rigscope.hardware import cpu_accelerator
     from rigscope.llamacpp.locate import find
     from rigscope.llamacpp.probe import probe_buffers, quantize
     from rigscope.llamacpp.synth import write_gguf
     from rigscope.sources.layout import build_model
-    from rigscope.specs import Rig
+    from rigscope.specs import Accelerator, Rig
     from rigscope.system import local_cpu_features
 
     try:
@@ -91,7 +90,7 @@ def local() -> None:
         print("2. skipped: llama-server not built (python -m rigscope.llamacpp.build)")
         return
     features, source = local_cpu_features()
-    cpu = Rig(devices=(), host=cpu_accelerator(8 * 2**30, features=features,
+    cpu = Rig(devices=(), host=Accelerator.cpu(8 * 2**30, features=features,
                                                features_source=source))
     print(f"2. llama-server on this CPU ({source})")
     errs: dict[str, list[float]] = {"model": [], "KV": [], "compute": []}

@@ -70,6 +70,34 @@ def _isolated_user_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("RIGSCOPE_DATA_DIR", str(tmp_path / "rigscope-data"))
 
 
+PROC = Path(__file__).parent / "data" / "proc"  # /proc files recorded on a 2-core VM
+RECORDED_RAM_GBS, RECORDED_TFLOPS = 19.2, 0.256  # that VM's probes (benchmarks/measure_cpu.py)
+
+
+def recorded_machine(**answers: object) -> object:
+    """Probes that answer as the recorded machine does (no GPU, no tools), with overrides."""
+    from rigscope.system import Probes
+
+    defaults: dict[str, object] = {
+        "run": lambda cmd: None,
+        "read": lambda path: (PROC / Path(path).name).read_text()
+        if (PROC / Path(path).name).exists() else None,
+        "nvml": lambda: None, "engine": lambda: None,
+        "ram_gbs": lambda: RECORDED_RAM_GBS, "tflops": lambda: RECORDED_TFLOPS,
+        "cores": lambda: 2,
+    }
+    return Probes(**(defaults | answers))  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _recorded_hardware(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see a recorded machine; only the real-component (slow) tests see this one."""
+    if request.node.get_closest_marker("slow") is None:
+        from rigscope import system
+
+        monkeypatch.setattr(system, "PROBES", recorded_machine())
+
+
 def model(name: str):  # noqa: ANN201 - a test helper
     return resolve_model(name)
 

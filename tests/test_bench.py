@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 
 from rigscope.bench.metrics import Slo
-from rigscope.bench.run import BenchConfig, run
+from rigscope.bench.run import BenchConfig, run_bench
 from rigscope.cli import main
+from rigscope.contract import run_json
 from rigscope.store import Store
 
 
 def bench(url: str, tmp_path: Path, **kw) -> tuple[Store, dict]:  # noqa: ANN003
     store = Store(tmp_path / "runs.db")
     config = BenchConfig(url=url, model="fake-model", **kw)
-    run_id, completed = run(config, store)
+    run_id, completed = run_bench(config, store)
     assert completed
-    return store, store.run(run_id)
+    return store, run_json(store.run(run_id))  # the documents `runs show --json` prints
 
 
 def measured(doc: dict) -> list[dict]:
@@ -82,8 +83,8 @@ def test_a_stalling_server_times_out(fake_server, tmp_path) -> None:  # noqa: AN
     store = Store(tmp_path / "runs.db")
     config = BenchConfig(url=srv.url, model="fake-model", requests=2, warmup=0,
                          output_tokens=8, stall_timeout=0.3)
-    run_id, _ = run(config, store)
-    assert store.run(run_id)["levels"][0]["errors"] == {"stalled": 2}
+    run_id, _ = run_bench(config, store)
+    assert store.run(run_id).levels[0].summary.errors == {"stalled": 2}
 
 
 def test_rate_levels_record_dispatch_delay(fake_server, tmp_path) -> None:  # noqa: ANN001

@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
 import pytest
 
-from rigscope import calibrate
-from rigscope.api import estimate, estimate_speed
+from rigscope import calibration as calibrate
 from rigscope.cli import main
 from rigscope.errors import RigscopeError
-from rigscope.estimate.speed import DEFAULT
+from rigscope.estimator import estimate
+from rigscope.estimator.speed import estimate_speed
+from rigscope.estimator.speed_params import DEFAULT
 from rigscope.hardware import parse_rig
+from rigscope.records import Level, LevelSummary, Run, Stats
 from rigscope.sources import resolve_model
 from rigscope.store import Store
 
 
 def synthetic_run(run_id: str, true, prompt: int, output: int, rng: random.Random,  # noqa: ANN001
-                  noise: float = 0.03) -> dict:
-    """A stored-run document whose concurrency-1 level the speed model produced."""
+                  noise: float = 0.03) -> Run:
+    """A stored run whose concurrency-1 level the speed model produced."""
     est = estimate(resolve_model("llama-3-8b"), parse_rig(["rtx-4090"]), quant="Q4_K_M",
                    context=prompt + output, flash_attn=True)
     s = estimate_speed(est, prompt_tokens=prompt, output_tokens=output, p=true)
     itl = 1 / s.decode_tokens_per_s * (1 + rng.gauss(0, noise))
     ttft = prompt / s.prefill_tokens_per_s * (1 + rng.gauss(0, noise))
-    return {"run_id": run_id, "config": {"hardware": "rtx-4090", "model_spec": "llama-3-8b",
-                                         "quant": "Q4_K_M", "flash_attn": True,
-                                         "prompt_tokens": prompt, "output_tokens": output},
-            "levels": [{"concurrency": 1, "requests_ok": 8, "itl_s": {"p50": itl},
-                        "ttft_s": {"p50": ttft}}]}
+    config = {"hardware": "rtx-4090", "model_spec": "llama-3-8b", "quant": "Q4_K_M",
+              "flash_attn": True, "prompt_tokens": prompt, "output_tokens": output}
+    level = Level(1, 0, 1, None, LevelSummary(requests_ok=8, itl_s=Stats(p50=itl),
+                                              ttft_s=Stats(p50=ttft)))
+    return Run(run_id=run_id, started_at="", finished_at=None, status="done", label=None,
+               url="", model="", api="openai", config=config, levels=(level,), requests=())
 
 
 def test_recovers_known_constants() -> None:
@@ -59,7 +63,7 @@ def test_refuses_too_little_data() -> None:
     run = synthetic_run("r", DEFAULT, 512, 64, random.Random(0))
     with pytest.raises(RigscopeError, match="too little data"):
         calibrate.fit(calibrate.observations(run))
-    assert calibrate.observations({**run, "config": {"prompt_tokens": 1}}) == []
+    assert calibrate.observations(dataclasses.replace(run, config={"prompt_tokens": 1})) == []
 
 
 def test_calibrate_command_stores_a_profile_estimate_uses(tmp_path, capsys) -> None:  # noqa: ANN001
@@ -67,11 +71,12 @@ def test_calibrate_command_stores_a_profile_estimate_uses(tmp_path, capsys) -> N
     store = Store(tmp_path / "r.db")
     ids = []
     for i, prompt in enumerate((256, 2048, 1024)):
-        doc = synthetic_run("x", true, prompt, 128, random.Random(i))
-        run_id = store.new_run("http://x", "m", "openai", doc["config"], None)
+        run = synthetic_run("x", true, prompt, 128, random.Random(i))
+        run_id = store.new_run("http://x", "m", "openai", run.config, None)
         level = store.new_level(run_id, 0, 1, None)
-        store.set_summary(level, {k: v for k, v in doc["levels"][0].items()
-                                  if k != "concurrency"})
+        summary = run.levels[0].summary
+        assert summary is not None
+        store.set_summary(level, summary)
         ids.append(run_id)
     assert main(["calibrate", *ids[:2], "--rig", "mine", "--holdout", ids[2], "--db",
                  str(tmp_path / "r.db"), "--json"]) == 0

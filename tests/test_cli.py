@@ -34,8 +34,9 @@ def test_estimate_json_follows_the_contract(capsys: pytest.CaptureFixture[str]) 
     (dev,) = memory["devices"]
     assert set(dev) >= {"id", "capacity_bytes", "used_bytes", "layers"}
     assert dev["id"] == "rtx-4090" and dev["layers"] == 32
-    assert memory["total_bytes"] == sum(d["used_bytes"] for d in memory["devices"]) + memory[
-        "host"]["used_bytes"]
+    # placement conserves the weights: the GPU's share and the host's (the token embeddings)
+    assert dev["weights_bytes"] + memory["host"]["weights_bytes"] == memory["weights_bytes"]
+    assert 0.9 * memory["weights_bytes"] < dev["weights_bytes"] < memory["weights_bytes"]
     assert all(isinstance(b, str) for b in doc["basis"]) and doc["basis"]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from rigscope.bench.clients import APIS, Work, detect_api, send
 from rigscope.bench.http import Pool
-from rigscope.bench.workloads import Workload
+from rigscope.bench.workloads import WorkloadGenerator as Workload
 from rigscope.errors import RigscopeError
 
 DATA = Path(__file__).parent / "data"

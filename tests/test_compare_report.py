@@ -10,50 +10,54 @@ from pathlib import Path
 
 import pytest
 
-from rigscope.compare import compare
+from rigscope.comparison import compare
+from rigscope.records import Level, LevelSummary, Run, Stats, StoredRequest
 from rigscope.report import render, write_report
 
 
-def fake_run(run_id: str, ttft: float, n: int = 40, seed: int = 0) -> dict:
+def fake_run(run_id: str, ttft: float, n: int = 40, seed: int = 0) -> Run:
     rng = random.Random(seed)
     reqs, levels = [], []
     for lid, c in ((1, 1), (2, 4)):
         t = 0.0
-        for _ in range(n):
+        for i in range(n):
             tt = ttft * c * (1 + rng.gauss(0, 0.05))
-            reqs.append({"level_id": lid, "warmup": False, "status": "ok", "start": t,
-                         "ttft_s": tt, "itl_s": 0.01, "e2e_s": tt + 0.3, "output_tokens": 32,
-                         "dns_s": 0.0001, "connect_s": 0.0003, "tls_s": None,
-                         "headers_s": 0.001})
+            reqs.append(StoredRequest(
+                id=len(reqs) + 1, run_id=run_id, level_id=lid, idx=i, warmup=False,
+                status="ok", reason=None, detail=None, intended=t, start=t, dns_s=0.0001,
+                connect_s=0.0003, tls_s=None, headers_s=0.001, ttft_s=tt, e2e_s=tt + 0.3,
+                itl_s=0.01, prompt_tokens=64, output_tokens=32, client_tokens=32,
+                reused=False, chunk_times=[], server={}))
             t += 0.1
-        stat = {"mean": ttft * c, "p50": ttft * c, "p90": ttft * c * 1.1, "p99": ttft * c * 1.2}
-        levels.append({"level_id": lid, "concurrency": c, "rate": None, "requests_ok": n,
-                       "requests_failed": 0, "ttft_s": stat,
-                       "itl_s": {"mean": 0.01, "p50": 0.01, "p90": 0.011, "p99": 0.012},
-                       "output_tokens_per_s": 100.0 * c, "requests_per_s": 3.0})
-    return {"run_id": run_id, "label": run_id, "model": "m", "url": "http://127.0.0.1:1",
-            "api": "openai", "started_at": "2026-11-27T10:00:00", "status": "done",
-            "config": {"prediction": {"rows": [{"what": "decode tok/s", "predicted": 90.0,
-                                                "measured": 100.0, "error_pct": -10.0}],
-                                      "memory": [{"id": "cpu:16gb", "weights_bytes": 2**27,
-                                                  "kv_bytes": 2**25, "compute_bytes": 2**26,
-                                                  "overhead_bytes": 2**20}]}},
-            "levels": levels, "requests": reqs}
+        stat = Stats(mean=ttft * c, p50=ttft * c, p90=ttft * c * 1.1, p99=ttft * c * 1.2)
+        levels.append(Level(lid, lid - 1, c, None, LevelSummary(
+            requests_ok=n, ttft_s=stat, itl_s=Stats(mean=0.01, p50=0.01, p90=0.011, p99=0.012),
+            output_tokens_per_s=100.0 * c, requests_per_s=3.0)))
+    config = {"prediction": {"rows": [{"what": "decode tok/s", "predicted": 90.0,
+                                       "measured": 100.0}],
+                             "memory": [{"id": "cpu:16gb", "weights_bytes": 2**27,
+                                         "kv_bytes": 2**25, "compute_bytes": 2**26,
+                                         "overhead_bytes": 2**20}]}}
+    return Run(run_id=run_id, started_at="2026-11-27T10:00:00", finished_at=None,
+               status="done", label=run_id, url="http://127.0.0.1:1", model="m", api="openai",
+               config=config, levels=tuple(levels), requests=tuple(reqs))
 
 
 def test_compare_flags_real_differences_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    import rigscope.compare
+    import rigscope.comparison
 
-    monkeypatch.setattr(rigscope.compare, "BOOTSTRAP", 300)
+    monkeypatch.setattr(rigscope.comparison, "BOOTSTRAP", 300)
     false_alarms = covered = 0
     for seed in range(20):
         a, same = fake_run("a", 0.1, seed=2 * seed), fake_run("b", 0.1, seed=2 * seed + 1)
         slower = fake_run("c", 0.12, seed=100 + seed)
-        rows = compare([a, same, slower])["rows"]
-        ttft = {(r["run_b"], r["level"]): r for r in rows if r["metric"] == "ttft_s"}
-        false_alarms += ttft[("b", "c=1")]["significant"]
-        assert ttft[("c", "c=1")]["significant"]  # a 20% shift is always caught
-        lo, hi = ttft[("c", "c=1")]["ci95"]
+        rows = compare([a, same, slower]).rows
+        ttft = {(r.run_b, r.level): r for r in rows if r.metric == "ttft_s"}
+        false_alarms += bool(ttft[("b", "c=1")].significant)
+        assert ttft[("c", "c=1")].significant  # a 20% shift is always caught
+        ci = ttft[("c", "c=1")].ci95
+        assert ci is not None
+        lo, hi = ci
         covered += lo < 0.02 < hi  # the true shift is 0.02 s
     assert false_alarms <= 3  # a 95% interval: about 1 in 20 by chance
     assert covered >= 16
@@ -75,12 +79,24 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     assert all((tmp_path / "png" / p).stat().st_size > 5000 for p in pngs)
 
 
+def test_a_report_without_matplotlib_is_one_line_with_the_install_hint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from rigscope.errors import RigscopeError
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    with pytest.raises(RigscopeError, match=r"pip install 'rigscope\[report\]'") as e:
+        write_report([fake_run("a", 0.1)], tmp_path / "r.html")
+    assert e.value.exit_code == 1 and not (tmp_path / "r.html").exists()
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
 def test_report_opens_in_chromium_without_console_errors(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     path = write_report([fake_run("a", 0.1)], tmp_path / "report.html")
     shot = tmp_path / "shot.png"
     out = subprocess.run(

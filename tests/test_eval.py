@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rigscope.cli import main
-from rigscope.evaluate.run import kl_divergence, parse_endpoint, wilson
+from rigscope.evaluation.run import kl_divergence, parse_endpoint, wilson
 from rigscope.store import Store
 
 SUITE = [

@@ -11,8 +11,8 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFWriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rigscope.api import estimate
 from rigscope.errors import RigscopeError
+from rigscope.estimator import estimate
 from rigscope.hardware import parse_rig
 from rigscope.sources import resolve_model
 from rigscope.sources.gguf_file import read_gguf
@@ -91,7 +91,7 @@ def test_generated_files_are_read_byte_exactly(tmp_path: Path, shape: dict, type
     assert spec.kv_heads == shape["kv_heads"] and spec.vocab == shape["vocab"]
     assert spec.intermediate == shape["ff"] and not spec.tie_embeddings
     est = estimate(spec, parse_rig([], "8gb"), repack=False)  # one copy: the file's
-    assert est.quant == "GGUF"  # no general.file_type: the file's own sizes
+    assert est.quant.name == "GGUF"  # no general.file_type: the file's own sizes
     assert est.weights_bytes == sum(written.values())
 
 
@@ -101,7 +101,7 @@ def test_file_type_names_the_mix_and_sizes_stay_exact(tmp_path: Path) -> None:
     spec = resolve_model(str(path))
     assert spec.file_type == "Q8_0"
     est = estimate(spec, parse_rig([], "8gb"))
-    assert est.quant == "Q8_0" and est.weights_bytes == sum(written.values())
+    assert est.quant.name == "Q8_0" and est.weights_bytes == sum(written.values())
     # asking for another mix estimates it from the shapes instead
     f16 = estimate(spec, parse_rig([], "8gb"), quant="F16")
     assert f16.weights_bytes > est.weights_bytes

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from conftest import require_engine
-from rigscope.api import estimate
-from rigscope.hardware import cpu_accelerator
+from rigscope.estimator import estimate
 from rigscope.llamacpp.probe import parse_buffers, probe_buffers, quantize
 from rigscope.sources import resolve_model
 from rigscope.sources.layout import build_model
-from rigscope.specs import Rig
+from rigscope.specs import Accelerator, Rig
 from rigscope.system import local_cpu_features
 
 pytestmark = pytest.mark.slow
@@ -30,7 +29,7 @@ CONFIGS = [  # (n_ctx, flash attention, KV type)
 
 def this_cpu() -> Rig:
     features, source = local_cpu_features()
-    return Rig(devices=(), host=cpu_accelerator(8 * 2**30, features=features,
+    return Rig(devices=(), host=Accelerator.cpu(8 * 2**30, features=features,
                                                 features_source=source))
 
 

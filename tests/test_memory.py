@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import GIB, MIB, model, rig
-from rigscope.api import estimate
+from rigscope.estimator import estimate
 
 # Llama-3-8B Q4_K_M, n_ctx 8192, f16 KV, flash attention off, logits reserved for a whole
 # ubatch (2024 builds), from XiongjieDai/GPU-Benchmarks-on-LLM-Inference notebooks via
@@ -126,7 +126,7 @@ def test_cpu_only_holds_everything_in_ram() -> None:
 
 def test_vllm_pages_kv_into_what_is_left() -> None:
     e = estimate(model("llama-3-8b"), rig("rtx-4090"), engine="vllm", context=8192)
-    assert e.quant == "BF16" and e.fits
+    assert e.quant.name == "BF16" and e.fits
     assert e.max_sequences is not None and e.max_sequences >= 1
     per_seq = 8192 * 32 * 2 * 8 * 128 * 2
     assert e.max_sequences == e.devices[0].kv_bytes // per_seq
@@ -145,4 +145,4 @@ def test_mlx_only_on_apple() -> None:
     with pytest.raises(RigscopeError, match="metal"):
         estimate(model("llama-3-8b"), rig("rtx-4090"), engine="mlx")
     e = estimate(model("llama-3-8b"), rig("m4-max-40c"), engine="mlx")
-    assert e.quant == "MLX-4BIT" and e.fits
+    assert e.quant.name == "MLX-4BIT" and e.fits

@@ -64,14 +64,14 @@ def test_quality_floor_and_code_profile() -> None:
     p = plan("llama-3-8b", profile="code", engines=("llama.cpp",), rig_ids=["rtx-3060-12gb"],
              gpu_count_max=1)
     assert p.workload.min_quant == "Q8_0"
-    assert {o.memory.quant for o in p.options} <= {"Q8_0", "F16"}
+    assert {o.memory.quant.name for o in p.options} <= {"Q8_0", "F16"}
     w = workload_from([model("llama-3-8b")], engines=("llama.cpp",))
     rigs = candidate_rigs(1, ["rtx-3070"])
     default = make_plan(w, price_table(), rigs, all_configs=True)
     low = make_plan(workload_from([model("llama-3-8b")], engines=("llama.cpp",),
                                   min_quant="Q2_K"), price_table(), rigs, all_configs=True)
-    assert {o.memory.quant for o in default.options} == {"Q4_K_M", "Q5_K_M", "Q6_K"}
-    assert {"Q3_K_M", "Q2_K", "IQ4_XS"} <= {o.memory.quant for o in low.options}
+    assert {o.memory.quant.name for o in default.options} == {"Q4_K_M", "Q5_K_M", "Q6_K"}
+    assert {"Q3_K_M", "Q2_K", "IQ4_XS"} <= {o.memory.quant.name for o in low.options}
 
 
 def test_price_overrides(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rigscope.api import estimate
-from rigscope.catalog import gguf_mixes, models
+from rigscope.catalog import gguf_mixes, lookup_quant, models
+from rigscope.estimator import estimate
+from rigscope.estimator.quantize import tensor_bytes
 from rigscope.hardware import parse_rig
 from rigscope.sources import catalog_model
 
@@ -40,20 +41,29 @@ def test_memory_grows_with_context_and_batch(mid, gpus, quant, ctx, extra, batch
 @given(mid=st.sampled_from(MODEL_IDS), gpus=st.sampled_from(RIGS),
        quant=st.sampled_from(sorted(gguf_mixes())), ctx=st.integers(1, 131072),
        batch=st.integers(1, 4), engine=st.sampled_from(["llama.cpp", "vllm"]))
-def test_parts_sum_to_the_total(mid, gpus, quant, ctx, batch, engine) -> None:  # noqa: ANN001
+def test_placement_conserves_weights_layers_and_kv(mid, gpus, quant, ctx, batch, engine) -> None:  # noqa: ANN001
+    """Whatever the split, every tensor is placed once (llama.cpp loads a tied LM head again
+    for the output layer), every layer once, and the devices' KV adds up to the cache."""
     rig = parse_rig([gpus])
     if engine == "vllm" and rig.unified:
         return
-    q = quant if engine == "llama.cpp" else "BF16"
-    e = estimate(SPECS[mid], rig, quant=q, context=ctx, batch=batch, engine=engine)
-    parts = e.weights_bytes if engine == "vllm" else sum(p.weights_bytes for p in e.parts)
-    if engine == "llama.cpp":
-        tied_copy = sum(t.n_elements for t in SPECS[mid].tensors) and SPECS[mid].tie_embeddings
-        assert parts >= e.weights_bytes and (parts == e.weights_bytes or tied_copy)
-        assert sum(p.kv_bytes for p in e.parts) == e.kv_cache_bytes
-    assert e.total_bytes == sum(p.used_bytes for p in e.parts)
-    assert e.compute_bytes + e.overhead_bytes + sum(
-        p.weights_bytes + p.kv_bytes for p in e.parts) == e.total_bytes
+    spec = SPECS[mid]
+    q = lookup_quant(quant if engine == "llama.cpp" else "BF16", "llama.cpp" if
+                     engine == "llama.cpp" else "vllm")
+    e = estimate(spec, rig, quant=q, context=ctx, batch=batch, engine=engine)
+    file_bytes = sum(tensor_bytes(spec, q, t)[0] for t in spec.tensors)  # tensor by tensor
+    if engine == "vllm":  # every GPU holds 1/tp of every tensor
+        tp = len(e.devices)
+        assert all(abs(d.weights_bytes * tp - file_bytes) < tp for d in e.devices)
+        return
+    placed = sum(p.weights_bytes for p in e.parts)
+    embd = next(t for t in spec.tensors if t.name == "token_embd.weight")
+    tied = tensor_bytes(spec, q, embd)[0] if spec.tie_embeddings else 0
+    assert placed in (file_bytes, file_bytes + tied)
+    assert sum(p.layers for p in e.parts) == spec.layers
+    assert sum(p.kv_bytes for p in e.parts) == e.kv_cache_bytes
     assert e.runs or not e.fits
     if e.fits:
-        assert e.offloaded_layers == 0 and all(p.fits for p in e.devices)
+        assert e.offloaded_layers == 0 and e.host.layers == 0
+    else:
+        assert e.offloaded_layers == e.host.layers or not e.runs

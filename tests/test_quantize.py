@@ -10,8 +10,8 @@ import pytest
 
 from conftest import GIB, MIB, model
 from rigscope.catalog import formats, gguf_mixes
-from rigscope.estimate.memory import layer_weights
-from rigscope.estimate.quantize import gguf_tensor_type, tensor_bytes
+from rigscope.estimator.memory import layer_weights
+from rigscope.estimator.quantize import gguf_tensor_type, tensor_bytes
 
 
 def test_llama3_8b_q4_k_m_tensor_types_match_the_real_file() -> None:

@@ -7,19 +7,19 @@ from pathlib import Path
 import pytest
 
 from conftest import ON_CI, smollm2_path
-from rigscope.api import estimate
-from rigscope.estimate.repack import repacked
-from rigscope.hardware import CPU_ISAS, cpu_accelerator
+from rigscope.estimator import estimate
+from rigscope.estimator.repack import repacked
+from rigscope.hardware import CPU_ISAS
 from rigscope.llamacpp.probe import parse_buffer_devices
 from rigscope.sources import resolve_model
-from rigscope.specs import Rig
+from rigscope.specs import Accelerator, Rig
 
 MIB = 2**20
 LOGS = Path(__file__).parent / "data" / "llamacpp_logs"
 
 
 def cpu(isa: str) -> Rig:
-    return Rig(devices=(), host=cpu_accelerator(8 * 2**30, features=CPU_ISAS[isa]))
+    return Rig(devices=(), host=Accelerator.cpu(8 * 2**30, features=CPU_ISAS[isa]))
 
 
 @pytest.fixture

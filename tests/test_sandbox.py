@@ -12,20 +12,44 @@ from pathlib import Path
 
 import pytest
 
-from rigscope.evaluate import sandbox
+from conftest import ON_CI
+from rigscope.errors import RigscopeError
+from rigscope.evaluation import sandbox
 
 LIMITS = sandbox.Limits(wall_s=5)
+MODE = "strong"  # set per test by the `mode` fixture
+
+
+@pytest.fixture(params=["strong", "weak"], autouse=True)
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs under bubblewrap and under the weak sandbox a user can allow."""
+    global MODE
+    MODE = request.param
+    if MODE == "strong" and not sandbox.bubblewrap_works():
+        (pytest.fail if ON_CI else pytest.skip)("bubblewrap is not installed here")
+    if MODE == "weak":
+        monkeypatch.setattr(sandbox, "bubblewrap_works", lambda: False)
+    return MODE
 
 
 def run(code: str, limits: sandbox.Limits = LIMITS) -> sandbox.Outcome:
-    return sandbox.run(code, limits)
+    return sandbox.run(code, limits, allow_weak=MODE == "weak")
 
 
 def test_good_code_passes_and_names_its_isolation() -> None:
     out = run("def add(a, b):\n    return a + b\n\nassert add(2, 3) == 5\n")
     assert out.passed and out.reason == "passed"
-    assert out.isolation == sandbox.isolation() and "rlimits+audit" in out.isolation or (
-        out.isolation == "bubblewrap")
+    if MODE == "strong":
+        assert out.isolation == "bubblewrap"
+    else:
+        assert out.isolation.endswith("+rlimits+audit")
+
+
+def test_without_bubblewrap_it_refuses_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "bubblewrap_works", lambda: False)
+    with pytest.raises(RigscopeError, match="only under bubblewrap.*--allow-weak-sandbox"):
+        sandbox.run("assert True\n")
+    assert sandbox.run("assert True\n", allow_weak=True).passed
 
 
 def test_failing_tests_fail() -> None:
@@ -82,8 +106,9 @@ def test_fork_bomb_is_stopped() -> None:
 
 
 def test_subprocesses_are_refused() -> None:
-    out = run("import subprocess\nsubprocess.run(['sh', '-c', 'echo pwned > /tmp/pwned'])\n")
-    assert not out.passed and "not allowed" in out.output
+    target = Path("/tmp") / f"rigscope-pwned-{uuid.uuid4().hex}"
+    out = run(f"import subprocess\nsubprocess.run(['sh', '-c', 'echo pwned > {target}'])\n")
+    assert not out.passed and "not allowed" in out.output and not target.exists()
 
 
 def test_filling_the_disk_is_stopped() -> None:
@@ -108,7 +133,7 @@ def test_a_process_left_behind_is_killed() -> None:
 @pytest.mark.skipif(subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip()
                     != "0", reason="runs as root only")
 def test_as_root_the_code_runs_as_nobody() -> None:
-    if "+nobody" not in sandbox.isolation():
+    if MODE == "strong" or "+nobody" not in sandbox.isolation(allow_weak=True):
         pytest.skip("no interpreter the unprivileged user can run")
     out = run("import os\nassert os.getuid() == 65534, os.getuid()\n")
     assert out.passed

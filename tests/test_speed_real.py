@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rigscope.api import estimate, estimate_speed
-from rigscope.hardware import parse_rig
+from rigscope.estimator import estimate
+from rigscope.estimator.speed import estimate_speed
 from rigscope.sources import resolve_model
+from rigscope.system import resolve_rig
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_cpu_decode_and_prefill_within_35_percent(smollm2: Path) -> None:
     from rigscope.llamacpp.probe import probe_speed
 
-    rig = parse_rig([], "")  # --cpu: this machine, RAM bandwidth and matmul rate measured
+    rig = resolve_rig(cpu="")  # --cpu: this machine, RAM bandwidth and matmul rate measured
     assert rig.host.memory_source == "measured"
     est = estimate(resolve_model(str(smollm2)), rig, context=1024, outputs="ubatch")
     tg = estimate_speed(est, prompt_tokens=0, output_tokens=128).decode_tokens_per_s

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from rigscope.errors import RigscopeError
-from rigscope.evaluate import sandbox
-from rigscope.evaluate.suites import extract_code, load_suite, matches, normalize
+from rigscope.evaluation import sandbox
+from rigscope.evaluation.suites import extract_code, load_suite, matches, normalize
 
 CODE = load_suite("code")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rigscope.bench.run import BenchConfig, Progress, run
+from rigscope.bench.run import BenchConfig, Progress, run_bench
 from rigscope.errors import RigscopeError
 from rigscope.llamacpp.server import LlamaServer, ServerSettings, describe_exit, log_tail
 from rigscope.store import Store
@@ -40,16 +40,17 @@ def test_a_users_server_that_goes_away_keeps_what_completed(fake_server, tmp_pat
     config = BenchConfig(url=srv.url, model="fake-model", requests=10, warmup=0,
                          output_tokens=8)
     with pytest.raises(RigscopeError) as e:
-        run(config, store, Progress(request_done=request_done))
+        run_bench(config, store, Progress(request_done=request_done))
     msg = str(e.value)
     assert e.value.exit_code == 1
-    assert f"{srv.url} stopped answering at concurrency 1, during request 4" in msg
+    assert f"{srv.url} stopped answering at c=1, during request 4" in msg
     assert "connect_error" in msg and "the 3 requests completed before are kept" in msg
     (stored,) = store.runs()
     assert stored["status"] == "failed" and stored["run_id"] in msg
-    doc = store.run(stored["run_id"])
-    assert [r["status"] for r in doc["requests"]][:3] == ["ok"] * 3
-    assert doc["levels"][0]["requests_ok"] == 3  # the partial level's summary is stored
+    run = store.run(stored["run_id"])
+    assert [r.status for r in run.requests][:3] == ["ok"] * 3
+    summary = run.levels[0].summary
+    assert summary is not None and summary.requests_ok == 3  # the partial level's summary
 
 
 @pytest.mark.slow
@@ -69,7 +70,7 @@ def test_a_supervised_engine_that_dies_is_named(smollm2: Path, tmp_path: Path) -
         config = BenchConfig(url=srv.url, model="smollm2", requests=5, warmup=0,
                              prompt_tokens=512, output_tokens=8)
         with pytest.raises(RigscopeError) as e:
-            run(config, store, Progress(request_done=request_done), watch=srv.death)
+            run_bench(config, store, Progress(request_done=request_done), watch=srv.death)
     msg = str(e.value)
     assert "llama.cpp server exited with SIGILL (illegal instruction" in msg
     assert "during request 3 (a 512-token prompt)" in msg

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from conftest import RECORDED_RAM_GBS, recorded_machine
 from rigscope import system
 from rigscope.cli import main
 
@@ -29,8 +30,13 @@ def replay(outputs: dict[str, str]) -> Callable[[list[str]], str | None]:
     return run
 
 
-def test_nvidia_smi() -> None:
-    info = system.detect(replay({"nvidia-smi": NVIDIA_SMI}), measure=False)
+def on(monkeypatch: pytest.MonkeyPatch, **answers: object) -> None:
+    monkeypatch.setattr(system, "PROBES", recorded_machine(**answers))
+
+
+def test_nvidia_smi(monkeypatch: pytest.MonkeyPatch) -> None:
+    on(monkeypatch, run=replay({"nvidia-smi": NVIDIA_SMI}))
+    info = system.detect(measure=False)
     assert [g.id for g in info.gpus] == ["rtx-4090", "rtx-3090"]
     assert info.gpus[0].memory_bytes == 24564 * 2**20
     assert info.rig().id == "rtx-4090+rtx-3090"
@@ -49,45 +55,47 @@ class FakeNVML:
         return type("Mem", (), {"total": 85520809984, "free": 84000000000})()
 
 
-def test_nvml() -> None:
-    info = system.detect(replay({}), measure=False, nvml=FakeNVML())
+def test_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    on(monkeypatch, nvml=FakeNVML)
+    info = system.detect(measure=False)
     (gpu,) = info.gpus
     assert gpu.id == "h100-sxm" and gpu.memory_bytes == 85520809984
     assert gpu.bandwidth_gbs == 3350  # the catalog's specs, the driver's memory size
 
 
-def test_rocm_smi() -> None:
-    info = system.detect(replay({"rocm-smi": ROCM_SMI}), measure=False)
+def test_rocm_smi(monkeypatch: pytest.MonkeyPatch) -> None:
+    on(monkeypatch, run=replay({"rocm-smi": ROCM_SMI}))
+    info = system.detect(measure=False)
     (gpu,) = info.gpus
     assert gpu.id == "rx-7900-xtx" and gpu.backend == "rocm"
     assert gpu.memory_bytes == 25753026560
 
 
 def test_apple(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(system, "local_ram_bytes", lambda run=None: 64 * 2**30)
-    run = replay({"sysctl -n machdep.cpu.brand_string": "Apple M3 Max\n",
-                  "system_profiler": PROFILER})
-    info = system.detect(run, measure=False)
+    on(monkeypatch, read=lambda path: None,  # macOS: no /proc; sysctl says 64 GiB
+       run=replay({"sysctl -n machdep.cpu.brand_string": "Apple M3 Max\n",
+                   "sysctl -n hw.memsize": f"{64 * 2**30}\n", "system_profiler": PROFILER}))
+    info = system.detect(measure=False)
     (chip,) = info.gpus
     assert chip.id == "m3-max-40c:64gb" and chip.usable_bytes == 48 * 2**30
 
 
-def test_unknown_gpu_keeps_the_driver_memory() -> None:
-    info = system.detect(replay({"nvidia-smi": "NVIDIA Tesla T4, 15360\n"}), measure=False)
+def test_unknown_gpu_keeps_the_driver_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    on(monkeypatch, run=replay({"nvidia-smi": "NVIDIA Tesla T4, 15360\n"}))
+    info = system.detect(measure=False)
     (gpu,) = info.gpus
     assert gpu.id == "cuda0" and gpu.memory_bytes == 15360 * 2**20
 
 
 def test_no_gpu_plans_for_the_cpu() -> None:
-    info = system.detect(replay({}), measure=False)
+    info = system.detect(measure=False)
     assert info.gpus == () and "no GPU detected" in info.notes[0]
     assert info.rig().devices == ()
 
 
 def test_bandwidth_is_measured_once_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    monkeypatch.setattr(system, "measure_ram_bandwidth", lambda: calls.append(1) or 20.0)
-    monkeypatch.setattr(system, "measure_cpu_tflops", lambda: 0.5)
+    on(monkeypatch, ram_gbs=lambda: calls.append(1) or 20.0, tflops=lambda: 0.5)
     assert system.measured_cpu("cpu X") == (20.0, 0.5)
     assert system.measured_cpu("cpu X") == (20.0, 0.5)
     assert len(calls) == 1
@@ -96,7 +104,17 @@ def test_bandwidth_is_measured_once_and_cached(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_system_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["system", "--json"]) == 0
+    assert main(["system", "--json"]) == 0  # on the recorded 2-core VM (no GPU)
     doc = json.loads(capsys.readouterr().out)
-    assert doc["ram_bytes"] > 0 and doc["ram_bandwidth_gbs"] > 0
-    assert doc["gpus"] == [] and doc["rig"].startswith("cpu:")  # CI has no GPU
+    meminfo_kib = 24684092  # tests/data/proc/meminfo
+    assert doc["ram_bytes"] == meminfo_kib * 1024
+    assert doc["ram_bandwidth_gbs"] == RECORDED_RAM_GBS
+    assert doc["cpu"].startswith("AMD EPYC") and doc["cpu_cores"] == 2
+    assert doc["gpus"] == [] and doc["rig"] == "cpu:24gb"
+    assert doc["cpu_features"] == ["avx2", "avx512"]  # a native build on its flags
+
+
+def test_measurement_probes_return_sane_figures() -> None:
+    """The real probes, briefly: figures of the right kind on any machine."""
+    assert 0.1 < system.measure_ram_bandwidth(mib=16, repeats=3) < 10_000
+    assert 0.0001 < system.measure_cpu_tflops(n=256, repeats=2) < 10_000

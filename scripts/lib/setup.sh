@@ -18,6 +18,15 @@ setup_env() {
     echo "a C++ compiler (g++ or clang++) is needed to build llama.cpp" >&2
     return 1
   fi
+  # eval runs model-written code only under bubblewrap: install it where the OS allows
+  if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      (apt-get install -y -qq bubblewrap || (apt-get update -qq &&
+        apt-get install -y -qq bubblewrap)) >/dev/null 2>&1 || true
+    fi
+    command -v bwrap >/dev/null 2>&1 || echo "note: bubblewrap (bwrap) is not installed;" \
+      "rigscope eval will refuse code tasks without --allow-weak-sandbox" >&2
+  fi
   echo "building llama.cpp's server, bench and quantize once (about 4 min on 2 cores)" >&2
   .venv/bin/python -m rigscope.llamacpp.build
 }

@@ -11,13 +11,23 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from rigscope.bench.run import BenchConfig, run_bench
 from rigscope.errors import RigscopeError
+from rigscope.estimator import estimate
+from rigscope.estimator.speed import estimate_speed
+from rigscope.llamacpp.probe import parse_buffer_devices
 from rigscope.llamacpp.server import LlamaServer, ServerSettings
+from rigscope.paths import data_dir
+from rigscope.records import Check, DeviceMemory, Run
+from rigscope.report import write_report
+from rigscope.sources import resolve_model
 from rigscope.specs import MemoryEstimate
+from rigscope.store import Store
+from rigscope.system import detect, resolve_rig
+from rigscope.units import GIB, MIB
 
 MODEL_ALIAS = "smollm2"
 
@@ -61,11 +71,7 @@ def smollm2_gguf() -> Path:
 
 def predict(model_spec: str, plan: DemoPlan) -> tuple[MemoryEstimate, dict[str, float]]:
     """Memory and speed predicted for this machine's CPU, with llama-server's settings."""
-    from rigscope.api import estimate, estimate_speed
-    from rigscope.hardware import parse_rig
-    from rigscope.sources import resolve_model
-
-    est = estimate(resolve_model(model_spec), parse_rig([], ""), context=plan.context,
+    est = estimate(resolve_model(model_spec), resolve_rig(cpu=""), context=plan.context,
                    batch=plan.slots)
     chat = estimate_speed(est, prompt_tokens=plan.prompt_tokens,
                           output_tokens=plan.output_tokens)
@@ -74,26 +80,19 @@ def predict(model_spec: str, plan: DemoPlan) -> tuple[MemoryEstimate, dict[str, 
                  "prefill": rag.prefill_tokens_per_s}
 
 
-def comparison(pred: dict[str, float], sweep: dict[str, Any], rag: dict[str, Any],
-               plan: DemoPlan) -> list[dict[str, Any]]:
-    """Predicted vs measured rows (concurrency 1: the model's single-stream figures)."""
-    c1 = next(lv for lv in sweep["levels"] if lv["concurrency"] == 1)
-    r1 = rag["levels"][0]
-    measured_decode = 1 / c1["itl_s"]["p50"] if c1["itl_s"]["p50"] else None
-    measured_prefill = (plan.rag_prompt_tokens / r1["ttft_s"]["p50"]
-                        if r1["ttft_s"]["p50"] else None)
-    rows = [("decode tok/s (1 stream)", pred["decode"], measured_decode),
-            (f"prefill tok/s ({plan.rag_prompt_tokens}-token prompt)", pred["prefill"],
-             measured_prefill),
-            (f"TTFT s ({plan.prompt_tokens}-token prompt)", pred["ttft"], c1["ttft_s"]["p50"])]
-    return [{"what": what, "predicted": p, "measured": m,
-             "error_pct": (p - m) / m * 100 if m else None} for what, p, m in rows]
+def comparison(pred: dict[str, float], sweep: Run, rag: Run, plan: DemoPlan) -> list[Check]:
+    """Predicted vs measured (concurrency 1: the model's single-stream figures)."""
+    c1 = next(s for lv, s in sweep.summarized if lv.concurrency == 1)
+    r1 = rag.summarized[0][1]
+    itl, ttft, rag_ttft = c1.itl_s.p50, c1.ttft_s.p50, r1.ttft_s.p50
+    return [Check("decode tok/s (1 stream)", pred["decode"], 1 / itl if itl else None),
+            Check(f"prefill tok/s ({plan.rag_prompt_tokens}-token prompt)", pred["prefill"],
+                  plan.rag_prompt_tokens / rag_ttft if rag_ttft else None),
+            Check(f"TTFT s ({plan.prompt_tokens}-token prompt)", pred["ttft"], ttft)]
 
 
-def memory_rows(est: MemoryEstimate, log: Path) -> list[dict[str, Any]]:
+def memory_rows(est: MemoryEstimate, log: Path) -> list[Check]:
     """Predicted buffers beside the ones llama-server reported while loading (MiB)."""
-    from rigscope.llamacpp.probe import parse_buffer_devices
-
     reported = parse_buffer_devices(log.read_text(errors="replace")) if log.exists() else {}
     (cpu,) = est.devices
     predicted = {"model": cpu.weights_bytes, "KV": cpu.kv_bytes, "compute": cpu.compute_bytes,
@@ -101,29 +100,27 @@ def memory_rows(est: MemoryEstimate, log: Path) -> list[dict[str, Any]]:
     rows = []
     for kind, value in predicted.items():
         got = reported.get(kind)
-        measured = sum(got.values()) if got else None
         detail = " + ".join(f"{d} {v:.2f}" for d, v in got.items()) if got and len(got) > 1 \
             else ""
-        rows.append({"what": f"{kind} buffer MiB" + (f" ({detail})" if detail else ""),
-                     "predicted": value / 2**20, "measured": measured,
-                     "error_pct": (value / 2**20 - measured) / measured * 100
-                     if measured else None})
+        rows.append(Check(f"{kind} buffer MiB" + (f" ({detail})" if detail else ""),
+                          value / MIB, sum(got.values()) if got else None))
     return rows
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    runs: tuple[Run, ...]  # the concurrency sweep and the RAG level
+    checks: tuple[Check, ...]  # predicted vs measured
+    report: Path
 
 
 def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None,
              model_spec: str | None = None, report_path: Path | None = None,
-             say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The whole loop; returns the run documents, the comparison and the report path."""
-    from rigscope.bench.run import BenchConfig, run
-    from rigscope.paths import data_dir
-    from rigscope.report import write_report
-    from rigscope.store import Store
-    from rigscope.system import detect
-
+             say: Callable[[str], None] = print) -> DemoResult:
+    """The whole loop: the runs, predicted vs measured, and the report."""
     info = detect()
     say(f"this machine: {info.cpu_model}, {info.cpu_cores} cores, "
-        f"{info.ram_bytes / 2**30:.1f} GiB RAM, {info.ram_gbs or 0:.1f} GB/s read (one core)"
+        f"{info.ram_bytes / GIB:.1f} GiB RAM, {info.ram_gbs or 0:.1f} GB/s read (one core)"
         + (f", GPUs: {', '.join(g.id for g in info.gpus)}" if info.gpus else ", no GPU"))
     store = Store()
     out_dir = data_dir() / "reports"
@@ -143,7 +140,7 @@ def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None
         server = _given(url)
     est, pred = (predict(model_spec, plan) if model_spec else (None, None))
     if est is not None and pred is not None:
-        say(f"predicted: {est.total_bytes / 2**20:.0f} MiB in RAM, decode "
+        say(f"predicted: {est.total_bytes / MIB:.0f} MiB in RAM, decode "
             f"{pred['decode']:.1f} tok/s, prefill {pred['prefill']:.0f} tok/s")
     hardware = "cpu" if not info.gpus else info.rig().id
     with server as base:
@@ -151,29 +148,30 @@ def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None
             f"{plan.requests} requests each")
         common = BenchConfig(url=base, model=model, hardware=hardware, model_spec=model_spec)
         watch = engine.death if engine is not None else None
-        sweep_id, ok1 = run(replace(common, concurrency=plan.concurrency,
-                                    requests=plan.requests, prompt_tokens=plan.prompt_tokens,
-                                    output_tokens=plan.output_tokens, label="demo-chat"), store,
-                            watch=watch)
+        sweep_id, ok1 = run_bench(replace(
+            common, concurrency=plan.concurrency, requests=plan.requests,
+            prompt_tokens=plan.prompt_tokens, output_tokens=plan.output_tokens,
+            label="demo-chat"), store, watch=watch)
         say(f"RAG level: {plan.rag_prompt_tokens}-token prompts from documents")
-        rag_id, ok2 = run(replace(common, concurrency=(1,), requests=plan.rag_requests,
-                                  prompt_tokens=plan.rag_prompt_tokens, output_tokens=32,
-                                  workload="rag", label="demo-rag"), store, watch=watch)
+        rag_id, ok2 = run_bench(replace(
+            common, concurrency=(1,), requests=plan.rag_requests,
+            prompt_tokens=plan.rag_prompt_tokens, output_tokens=32, workload="rag",
+            label="demo-rag"), store, watch=watch)
     if not (ok1 and ok2):
         raise KeyboardInterrupt
     sweep, rag = store.run(sweep_id), store.run(rag_id)
-    rows = comparison(pred, sweep, rag, plan) if pred else []
+    checks = comparison(pred, sweep, rag, plan) if pred else []
     if est is not None and engine is not None:
-        rows += memory_rows(est, log)
+        checks += memory_rows(est, log)
     if est is not None:
-        memory = [{"id": d.id, "weights_bytes": d.weights_bytes, "kv_bytes": d.kv_bytes,
-                   "compute_bytes": d.compute_bytes, "overhead_bytes": d.overhead_bytes}
-                  for d in est.devices]
-        store.update_config(sweep_id, {"prediction": {"rows": rows, "memory": memory}})
+        memory = [asdict(DeviceMemory(d.id, d.weights_bytes, d.kv_bytes, d.compute_bytes,
+                                      d.overhead_bytes)) for d in est.devices]
+        store.update_config(sweep_id, {"prediction": {"rows": [asdict(c) for c in checks],
+                                                      "memory": memory}})
         sweep = store.run(sweep_id)
     path = report_path or out_dir / f"demo-{sweep_id}.html"
     write_report([sweep, rag], path)
-    return {"runs": [sweep, rag], "comparison": rows, "report": str(path)}
+    return DemoResult(runs=(sweep, rag), checks=tuple(checks), report=path)
 
 
 @contextmanager

@@ -12,13 +12,31 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from rigscope.api import estimate
+from rigscope.catalog import (
+    apple_accelerator,
+    apple_chips,
+    apple_memory_options,
+    gguf_mixes,
+    gpus,
+    lookup_quant,
+)
 from rigscope.errors import RigscopeError
-from rigscope.estimate.speed import DEFAULT, SpeedParams
-from rigscope.estimate.timing import estimate_speed
-from rigscope.hardware import apple_host, cpu_accelerator
+from rigscope.estimator import Request, place
+from rigscope.estimator.engines import get_engine, why_not
+from rigscope.estimator.memory import layer_weights
+from rigscope.estimator.speed import estimate_speed
+from rigscope.estimator.speed_params import DEFAULT, SpeedParams
+from rigscope.hardware import DEFAULT_HOST_RAM, apple_host
 from rigscope.prices import Price
-from rigscope.specs import MemoryEstimate, ModelSpec, Quant, Rig, SpeedEstimate
+from rigscope.specs import (
+    Accelerator,
+    Engine,
+    MemoryEstimate,
+    ModelSpec,
+    Quant,
+    Rig,
+    SpeedEstimate,
+)
 from rigscope.units import GIB
 
 # Workload profiles: prompt and output lengths and the context they need.
@@ -55,7 +73,7 @@ class Workload:
     max_watts: float | None = None
     quant: str | None = None  # exactly this quantization
     min_quant: str | None = "Q4_K_M"  # quality floor
-    engines: tuple[str, ...] = ("llama.cpp", "vllm", "mlx")
+    engines: tuple[str, ...] = ("llama.cpp", "vllm", "mlx")  # names in ENGINES
     gpu_count_max: int = 8
     profile: str | None = None
 
@@ -107,19 +125,18 @@ def workload_from(models: Sequence[ModelSpec], profile: str | None = None,
             raise RigscopeError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
         values |= PROFILES[profile]
     values |= {k: v for k, v in overrides.items() if v is not None}
+    if "engines" in values:  # names as the table spells them; an unknown one is an error
+        values["engines"] = tuple(get_engine(str(e)).name for e in values["engines"])  # type: ignore[attr-defined]
     return Workload(models=tuple(models), profile=profile, **values)  # type: ignore[arg-type]
 
 
 def candidate_rigs(gpu_count_max: int = 8, ids: Iterable[str] | None = None) -> list[Rig]:
     """1..gpu_count_max of each catalog GPU, each Apple chip at each size, CPU-only boxes."""
-    from rigscope.catalog import GB, apple_accelerator, apple_chips, apple_memory_options, gpus
-    from rigscope.hardware import DEFAULT_HOST_RAM
-
     wanted = set(ids) if ids is not None else None
     rigs = []
     for g in gpus().values():
         if wanted is None or g.id in wanted:
-            host = cpu_accelerator(max(DEFAULT_HOST_RAM, 2 * g.memory_bytes))
+            host = Accelerator.cpu(max(DEFAULT_HOST_RAM, 2 * g.memory_bytes))
             rigs += [Rig(devices=(g,) * n, host=host, host_default=True)
                      for n in range(1, gpu_count_max + 1)]
     for chip in apple_chips():
@@ -128,27 +145,17 @@ def candidate_rigs(gpu_count_max: int = 8, ids: Iterable[str] | None = None) -> 
                 a = apple_accelerator(chip, gb)
                 rigs.append(Rig(devices=(a,), host=apple_host(a.memory_bytes)))
     if wanted is None or "cpu" in wanted:
-        rigs += [Rig(devices=(), host=cpu_accelerator(gb * GB)) for gb in CPU_RAM_SIZES]
+        rigs += [Rig(devices=(), host=Accelerator.cpu(gb * GIB)) for gb in CPU_RAM_SIZES]
     return rigs
 
 
-def _engines_for(rig: Rig, engines: Sequence[str]) -> list[str]:
-    backend = rig.devices[0].backend if rig.devices else "cpu"
-    runs_on = {
-        "llama.cpp": True,
-        "ollama": True,
-        "vllm": backend in ("cuda", "rocm") and len(rig.devices) in (1, 2, 4, 8),
-        "mlx": backend == "metal",
-        "transformers": backend in ("cuda", "rocm"),
-    }
-    return [e for e in engines if runs_on.get(e, False)]
+def _engines_for(rig: Rig, engines: Sequence[str]) -> list[Engine]:
+    return [e for e in map(get_engine, engines) if why_not(e, rig) is None]
 
 
-def _quants_for(engine: str, w: Workload) -> list[Quant]:
+def _quants_for(engine: Engine, w: Workload) -> list[Quant]:
     """Candidate quantizations for an engine, best quality first, at or above the floor."""
-    from rigscope.catalog import lookup_quant
-
-    family = "llama.cpp" if engine == "ollama" else engine
+    family = engine.family
     if w.quant:
         try:
             return [lookup_quant(w.quant, family)]
@@ -163,8 +170,6 @@ def _quants_for(engine: str, w: Workload) -> list[Quant]:
 
 
 def _is_gguf(name: str) -> bool:
-    from rigscope.catalog import gguf_mixes
-
     return name.upper() in gguf_mixes() or name.upper() in ("FP16", "FP32")
 
 
@@ -190,7 +195,7 @@ def rig_price(rig: Rig, prices: dict[str, Price]) -> Price | None:
     return Price(sum(p.usd for p in each if p), each[0].label if each[0] else "")
 
 
-def notes_for(rig: Rig, engine: str, users: int, mem: MemoryEstimate) -> tuple[str, ...]:
+def notes_for(rig: Rig, engine: Engine, users: int, mem: MemoryEstimate) -> tuple[str, ...]:
     notes = []
     backend = rig.devices[0].backend if rig.devices else "cpu"
     if backend == "rocm":
@@ -203,7 +208,7 @@ def notes_for(rig: Rig, engine: str, users: int, mem: MemoryEstimate) -> tuple[s
         notes.append("more than 4 GPUs needs a server board or risers")
     if mem.kv_type != "f16":
         notes.append(f"KV cache at {mem.kv_type}")
-    if engine == "vllm":
+    if engine.family == "vllm":
         notes.append(f"vLLM pages KV for {mem.max_sequences} sequences of this context")
     if rig.host_default and mem.host.layers:
         notes.append("host RAM assumed")
@@ -212,8 +217,6 @@ def notes_for(rig: Rig, engine: str, users: int, mem: MemoryEstimate) -> tuple[s
 
 def _lower_bound_fails(model: ModelSpec, quant: Quant, rig: Rig) -> str | None:
     """A cheap bound: weights alone exceed all accelerator memory."""
-    from rigscope.estimate.memory import layer_weights
-
     lw = layer_weights(model, quant)
     capacity = sum(d.usable_bytes for d in rig.devices) or rig.host.memory_bytes
     need = lw.total - (lw.token_embd if rig.devices else 0)
@@ -257,19 +260,19 @@ def make_plan(
                 evaluated += n
                 options += found
                 if not found:
-                    rejected.append(Rejection(rig.id, model.id, why[0], engine, why[1]))
+                    rejected.append(Rejection(rig.id, model.id, why[0], engine.name, why[1]))
     ranked = _mark_pareto(sorted(options, key=_rank_key))
     return Plan(workload=w, options=tuple(ranked), rejected=tuple(rejected), evaluated=evaluated)
 
 
 def _best_on(
-    model: ModelSpec, rig: Rig, engine: str, w: Workload, price: Price | None,
+    model: ModelSpec, rig: Rig, engine: Engine, w: Workload, price: Price | None,
     watts: float | None, all_configs: bool, params: SpeedParams,
 ) -> tuple[list[Option], tuple[str, str], int]:
     quants = _quants_for(engine, w)
     if not quants:
-        return [], (w.quant or "-", f"{w.quant} does not run on {engine}"), 0
-    kv_types = ("f16", "q8_0") if engine in ("llama.cpp", "ollama") else ("f16",)
+        return [], (w.quant or "-", f"{w.quant} does not run on {engine.name}"), 0
+    kv_types = ("f16", "q8_0") if engine.family == "llama.cpp" else ("f16",)
     found: list[Option] = []
     reason: tuple[str, str] = (quants[-1].name, "")
     n = 0
@@ -281,8 +284,8 @@ def _best_on(
         for kv in kv_types:
             n += 1
             try:
-                mem = estimate(model, rig, quant=quant.name, engine=engine, context=w.context,
-                               batch=w.users, kv_type=kv)
+                mem = place(Request(model=model, quant=quant, engine=engine, context=w.context,
+                                    batch=w.users, kv_type=kv, flash_attn=True), rig)
             except RigscopeError as e:
                 reason = (quant.name, str(e))
                 continue
@@ -329,10 +332,7 @@ def _unmet(speed: SpeedEstimate, w: Workload) -> str | None:
 
 def _rank_key(o: Option) -> tuple[float, float, float]:
     """Cheapest first (unknown prices last), then better quality, then faster."""
-    from rigscope.catalog import formats, gguf_mixes
-
-    q = gguf_mixes().get(o.memory.quant) or formats().get(o.memory.quant)
-    return (o.price.usd if o.price else math.inf, -(q.rank if q else 0),
+    return (o.price.usd if o.price else math.inf, -o.memory.quant.rank,
             -o.speed.aggregate_tokens_per_s)
 
 

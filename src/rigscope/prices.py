@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rigscope.catalog import gpus
 from rigscope.errors import RigscopeError
 from rigscope.paths import data_dir
 
@@ -52,8 +53,6 @@ def parse_price_options(options: Sequence[str]) -> dict[str, float]:
 
 def price_table(options: Sequence[str] = (), file: Path | None = None) -> dict[str, Price]:
     """Catalog prices, then the user's price file in the data dir, --prices FILE, --price."""
-    from rigscope.catalog import gpus
-
     table = {
         g.id: Price(g.price_usd, f"{g.price_kind} {g.price_date}")
         for g in gpus().values() if g.price_usd

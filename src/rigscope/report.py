@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from rigscope.errors import RigscopeError
+from rigscope.records import LevelSummary, Run, StoredRequest, median
+from rigscope.units import MIB
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
-def _plt():  # noqa: ANN202 - matplotlib is imported only when a report is drawn
-    import matplotlib
+def _plt():  # noqa: ANN202 - matplotlib, optional, is imported only when a report is drawn
+    try:
+        import matplotlib
+    except ImportError:
+        raise RigscopeError("reports need matplotlib: pip install 'rigscope[report]' "
+                            "(or pip install matplotlib)", exit_code=1) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -28,22 +36,19 @@ def _plt():  # noqa: ANN202 - matplotlib is imported only when a report is drawn
     return plt
 
 
-def _levels(run: dict[str, Any]) -> list[dict[str, Any]]:
-    return [lv for lv in run["levels"] if lv.get("concurrency") and lv.get("ttft_s")]
+def _levels(run: Run) -> list[tuple[int, LevelSummary]]:
+    """Closed-loop levels that finished, as (concurrency, summary)."""
+    return [(lv.concurrency, s) for lv, s in run.summarized if lv.concurrency]
 
 
-def _label(run: dict[str, Any]) -> str:
-    return run.get("label") or run["run_id"]
-
-
-def fig_throughput(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
+def fig_throughput(runs: Sequence[Run]):  # noqa: ANN201
     plt = _plt()
     fig, ax = plt.subplots()
     for i, run in enumerate(runs):
         lv = _levels(run)
         if lv:
-            ax.plot([x["concurrency"] for x in lv], [x["output_tokens_per_s"] for x in lv],
-                    "o-", color=COLORS[i % 6], label=f"{_label(run)}: output tok/s")
+            ax.plot([c for c, _ in lv], [s.output_tokens_per_s for _, s in lv],
+                    "o-", color=COLORS[i % 6], label=f"{run.name}: output tok/s")
     ax.set(title="Throughput vs concurrency", xlabel="concurrent requests",
            ylabel="output tokens/s (aggregate)")
     _concurrency_axis(ax, runs)
@@ -51,24 +56,24 @@ def fig_throughput(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
     return fig
 
 
-def _concurrency_axis(ax: Any, runs: Sequence[dict[str, Any]]) -> None:
-    ticks = sorted({x["concurrency"] for run in runs for x in _levels(run)})
+def _concurrency_axis(ax: Any, runs: Sequence[Run]) -> None:
+    ticks = sorted({c for run in runs for c, _ in _levels(run)})
     ax.set_xscale("log", base=2)
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
 
 
-def fig_latency(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
+def fig_latency(runs: Sequence[Run]):  # noqa: ANN201
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
     for i, run in enumerate(runs):
         lv = _levels(run)
-        c = [x["concurrency"] for x in lv]
+        c = [x for x, _ in lv]
         for q, style in (("p50", "o-"), ("p90", "s--"), ("p99", "^:")):
-            a1.plot(c, [x["ttft_s"][q] * 1e3 for x in lv], style, color=COLORS[i % 6],
-                    label=f"{_label(run)} {q}")
-            a2.plot(c, [(x["itl_s"][q] or 0) * 1e3 for x in lv], style, color=COLORS[i % 6],
-                    label=f"{_label(run)} {q}")
+            a1.plot(c, [(getattr(s.ttft_s, q) or 0) * 1e3 for _, s in lv], style,
+                    color=COLORS[i % 6], label=f"{run.name} {q}")
+            a2.plot(c, [(getattr(s.itl_s, q) or 0) * 1e3 for _, s in lv], style,
+                    color=COLORS[i % 6], label=f"{run.name} {q}")
     a1.set(title="TTFT percentiles", xlabel="concurrent requests", ylabel="TTFT (ms)")
     a2.set(title="ITL per token, percentiles", xlabel="concurrent requests", ylabel="ITL (ms)")
     for ax in (a1, a2):
@@ -77,15 +82,15 @@ def fig_latency(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
     return fig
 
 
-def fig_distributions(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
+def fig_distributions(runs: Sequence[Run]):  # noqa: ANN201
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
     for i, run in enumerate(runs):
-        ok = [r for r in run["requests"] if r["status"] == "ok" and not r["warmup"]]
-        a1.hist([r["ttft_s"] * 1e3 for r in ok], bins=30, alpha=0.6, color=COLORS[i % 6],
-                label=_label(run))
-        a2.hist([r["itl_s"] * 1e3 for r in ok if r["itl_s"]], bins=30, alpha=0.6,
-                color=COLORS[i % 6], label=_label(run))
+        ok = [r for r in run.requests if r.measured_ok]
+        a1.hist([r.ttft_s * 1e3 for r in ok if r.ttft_s is not None], bins=30, alpha=0.6,
+                color=COLORS[i % 6], label=run.name)
+        a2.hist([r.itl_s * 1e3 for r in ok if r.itl_s], bins=30, alpha=0.6,
+                color=COLORS[i % 6], label=run.name)
     a1.set(title="TTFT distribution (all levels)", xlabel="TTFT (ms)", ylabel="requests")
     a2.set(title="ITL per token distribution", xlabel="ITL (ms)", ylabel="requests")
     a1.legend(fontsize=8)
@@ -93,24 +98,25 @@ def fig_distributions(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
     return fig
 
 
-def fig_network(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
+def fig_network(runs: Sequence[Run]):  # noqa: ANN201
     plt = _plt()
     fig, ax = plt.subplots()
-    names = [_label(r) for r in runs]
+    names = [r.name for r in runs]
     bottom = [0.0] * len(runs)
 
-    def wait(r: dict[str, Any]) -> float | None:  # request sent -> headers back
-        if r.get("headers_s") is None:
+    def wait(r: StoredRequest) -> float | None:  # request sent -> headers back
+        if r.headers_s is None:
             return None
-        return r["headers_s"] - sum(r.get(k) or 0 for k in ("dns_s", "connect_s", "tls_s"))
+        return r.headers_s - sum(v or 0 for v in (r.dns_s, r.connect_s, r.tls_s))
 
-    parts = [("DNS", lambda r: r.get("dns_s")), ("TCP connect", lambda r: r.get("connect_s")),
-             ("TLS", lambda r: r.get("tls_s")), ("waiting for headers", wait)]
+    parts: list[tuple[str, Callable[[StoredRequest], float | None]]] = [
+        ("DNS", lambda r: r.dns_s), ("TCP connect", lambda r: r.connect_s),
+        ("TLS", lambda r: r.tls_s), ("waiting for headers", wait)]
     for j, (label, get) in enumerate(parts):
         vals = []
         for run in runs:
-            xs = sorted(v for r in run["requests"] if (v := get(r)) is not None)
-            vals.append(xs[len(xs) // 2] * 1e3 if xs else 0.0)
+            m = median([v for r in run.requests if (v := get(r)) is not None])
+            vals.append(m * 1e3 if m is not None else 0.0)
         ax.bar(names, vals, bottom=bottom, color=COLORS[j], label=label)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set(title="Network breakdown (median per request)", ylabel="ms",
@@ -119,22 +125,21 @@ def fig_network(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
     return fig
 
 
-def fig_predicted(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
-    rows = [(r, p) for r in runs for p in r["config"].get("prediction", {}).get("rows", [])
-            if "tok/s" in p["what"]]  # rates only: one axis, one unit
+def fig_predicted(runs: Sequence[Run]):  # noqa: ANN201
+    rows = [p for r in runs for p in r.checks if "tok/s" in p.what]  # rates: one axis, one unit
     if not rows:
         return None
     plt = _plt()
     fig, ax = plt.subplots()
-    labels = [f"{p['what']}" for _, p in rows]
+    labels = [p.what for p in rows]
     x = range(len(rows))
-    ax.bar([i - 0.2 for i in x], [p["predicted"] for _, p in rows], 0.4, color=COLORS[0],
+    ax.bar([i - 0.2 for i in x], [p.predicted for p in rows], 0.4, color=COLORS[0],
            label="predicted")
-    ax.bar([i + 0.2 for i in x], [p["measured"] or 0 for _, p in rows], 0.4, color=COLORS[2],
+    ax.bar([i + 0.2 for i in x], [p.measured or 0 for p in rows], 0.4, color=COLORS[2],
            label="measured")
-    for i, (_, p) in enumerate(rows):
-        if p.get("error_pct") is not None:
-            ax.annotate(f"{p['error_pct']:+.0f}%", (i, max(p["predicted"], p["measured"] or 0)),
+    for i, p in enumerate(rows):
+        if p.error_pct is not None:
+            ax.annotate(f"{p.error_pct:+.0f}%", (i, max(p.predicted, p.measured or 0)),
                         ha="center", va="bottom", fontsize=8)
     ax.set_xticks(list(x), labels, rotation=15, fontsize=8)
     ax.set(title="Predicted vs measured", ylabel="tokens/s")
@@ -142,16 +147,16 @@ def fig_predicted(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
     return fig
 
 
-def fig_memory(runs: Sequence[dict[str, Any]]):  # noqa: ANN201
-    devices = [(r, d) for r in runs for d in r["config"].get("prediction", {}).get("memory", [])]
+def fig_memory(runs: Sequence[Run]):  # noqa: ANN201
+    devices = [d for r in runs for d in r.predicted_memory]
     if not devices:
         return None
     plt = _plt()
     fig, ax = plt.subplots()
-    names = [d["id"] for _, d in devices]
+    names = [d.id for d in devices]
     bottom = [0.0] * len(devices)
     for j, key in enumerate(("weights_bytes", "kv_bytes", "compute_bytes", "overhead_bytes")):
-        vals = [d[key] / 2**20 for _, d in devices]
+        vals = [getattr(d, key) / MIB for d in devices]
         ax.bar(names, vals, bottom=bottom, color=COLORS[j], label=key[:-6].replace("_", " "))
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set(title="Predicted memory per device", ylabel="MiB")
@@ -171,31 +176,27 @@ def _svg(fig: Any) -> str:
     return text[text.find("<svg"):]
 
 
-def _table(runs: Sequence[dict[str, Any]]) -> str:
+def _table(runs: Sequence[Run]) -> str:
     head = ("<tr><th>run</th><th>level</th><th>ok</th><th>failed</th><th>TTFT p50 ms</th>"
             "<th>TTFT p99 ms</th><th>ITL p50 ms</th><th>tok/s</th><th>req/s</th></tr>")
     rows = []
     for run in runs:
-        for lv in run["levels"]:
-            if not lv.get("ttft_s"):
-                continue
-            name = (f"c={lv['concurrency']}" if lv["concurrency"] is not None
-                    else f"{lv['rate']:g}/s")
-            ms = [lv["ttft_s"]["p50"], lv["ttft_s"]["p99"], lv["itl_s"]["p50"]]
-            cells = [html.escape(_label(run)), name, lv["requests_ok"], lv["requests_failed"],
+        for lv, s in run.summarized:
+            ms = [s.ttft_s.p50, s.ttft_s.p99, s.itl_s.p50]
+            cells = [html.escape(run.name), lv.label, s.requests_ok, s.requests_failed,
                      *(f"{v * 1e3:.1f}" if v is not None else "-" for v in ms),
-                     f"{lv['output_tokens_per_s']:.1f}", f"{lv['requests_per_s']:.2f}"]
+                     f"{s.output_tokens_per_s:.1f}", f"{s.requests_per_s:.2f}"]
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _prediction_table(runs: Sequence[dict[str, Any]]) -> str:
+def _prediction_table(runs: Sequence[Run]) -> str:
     rows = []
     for run in runs:
-        for p in run["config"].get("prediction", {}).get("rows", []):
-            err = f"{p['error_pct']:+.1f}%" if p.get("error_pct") is not None else "-"
-            measured = f"{p['measured']:.1f}" if p.get("measured") is not None else "-"
-            rows.append(f"<tr><td>{html.escape(p['what'])}</td><td>{p['predicted']:.1f}</td>"
+        for p in run.checks:
+            err = f"{p.error_pct:+.1f}%" if p.error_pct is not None else "-"
+            measured = f"{p.measured:.1f}" if p.measured is not None else "-"
+            rows.append(f"<tr><td>{html.escape(p.what)}</td><td>{p.predicted:.1f}</td>"
                         f"<td>{measured}</td><td>{err}</td></tr>")
     if not rows:
         return ""
@@ -244,7 +245,7 @@ def _eval_tables(evals: Sequence[dict[str, Any]]) -> str:
     return "<h2>Evaluations</h2>" + "".join(out) if out else ""
 
 
-def render(runs: Sequence[dict[str, Any]], png_dir: Path | None = None,
+def render(runs: Sequence[Run], png_dir: Path | None = None,
            evals: Sequence[dict[str, Any]] = ()) -> str:
     """The report's HTML; with png_dir, each plot is also written there as a PNG."""
     figs = []
@@ -258,10 +259,10 @@ def render(runs: Sequence[dict[str, Any]], png_dir: Path | None = None,
         figs.append(f'<figure id="{name}">{_svg(fig)}</figure>')
         _plt().close(fig)
     meta = "".join(
-        f"<p class='meta'>{html.escape(_label(r))}: {html.escape(r['model'])} at "
-        f"{html.escape(r['url'])} ({html.escape(r['api'])}), started {r['started_at']}, "
-        f"{r['status']}</p>" for r in runs)
-    names = [_label(r) for r in runs] + [e["eval_id"] for e in evals]
+        f"<p class='meta'>{html.escape(r.name)}: {html.escape(r.model)} at "
+        f"{html.escape(r.url)} ({html.escape(r.api)}), started {r.started_at}, "
+        f"{r.status}</p>" for r in runs)
+    names = [r.name for r in runs] + [e["eval_id"] for e in evals]
     title = "rigscope report: " + ", ".join(html.escape(n) for n in names)
     levels = f"<h2>Levels</h2>{_table(runs)}{_prediction_table(runs)}" if runs else ""
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
@@ -269,7 +270,7 @@ def render(runs: Sequence[dict[str, Any]], png_dir: Path | None = None,
             f"{levels}{_eval_tables(evals)}<h2>Plots</h2>{''.join(figs)}</body></html>")
 
 
-def write_report(runs: Sequence[dict[str, Any]], path: Path, png_dir: Path | None = None,
+def write_report(runs: Sequence[Run], path: Path, png_dir: Path | None = None,
                  evals: Sequence[dict[str, Any]] = ()) -> Path:
     path.write_text(render(runs, png_dir, evals), encoding="utf-8")
     return path

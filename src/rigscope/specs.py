@@ -106,6 +106,15 @@ class Quant:
 
 
 @dataclass(frozen=True)
+class Engine:
+    name: str
+    family: str  # the engine whose memory rules apply (Ollama runs llama.cpp)
+    backends: frozenset[str]  # cpu | cuda | rocm | metal: where it runs
+    default_quant: str  # what it loads when --quant is not given
+    about: str
+
+
+@dataclass(frozen=True)
 class Accelerator:
     """A compute device: a GPU, an Apple chip at one memory size, or the CPU with its RAM."""
 
@@ -132,6 +141,39 @@ class Accelerator:
     # avx512, amx, neon, dotprod, i8mm); they decide which weights llama.cpp repacks
     cpu_features: tuple[str, ...] = ()
     cpu_features_source: str = ""
+
+    @classmethod
+    def cpu(cls, memory_bytes: int, bandwidth_gbs: float | None = None,
+            tflops: float | None = None, features: tuple[str, ...] | None = None,
+            features_source: str = "") -> Accelerator:
+        """The CPU with its RAM. Unmeasured bandwidth, FLOPS and features take typical values
+        (CPU_DEFAULTS), and say so."""
+        return cls(
+            id="cpu", name="CPU (system RAM)", backend="cpu", memory_bytes=memory_bytes,
+            usable_bytes=memory_bytes,
+            bandwidth_gbs=bandwidth_gbs or CPU_DEFAULTS.ram_gbs,
+            fp16_tflops=tflops or CPU_DEFAULTS.tflops, hw_class="ram",
+            memory_source="measured" if bandwidth_gbs else "assumed",
+            cpu_features=CPU_DEFAULTS.features if features is None else features,
+            cpu_features_source=features_source or (
+                CPU_DEFAULTS.features_source if features is None else "given"),
+        )
+
+
+@dataclass(frozen=True)
+class CpuDefaults:
+    ram_gbs: float  # host RAM bandwidth when not measured
+    tflops: float  # CPU matmul throughput when not measured
+    features: tuple[str, ...]  # ggml CPU features of the llama.cpp build
+    features_source: str
+
+
+CPU_DEFAULTS = CpuDefaults(
+    ram_gbs=64.0,  # dual-channel DDR5
+    tflops=1.0,  # 8-16 AVX2 cores
+    features=("avx2",),  # a typical x86-64 desktop or server CPU
+    features_source="assumed: an x86-64 CPU with AVX2; --cpu-isa sets it",
+)
 
 
 @dataclass(frozen=True)
@@ -198,14 +240,23 @@ class DeviceUse:
 
 
 @dataclass(frozen=True)
-class MemoryEstimate:
+class Request:
+    """What to place: the model, its format, the engine and the workload shape."""
+
     model: ModelSpec
-    quant: str
-    engine: str
+    quant: Quant
+    engine: Engine
     context: int
     batch: int
     kv_type: str
     flash_attn: bool
+    repack: bool = True  # llama.cpp on the CPU: repack weights where the build does
+    outputs: str = "sequences"  # llama.cpp: logits rows reserved (see memory.logits_rows)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    request: Request  # what was placed: model, format, engine, workload shape
     rig: Rig
     devices: tuple[DeviceUse, ...]  # accelerators, or the CPU for CPU-only rigs
     host: DeviceUse  # what sits in system RAM beside them (spilled layers, embeddings)
@@ -217,6 +268,34 @@ class MemoryEstimate:
     kv_cache_bytes: int
     max_sequences: int | None = None  # vLLM: sequences of `context` the KV pool holds
     basis: tuple[str, ...] = field(default=())
+
+    @property
+    def model(self) -> ModelSpec:
+        return self.request.model
+
+    @property
+    def quant(self) -> Quant:
+        return self.request.quant
+
+    @property
+    def engine(self) -> Engine:
+        return self.request.engine
+
+    @property
+    def context(self) -> int:
+        return self.request.context
+
+    @property
+    def batch(self) -> int:
+        return self.request.batch
+
+    @property
+    def kv_type(self) -> str:
+        return self.request.kv_type
+
+    @property
+    def flash_attn(self) -> bool:
+        return self.request.flash_attn
 
     @property
     def parts(self) -> tuple[DeviceUse, ...]:

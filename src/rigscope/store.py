@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 
 from rigscope.errors import RigscopeError
 from rigscope.paths import data_dir
+from rigscope.records import Level, LevelSummary, Run, StoredRequest
 
 MIGRATIONS = [
     # 1: runs, their levels, and every request with all its timestamps
@@ -113,9 +115,9 @@ class Store:
             "VALUES (?, ?, ?, ?, ?)", (run_id, position, concurrency, rate, now()))
         return int(cur.lastrowid or 0)
 
-    def set_summary(self, level_id: int, summary: dict[str, Any]) -> None:
+    def set_summary(self, level_id: int, summary: LevelSummary) -> None:
         self.db.execute("UPDATE levels SET summary = ? WHERE level_id = ?",
-                        (json.dumps(summary), level_id))
+                        (json.dumps(dataclasses.asdict(summary)), level_id))
 
     def add_request(self, run_id: str, level_id: int, r: Any) -> None:
         """Insert and commit one finished request (a crash loses nothing that completed)."""
@@ -165,7 +167,7 @@ class Store:
                  "status": r["status"], "url": r["url"], "model": r["model"], "api": r["api"],
                  "requests": r["n"]} for r in rows]
 
-    def run(self, run_id: str) -> dict[str, Any]:
+    def run(self, run_id: str) -> Run:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             ids = [r["run_id"] for r in self.runs()][-5:]
@@ -175,21 +177,22 @@ class Store:
                                  (run_id,)).fetchall()
         reqs = self.db.execute("SELECT * FROM requests WHERE run_id = ? ORDER BY id",
                                (run_id,)).fetchall()
-        return {
-            "run_id": row["run_id"], "started_at": row["started_at"],
-            "finished_at": row["finished_at"], "status": row["status"], "label": row["label"],
-            "url": row["url"], "model": row["model"], "api": row["api"],
-            "config": json.loads(row["config"]),
-            "levels": [{"level_id": lv["level_id"], "concurrency": lv["concurrency"],
-                        "rate": lv["rate"], **json.loads(lv["summary"] or "{}")}
-                       for lv in levels],
-            "requests": [self._request(q) for q in reqs],
-        }
+        return Run(
+            run_id=row["run_id"], started_at=row["started_at"],
+            finished_at=row["finished_at"], status=row["status"], label=row["label"],
+            url=row["url"], model=row["model"], api=row["api"],
+            config=json.loads(row["config"]),
+            levels=tuple(Level(level_id=lv["level_id"], position=lv["position"],
+                               concurrency=lv["concurrency"], rate=lv["rate"],
+                               summary=LevelSummary.from_dict(json.loads(lv["summary"]))
+                               if lv["summary"] else None) for lv in levels),
+            requests=tuple(self._request(q) for q in reqs),
+        )
 
     @staticmethod
-    def _request(q: sqlite3.Row) -> dict[str, Any]:
+    def _request(q: sqlite3.Row) -> StoredRequest:
         d = {k: q[k] for k in q.keys()}  # noqa: SIM118 - sqlite3.Row is not a mapping
         d["warmup"], d["reused"] = bool(d["warmup"]), bool(d["reused"])
         d["chunk_times"] = json.loads(d["chunk_times"])
         d["server"] = json.loads(d["server"])
-        return d
+        return StoredRequest(**d)

@@ -5,7 +5,9 @@ Every outside command goes through an injectable runner, so tests replay recorde
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import platform
 import re
@@ -14,11 +16,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from rigscope.catalog import apple_accelerator, apple_chips, gpus, metal_working_set
+from rigscope.hardware import cpu_isa, parse_rig
+from rigscope.llamacpp.build import cpu_flags
+from rigscope.llamacpp.locate import build_record
+from rigscope.paths import data_dir
+from rigscope.records import median
 from rigscope.specs import Accelerator, Rig
+from rigscope.units import GB, GIB, parse_size
 
 Runner = Callable[[list[str]], str | None]  # stdout, or None when missing or failing
 MEASURE_TTL_S = 7 * 24 * 3600  # reuse a RAM bandwidth measurement for a week
@@ -32,6 +43,40 @@ def run_command(cmd: list[str]) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 else None
+
+
+def read_file(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def load_nvml() -> Any:
+    """pynvml (nvidia-ml-py, optional) when installed, else None."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    return pynvml
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Every way this module looks at the machine. Tests replace PROBES with recorded answers
+    (tests/conftest.py), so no test depends on the machine it runs on."""
+
+    run: Runner = run_command  # outside commands: nvidia-smi, rocm-smi, sysctl, ...
+    read: Callable[[str], str | None] = read_file  # /proc/meminfo, /proc/cpuinfo
+    nvml: Callable[[], Any] = load_nvml
+    engine: Callable[[], dict[str, Any] | None] = build_record  # the llama.cpp built here
+    ram_gbs: Callable[[], float] = lambda: measure_ram_bandwidth()
+    tflops: Callable[[], float] = lambda: measure_cpu_tflops()
+    cores: Callable[[], int | None] = os.cpu_count
+
+
+PROBES = Probes()
 
 
 @dataclass(frozen=True)
@@ -49,37 +94,27 @@ class SystemInfo:
     cpu_features_source: str = ""
 
     def rig(self, host_ram: int | None = None) -> Rig:
-        from rigscope.hardware import cpu_accelerator
-
-        host = cpu_accelerator(host_ram or self.ram_bytes, self.ram_gbs, self.cpu_tflops,
+        host = Accelerator.cpu(host_ram or self.ram_bytes, self.ram_gbs, self.cpu_tflops,
                                self.cpu_features, self.cpu_features_source)
         return Rig(devices=self.gpus, host=host)
 
 
-def local_ram_bytes(run: Runner = run_command) -> int:
+def local_ram_bytes() -> int:
     """Total system RAM, from /proc/meminfo, sysctl or sysconf."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    out = run(["sysctl", "-n", "hw.memsize"])
+    for line in (PROBES.read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    out = PROBES.run(["sysctl", "-n", "hw.memsize"])
     if out and out.strip().isdigit():
         return int(out.strip())
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def cpu_model(run: Runner = run_command) -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    out = run(["sysctl", "-n", "machdep.cpu.brand_string"])
+def cpu_model() -> str:
+    for line in (PROBES.read("/proc/cpuinfo") or "").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    out = PROBES.run(["sysctl", "-n", "machdep.cpu.brand_string"])
     return (out or platform.processor() or platform.machine()).strip()
 
 
@@ -101,17 +136,10 @@ def features_from_flags(flags: set[str]) -> tuple[str, ...]:
 def local_cpu_features() -> tuple[tuple[str, ...], str]:
     """(features, where they come from): the llama.cpp rigscope built here, else this CPU's
     flags as a native build would use them."""
-    from rigscope.llamacpp.build import cpu_flags
-    from rigscope.llamacpp.locate import build_record
-
-    record = build_record()
+    record = PROBES.engine()
     if record is not None and isinstance(record.get("features"), list):
         return tuple(record["features"]), f"the llama.cpp built here: {record.get('isa')}"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = cpu_flags(f.read())
-    except OSError:
-        flags = set()
+    flags = cpu_flags(PROBES.read("/proc/cpuinfo") or "")
     if platform.machine().lower() in ("arm64", "aarch64") and sys.platform == "darwin":
         flags |= {"asimd", "asimddp"}
     return features_from_flags(flags), "this CPU's flags, as a native llama.cpp build uses them"
@@ -130,8 +158,6 @@ _NVIDIA_ALIASES = {"h100-80gb-hbm3": "h100-sxm", "h100-sxm5-80gb": "h100-sxm",
 
 def catalog_gpu_id(name: str) -> str | None:
     """'NVIDIA GeForce RTX 4090' -> 'rtx-4090'; 'Radeon RX 7900 XTX' -> 'rx-7900-xtx'."""
-    from rigscope.catalog import gpus
-
     key = name.lower()
     for prefix in ("nvidia ", "geforce ", "amd ", "radeon ", "instinct "):
         key = key.replace(prefix, "")
@@ -142,10 +168,6 @@ def catalog_gpu_id(name: str) -> str | None:
 
 def _gpu(name: str, memory: int, index: int, backend: str) -> Accelerator:
     """The catalog entry with the driver's memory size, or a bare entry for unknown GPUs."""
-    import dataclasses
-
-    from rigscope.catalog import gpus
-
     gid = catalog_gpu_id(name)
     if gid is not None:
         g = gpus()[gid]
@@ -157,15 +179,9 @@ def _gpu(name: str, memory: int, index: int, backend: str) -> Accelerator:
                        hw_class="gddr", memory_source="driver", source="detected")
 
 
-def nvidia_gpus(run: Runner = run_command, nvml: Any = None) -> list[Accelerator]:
+def nvidia_gpus() -> list[Accelerator]:
     """NVIDIA GPUs through NVML (nvidia-ml-py) when importable, else nvidia-smi."""
-    if nvml is None:
-        try:
-            import pynvml as nvml_module
-
-            nvml = nvml_module
-        except ImportError:
-            nvml = None
+    nvml = PROBES.nvml()
     if nvml is not None:
         try:
             nvml.nvmlInit()
@@ -182,7 +198,8 @@ def nvidia_gpus(run: Runner = run_command, nvml: Any = None) -> list[Accelerator
                 nvml.nvmlShutdown()
         except Exception:  # no driver: fall through to nvidia-smi, which will say so too
             pass
-    out = run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"])
+    out = PROBES.run(["nvidia-smi", "--query-gpu=name,memory.total",
+                      "--format=csv,noheader,nounits"])
     found = []
     for i, line in enumerate((out or "").strip().splitlines()):
         name, _, mib = line.rpartition(",")
@@ -191,9 +208,9 @@ def nvidia_gpus(run: Runner = run_command, nvml: Any = None) -> list[Accelerator
     return found
 
 
-def amd_gpus(run: Runner = run_command) -> list[Accelerator]:
+def amd_gpus() -> list[Accelerator]:
     """AMD GPUs through rocm-smi's JSON output."""
-    out = run(["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--json"])
+    out = PROBES.run(["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--json"])
     if not out:
         return []
     try:
@@ -210,30 +227,26 @@ def amd_gpus(run: Runner = run_command) -> list[Accelerator]:
     return found
 
 
-def apple_chip(run: Runner = run_command) -> list[Accelerator]:
+def apple_chip() -> list[Accelerator]:
     """The Apple chip: name from sysctl, GPU cores from system_profiler, unified memory."""
-    brand = run(["sysctl", "-n", "machdep.cpu.brand_string"])
+    brand = PROBES.run(["sysctl", "-n", "machdep.cpu.brand_string"])
     if not brand or not brand.strip().startswith("Apple M"):
         return []
-    from rigscope.catalog import GB, apple_accelerator, apple_chips, metal_working_set
-
     family = re.sub(r"[^a-z0-9]+", "-", brand.strip().lower().replace("apple ", "")).strip("-")
     cores = 0
-    prof = run(["system_profiler", "SPDisplaysDataType", "-json"])
+    prof = PROBES.run(["system_profiler", "SPDisplaysDataType", "-json"])
     if prof:
         try:
             cores = int(json.loads(prof)["SPDisplaysDataType"][0].get("sppci_cores", 0))
         except (ValueError, KeyError, IndexError, TypeError):
             cores = 0
-    memory = local_ram_bytes(run)
+    memory = local_ram_bytes()
     chip = f"{family}-{cores}c"
-    gb = round(memory / GB)
+    gb = round(memory / GIB)
     if chip in apple_chips():
         try:
             return [apple_accelerator(chip, gb)]
         except Exception:  # a size the catalog does not list: keep the chip's other specs
-            import dataclasses
-
             base = apple_accelerator(chip)
             return [dataclasses.replace(base, id=f"{chip}:{gb}gb", memory_bytes=memory,
                                         usable_bytes=metal_working_set(memory))]
@@ -249,19 +262,14 @@ def apple_chip(run: Runner = run_command) -> list[Accelerator]:
 def measure_ram_bandwidth(mib: int = 128, repeats: int = 7) -> float:
     """GB/s one core reads from RAM: the median of `repeats` sums over a `mib` MiB array
     (the median, not the best, since a shared machine's bandwidth varies from read to read)."""
-    import statistics
-
-    import numpy as np
-
     data = np.ones(mib * 2**20 // 8)
     data.sum()  # fault the pages in first
-    return data.nbytes / statistics.median(_timed(data.sum) for _ in range(repeats)) / 1e9
+    times = [_timed(data.sum) for _ in range(repeats)]
+    return data.nbytes / (median(times) or math.inf) / GB
 
 
 def measure_cpu_tflops(n: int = 1024, repeats: int = 5) -> float:
     """TFLOPS of an F32 matrix product on all cores (numpy's BLAS)."""
-    import numpy as np
-
     a = np.ones((n, n), dtype=np.float32)
     b = np.ones((n, n), dtype=np.float32)
     a @ b
@@ -277,8 +285,6 @@ def _timed(fn: Callable[[], object]) -> float:
 
 def measured_cpu(model: str, refresh: bool = False) -> tuple[float, float]:
     """(RAM GB/s, CPU TFLOPS), measured (~0.3 s) or reused from the data dir for a week."""
-    from rigscope.paths import data_dir
-
     path = data_dir() / "system.json"
     key = {"host": socket.gethostname(), "cpu": model}
     if not refresh and path.exists():
@@ -289,7 +295,7 @@ def measured_cpu(model: str, refresh: bool = False) -> tuple[float, float]:
                 return float(cached["ram_gbs"]), float(cached["cpu_tflops"])
         except (ValueError, KeyError, OSError):
             pass
-    gbs, tflops = measure_ram_bandwidth(), measure_cpu_tflops()
+    gbs, tflops = PROBES.ram_gbs(), PROBES.tflops()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"key": key, "measured_at": time.time(), "ram_gbs": gbs,
@@ -299,11 +305,10 @@ def measured_cpu(model: str, refresh: bool = False) -> tuple[float, float]:
     return gbs, tflops
 
 
-def detect(run: Runner = run_command, measure: bool = True, refresh: bool = False,
-           nvml: Any = None) -> SystemInfo:
+def detect(measure: bool = True, refresh: bool = False) -> SystemInfo:
     """What this machine has. measure=False skips the RAM bandwidth probe."""
-    model = cpu_model(run)
-    gpus = nvidia_gpus(run, nvml) or amd_gpus(run) or apple_chip(run)
+    model = cpu_model()
+    gpus = nvidia_gpus() or amd_gpus() or apple_chip()
     gbs, tflops = measured_cpu(model, refresh) if measure else (None, None)
     notes = []
     if not gpus:
@@ -311,7 +316,7 @@ def detect(run: Runner = run_command, measure: bool = True, refresh: bool = Fals
     features, source = local_cpu_features()
     return SystemInfo(
         os=f"{platform.system()} {platform.release()}", cpu_model=model,
-        cpu_cores=os.cpu_count() or 1, ram_bytes=local_ram_bytes(run), ram_gbs=gbs,
+        cpu_cores=PROBES.cores() or 1, ram_bytes=local_ram_bytes(), ram_gbs=gbs,
         cpu_tflops=tflops, gpus=tuple(gpus), notes=tuple(notes), cpu_features=features,
         cpu_features_source=source,
     )
@@ -319,13 +324,29 @@ def detect(run: Runner = run_command, measure: bool = True, refresh: bool = Fals
 
 def local_cpu(ram: int | None = None) -> Accelerator:
     """This machine's CPU and RAM, with bandwidth and matmul throughput measured."""
-    from rigscope.hardware import cpu_accelerator
-
     gbs, tflops = measured_cpu(cpu_model())
     features, source = local_cpu_features()
-    return cpu_accelerator(ram or local_ram_bytes(), gbs, tflops, features, source)
+    return Accelerator.cpu(ram or local_ram_bytes(), gbs, tflops, features, source)
 
 
 def local_rig(host_ram: int | None = None) -> Rig:
     """The default rig: this machine's GPUs (or Apple chip), else its CPU."""
     return detect().rig(host_ram)
+
+
+def resolve_rig(gpu_specs: Sequence[str] = (), cpu: str | None = None, ram: str | None = None,
+                isa: str | None = None) -> Rig:
+    """The rig the options name: --gpu specs or --cpu SIZE as parsed; --cpu alone is this
+    machine's CPU, and neither is this machine (its GPUs, else its CPU)."""
+    if gpu_specs or cpu:
+        return parse_rig(gpu_specs, cpu, ram, isa)
+    host_ram = parse_size(ram) if ram else None
+    if cpu is None:
+        rig = local_rig(host_ram)
+        if rig.devices:
+            return rig
+    host = local_cpu(host_ram)
+    if isa is not None:
+        host = dataclasses.replace(host, cpu_features=cpu_isa(isa),
+                                   cpu_features_source=f"--cpu-isa {isa}")
+    return Rig(devices=(), host=host)

@@ -6,8 +6,9 @@ import re
 
 from rigscope.errors import RigscopeError
 
-GIB = 1024**3
+GIB = 1024**3  # memory sizes: llama.cpp, nvidia-smi and RAM ("64 GB" of RAM is 64 GiB)
 MIB = 1024**2
+GB = 10**9  # rates and file sizes vendors quote in decimal units (GB/s, "4.9 GB" files)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gib|gb|g|mib|mb|m|tib|tb|t)?\s*$", re.IGNORECASE)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rigscope.bench.clients import Api, Work, send
 from rigscope.bench.http import Pool
 from rigscope.bench.metrics import RequestResult
-from rigscope.bench.workloads import Workload
+from rigscope.bench.workloads import WorkloadGenerator
 
 TURNS = 4  # requests per conversation for chat and agent workloads
 # failures after which the client checks whether the server is still there
@@ -76,7 +76,7 @@ class Target:
                           stall_timeout=self.stall_timeout)
 
 
-async def run_level(target: Target, workload: Workload, spec: LevelSpec,
+async def run_level(target: Target, workload: WorkloadGenerator, spec: LevelSpec,
                     on_result: Callable[[RequestResult], None], seed: int = 0
                     ) -> list[RequestResult]:
     """Run one level; each finished request goes to on_result at once.

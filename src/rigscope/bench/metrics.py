@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from rigscope.records import LevelSummary, NetworkSummary, Stats
 
 
 @dataclass
@@ -64,24 +64,6 @@ class RequestResult:
         return abs(self.client_tokens - self.output_tokens) > 0.1 * self.output_tokens
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile, q in [0, 100]."""
-    s = sorted(values)
-    if not s:
-        return math.nan
-    k = (len(s) - 1) * q / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def stats(values: Sequence[float]) -> dict[str, float | None]:
-    if not values:
-        return {k: None for k in ("mean", "p50", "p90", "p95", "p99", "min", "max")}
-    return {"mean": statistics.fmean(values), "p50": percentile(values, 50),
-            "p90": percentile(values, 90), "p95": percentile(values, 95),
-            "p99": percentile(values, 99), "min": min(values), "max": max(values)}
-
-
 @dataclass(frozen=True)
 class Slo:
     ttft_s: float | None = None
@@ -94,7 +76,7 @@ class Slo:
             limit is None or (v is not None and v <= limit) for limit, v in checks)
 
 
-def summarize(results: Sequence[RequestResult], slo: Slo | None = None) -> dict[str, object]:
+def summarize(results: Sequence[RequestResult], slo: Slo | None = None) -> LevelSummary:
     """A level's summary over its measured (non-warmup) requests."""
     measured = [r for r in results if not r.warmup]
     ok = [r for r in measured if r.status == "ok"]
@@ -106,28 +88,27 @@ def summarize(results: Sequence[RequestResult], slo: Slo | None = None) -> dict[
     starts = [r.start for r in ok]
     window = (max(ends) - min(starts)) if ends and starts else 0.0
     tokens = sum(r.output_tokens or 0 for r in ok)
-    gaps = [g for r in ok for g in r.chunk_gaps]
-    return {
-        "requests_ok": len(ok),
-        "requests_failed": len(measured) - len(ok),
-        "errors": errors,
-        "ttft_s": stats([r.ttft_s for r in ok if r.ttft_s is not None]),
-        "itl_s": stats([x for r in ok if (x := r.itl_s) is not None]),
-        "e2e_s": stats([r.e2e_s for r in ok if r.e2e_s is not None]),
-        "chunk_gap_s": stats(gaps),
-        "dispatch_delay_s": stats([r.dispatch_delay_s for r in measured]),
-        "output_tokens_per_s": tokens / window if window > 0 else 0.0,
-        "requests_per_s": len(ok) / window if window > 0 else 0.0,
-        "goodput_requests_per_s": (sum(1 for r in ok if slo.met_by(r)) / window
-                                   if slo and window > 0 else None),
-        "output_tokens": tokens,
-        "active_window_s": window,
-        "token_count_mismatches": sum(1 for r in ok if r.token_mismatch),
-        "connections_reused": sum(1 for r in measured if r.reused),
-        "network": {
-            "dns_s": stats([r.dns_s for r in measured if r.dns_s is not None]),
-            "connect_s": stats([r.connect_s for r in measured if r.connect_s is not None]),
-            "tls_s": stats([r.tls_s for r in measured if r.tls_s is not None]),
-            "headers_s": stats([r.headers_s for r in measured if r.headers_s is not None]),
-        },
-    }
+    return LevelSummary(
+        requests_ok=len(ok),
+        requests_failed=len(measured) - len(ok),
+        errors=errors,
+        ttft_s=Stats.of([r.ttft_s for r in ok if r.ttft_s is not None]),
+        itl_s=Stats.of([x for r in ok if (x := r.itl_s) is not None]),
+        e2e_s=Stats.of([r.e2e_s for r in ok if r.e2e_s is not None]),
+        chunk_gap_s=Stats.of([g for r in ok for g in r.chunk_gaps]),
+        dispatch_delay_s=Stats.of([r.dispatch_delay_s for r in measured]),
+        output_tokens_per_s=tokens / window if window > 0 else 0.0,
+        requests_per_s=len(ok) / window if window > 0 else 0.0,
+        goodput_requests_per_s=(sum(1 for r in ok if slo.met_by(r)) / window
+                                if slo and window > 0 else None),
+        output_tokens=tokens,
+        active_window_s=window,
+        token_count_mismatches=sum(1 for r in ok if r.token_mismatch),
+        connections_reused=sum(1 for r in measured if r.reused),
+        network=NetworkSummary(
+            dns_s=Stats.of([r.dns_s for r in measured if r.dns_s is not None]),
+            connect_s=Stats.of([r.connect_s for r in measured if r.connect_s is not None]),
+            tls_s=Stats.of([r.tls_s for r in measured if r.tls_s is not None]),
+            headers_s=Stats.of([r.headers_s for r in measured if r.headers_s is not None]),
+        ),
+    )

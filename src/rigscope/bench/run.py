@@ -13,8 +13,9 @@ from rigscope.bench.clients import APIS, detect_api, served_models
 from rigscope.bench.http import HTTPFailure, Pool
 from rigscope.bench.load import LevelSpec, ServerGone, Target, run_level
 from rigscope.bench.metrics import RequestResult, Slo, summarize
-from rigscope.bench.workloads import Workload
+from rigscope.bench.workloads import WorkloadGenerator
 from rigscope.errors import RigscopeError
+from rigscope.records import LevelSummary, level_label
 from rigscope.store import Store
 
 API_KEY_VARS = ("RIGSCOPE_API_KEY", "OPENAI_API_KEY")
@@ -65,7 +66,7 @@ class Progress:
 
     level_started: Callable[[str, int | None], None] = lambda name, total: None
     request_done: Callable[[RequestResult], None] = lambda r: None
-    level_done: Callable[[dict[str, Any]], None] = lambda summary: None
+    level_done: Callable[[LevelSummary], None] = lambda summary: None
 
 
 async def prepare(config: BenchConfig) -> Target:
@@ -88,18 +89,18 @@ async def prepare(config: BenchConfig) -> Target:
                   stall_timeout=config.stall_timeout)
 
 
-def meets(summary: dict[str, Any], slo: Slo) -> bool:
+def meets(summary: LevelSummary, slo: Slo) -> bool:
     """The level's p90 of each SLO metric is within its limit, and nothing failed."""
-    if summary["requests_failed"] or not summary["requests_ok"]:
+    if summary.requests_failed or not summary.requests_ok:
         return False
-    for key, limit in (("ttft_s", slo.ttft_s), ("itl_s", slo.itl_s), ("e2e_s", slo.e2e_s)):
-        p90 = summary[key]["p90"]
-        if limit is not None and (p90 is None or p90 > limit):
+    for stats, limit in ((summary.ttft_s, slo.ttft_s), (summary.itl_s, slo.itl_s),
+                         (summary.e2e_s, slo.e2e_s)):
+        if limit is not None and (stats.p90 is None or stats.p90 > limit):
             return False
     return True
 
 
-async def run_bench(config: BenchConfig, store: Store, progress: Progress | None = None,
+async def run_async(config: BenchConfig, store: Store, progress: Progress | None = None,
                     run_id_out: list[str] | None = None,
                     watch: Callable[[], str | None] | None = None) -> str:
     """Run every level; returns the run id. Each request is committed as it finishes.
@@ -108,8 +109,8 @@ async def run_bench(config: BenchConfig, store: Store, progress: Progress | None
     """
     progress = progress or Progress()
     path = Path(config.workload) if config.workload.endswith(".jsonl") else None
-    workload = Workload("file" if path else config.workload, config.prompt_tokens,
-                        config.output_tokens, config.seed, path)
+    workload = WorkloadGenerator("file" if path else config.workload, config.prompt_tokens,
+                                 config.output_tokens, config.seed, path)
     target = await prepare(config)
     target.watch = watch
     run_id = store.new_run(config.url, config.model, target.api.name, config.public(),
@@ -120,12 +121,11 @@ async def run_bench(config: BenchConfig, store: Store, progress: Progress | None
     try:
         position = 0
 
-        async def level(spec: LevelSpec) -> dict[str, Any]:
+        async def level(spec: LevelSpec) -> LevelSummary:
             nonlocal position
             level_id = store.new_level(run_id, position, spec.concurrency, spec.rate)
             position += 1
-            name = (f"concurrency {spec.concurrency}" if spec.rate is None
-                    else f"rate {spec.rate:g}/s")
+            name = level_label(spec.concurrency, spec.rate)
             total = None if spec.requests is None else spec.requests + spec.warmup
             progress.level_started(name, total)
 
@@ -186,9 +186,13 @@ async def _search(level: Callable[[LevelSpec], Any], slo: Slo, base: LevelSpec) 
             bad = mid
 
 
-def run(config: BenchConfig, store: Store, progress: Progress | None = None,
-        watch: Callable[[], str | None] | None = None) -> tuple[str, bool]:
-    """Run in a fresh event loop (uvloop when installed). (run id, completed)."""
+def run_bench(config: BenchConfig, store: Store, progress: Progress | None = None,
+              watch: Callable[[], str | None] | None = None) -> tuple[str, bool]:
+    """Benchmark a server: every level of `config`, each request stored as it completes.
+
+    Runs in a fresh event loop (uvloop when installed). Returns (run id, completed); a
+    Ctrl-C keeps what finished and returns completed False. `watch` reports the death of a
+    server this process supervises (see llamacpp.server.LlamaServer.death)."""
     ids: list[str] = []
     try:
         import uvloop
@@ -197,7 +201,7 @@ def run(config: BenchConfig, store: Store, progress: Progress | None = None,
     except ImportError:
         runner = asyncio.run
     try:
-        runner(run_bench(config, store, progress, ids, watch))
+        runner(run_async(config, store, progress, ids, watch))
     except KeyboardInterrupt:
         if not ids:
             raise

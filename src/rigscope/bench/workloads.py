@@ -33,7 +33,7 @@ def words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choices(WORDS, k=max(n, 1)))
 
 
-class Workload:
+class WorkloadGenerator:
     """Seeded requests: `make(i)` for independent ones, `next_turn` for conversations."""
 
     def __init__(self, kind: str, prompt_tokens: int = 512, output_tokens: int = 128,

@@ -11,9 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rigscope.errors import RigscopeError, unknown
 from rigscope.specs import Accelerator, GgmlType, Quant
-
-MIB = 1024**2
-GB = 1024**3  # Apple and RAM sizes: marketed "GB" are GiB
+from rigscope.units import GIB, MIB
 
 
 class _Strict(BaseModel):
@@ -222,7 +220,7 @@ def model_aliases() -> dict[str, str]:
 
 def metal_working_set(memory_bytes: int) -> int:
     """Metal's recommendedMaxWorkingSetSize: 2/3 of memory up to 36 GB, 3/4 above."""
-    return memory_bytes * 2 // 3 if memory_bytes <= 36 * GB else memory_bytes * 3 // 4
+    return memory_bytes * 2 // 3 if memory_bytes <= 36 * GIB else memory_bytes * 3 // 4
 
 
 @cache
@@ -269,7 +267,7 @@ def apple_accelerator(chip_id: str, memory_gb: int | None = None) -> Accelerator
             f"{chip_id} does not come with {gb} GB; valid: "
             + ", ".join(f"{chip_id}:{s}gb" for s in sizes)
         )
-    mem = gb * GB
+    mem = gb * GIB  # Apple's marketed GB of unified memory are GiB
     return Accelerator(
         id=f"{chip_id}:{gb}gb", name=f"{entry.name} {cores}-core GPU, {gb} GB", backend="metal",
         memory_bytes=mem, usable_bytes=metal_working_set(mem), bandwidth_gbs=bw,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from rigscope.cli.options import db_option
+
 
 def _floats(text: str | None, what: str) -> tuple[float, ...]:
     from rigscope.errors import RigscopeError
@@ -69,7 +71,7 @@ def parse_slo(text: str | None):  # noqa: ANN201
 @click.option("--quant", help="Its quantization (default: the GGUF's own).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--label", help="A name for this run.")
-@click.option("--db", type=click.Path(dir_okay=False), help="SQLite file (default: data dir).")
+@db_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, rate: str | None,
               poisson: bool, requests: int, duration: float | None, warmup: int,
@@ -79,11 +81,10 @@ def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, ra
               label: str | None, db: str | None, as_json: bool) -> None:
     """Benchmark a running server (vLLM, llama.cpp, Ollama, any OpenAI-compatible API)."""
     import os
-    from pathlib import Path
 
-    from rigscope.bench.run import BenchConfig, api_key_from_env, run
+    from rigscope.bench.run import BenchConfig, api_key_from_env, run_bench
+    from rigscope.cli.options import echo_json, open_store
     from rigscope.errors import RigscopeError
-    from rigscope.store import Store
 
     if concurrency and rate:
         raise RigscopeError("give --concurrency or --rate, not both")
@@ -102,18 +103,17 @@ def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, ra
         fixed_length=not no_fixed_length, api_key=key, hardware=hardware,
         model_spec=model_spec, quant=quant,
     )
-    from rigscope.cli.bench_render import LiveProgress, bench_json, print_run
+    from rigscope.cli.bench_render import LiveProgress, print_run
+    from rigscope.contract import bench_json
 
-    store = Store(Path(db) if db else None)
+    store = open_store(db)
     with LiveProgress() as progress:
-        run_id, completed = run(config, store, progress.callbacks())
-    doc = store.run(run_id)
+        run_id, completed = run_bench(config, store, progress.callbacks())
+    run = store.run(run_id)
     if as_json:
-        import json
-
-        click.echo(json.dumps(bench_json(doc), indent=2))
+        echo_json(bench_json(run))
     else:
-        print_run(doc)
+        print_run(run)
     if not completed:
         click.echo("interrupted: the requests that finished are stored", err=True)
         raise SystemExit(130)

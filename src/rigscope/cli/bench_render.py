@@ -8,11 +8,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rigscope.bench.metrics import RequestResult, percentile
+from rigscope.bench.metrics import RequestResult
 from rigscope.bench.run import Progress as Callbacks
-
-CONTRACT_LEVEL_KEYS = ("concurrency", "rate", "requests_ok", "requests_failed", "errors",
-                       "output_tokens_per_s", "requests_per_s")
+from rigscope.records import Run, percentile
 
 
 class LiveProgress:
@@ -60,52 +58,31 @@ class LiveProgress:
         self.bar.update(self.task, advance=1, live=live)
 
 
-def bench_json(doc: dict[str, Any]) -> dict[str, Any]:
-    """The contract's document: run id and per-level summaries."""
-    levels = []
-    for lv in doc["levels"]:
-        out = {k: lv.get(k) for k in CONTRACT_LEVEL_KEYS}
-        for key in ("ttft_s", "itl_s", "e2e_s", "chunk_gap_s", "dispatch_delay_s"):
-            out[key] = lv.get(key)
-        out |= {k: lv.get(k) for k in ("goodput_requests_per_s", "output_tokens",
-                                        "active_window_s", "token_count_mismatches",
-                                        "connections_reused", "network")}
-        levels.append(out)
-    return {"run_id": doc["run_id"], "status": doc["status"], "model": doc["model"],
-            "url": doc["url"], "api": doc["api"], "levels": levels}
-
-
-def _ms(stat: dict[str, Any] | None, key: str) -> str:
-    v = (stat or {}).get(key)
+def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1e3:,.1f}"
 
 
-def print_run(doc: dict[str, Any], console: Console | None = None) -> None:
+def print_run(run: Run, console: Console | None = None) -> None:
     con = console or Console()
-    t = Table(title=f"run {doc['run_id']} · {doc['model']} at {doc['url']} ({doc['api']})",
+    t = Table(title=f"run {run.run_id} · {run.model} at {run.url} ({run.api})",
               title_justify="left", caption="times in ms; ITL per token", caption_justify="left")
     for col in ("level", "ok", "err", "TTFT p50", "TTFT p99", "ITL p50", "E2E p50", "tok/s",
                 "req/s"):
         t.add_column(col, justify="left" if col == "level" else "right", no_wrap=True)
-    for lv in doc["levels"]:
-        if not lv.get("ttft_s"):
-            continue
-        name = (f"c={lv['concurrency']}" if lv["concurrency"] is not None
-                else f"{lv['rate']:g}/s")
-        t.add_row(name, str(lv["requests_ok"]), str(lv["requests_failed"]),
-                  _ms(lv["ttft_s"], "p50"), _ms(lv["ttft_s"], "p99"), _ms(lv["itl_s"], "p50"),
-                  _ms(lv["e2e_s"], "p50"), f"{lv['output_tokens_per_s']:,.1f}",
-                  f"{lv['requests_per_s']:,.2f}")
+    for lv, s in run.summarized:
+        t.add_row(lv.label, str(s.requests_ok), str(s.requests_failed), _ms(s.ttft_s.p50),
+                  _ms(s.ttft_s.p99), _ms(s.itl_s.p50), _ms(s.e2e_s.p50),
+                  f"{s.output_tokens_per_s:,.1f}", f"{s.requests_per_s:,.2f}")
     con.print(t)
-    for lv in doc["levels"]:
-        if lv.get("errors"):
-            con.print(f"errors at {lv['concurrency'] or lv['rate']}: " + ", ".join(
-                f"{k} x{n}" for k, n in lv["errors"].items()))
-        if lv.get("token_count_mismatches"):
-            con.print(f"[yellow]warning[/]: {lv['token_count_mismatches']} requests where the "
-                      "server's token count and the client's differ by more than 10%")
-        net = lv.get("network") or {}
-        if net.get("connect_s", {}).get("p50") is not None:
-            con.print(f"network: connect p50 {_ms(net['connect_s'], 'p50')} ms, headers p50 "
-                      f"{_ms(net['headers_s'], 'p50')} ms, {lv['connections_reused']} "
+    for lv, s in run.summarized:
+        if s.errors:
+            con.print(f"errors at {lv.label}: " + ", ".join(
+                f"{k} x{n}" for k, n in s.errors.items()))
+        if s.token_count_mismatches:
+            con.print(f"[yellow]warning[/] at {lv.label}: {s.token_count_mismatches} requests "
+                      "where the server's token count and the client's differ by more than 10%")
+        net = s.network
+        if net.connect_s.p50 is not None:
+            con.print(f"network at {lv.label}: connect p50 {_ms(net.connect_s.p50)} ms, "
+                      f"headers p50 {_ms(net.headers_s.p50)} ms, {s.connections_reused} "
                       "requests on reused connections")

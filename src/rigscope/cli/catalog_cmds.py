@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
+
+from rigscope.cli.options import echo_json
 
 
 def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -28,19 +28,9 @@ def gpus_cmd(as_json: bool) -> None:
     items = list(gpus().values())
     apple = {cid: apple_memory_options(cid) for cid in apple_chips()}
     if as_json:
-        out: list[dict[str, object]] = [
-               {"id": g.id, "name": g.name, "backend": g.backend, "memory_bytes": g.memory_bytes,
-                "memory_source": g.memory_source, "bandwidth_gbs": g.bandwidth_gbs,
-                "fp16_tflops": g.fp16_tflops, "fp16_accumulate": g.fp16_accumulate,
-                "tdp_w": g.tdp_w, "price_usd": g.price_usd, "price_kind": g.price_kind,
-                "price_date": g.price_date, "pcie": g.pcie, "nvlink_gbs": g.nvlink_gbs,
-                "source": g.source} for g in items]
-        for cid, sizes in apple.items():
-            a = apple_accelerator(cid)
-            out.append({"id": cid, "name": a.name.rsplit(",", 1)[0], "backend": "metal",
-                        "memory_options_gb": sizes, "bandwidth_gbs": a.bandwidth_gbs,
-                        "fp16_tflops": a.fp16_tflops, "tdp_w": a.tdp_w, "source": a.source})
-        click.echo(json.dumps({"gpus": out}, indent=2))
+        from rigscope.contract import gpus_json
+
+        echo_json(gpus_json())
         return
     rows = [[g.id, g.name, g.backend, f"{g.memory_bytes / 2**30:.1f} GiB", f"{g.bandwidth_gbs:g}",
              f"{g.fp16_tflops:g}", f"{g.tdp_w:g}", f"${g.price_usd:,.0f}" if g.price_usd else "-"]
@@ -63,9 +53,9 @@ def models_cmd(as_json: bool) -> None:
 
     entries = models()
     if as_json:
-        click.echo(json.dumps({"models": [
-            {"id": k, "params": m.params, "layers": m.layers, "max_context": m.max_context,
-             "aliases": m.aliases, "source": m.source} for k, m in entries.items()]}, indent=2))
+        from rigscope.contract import models_json
+
+        echo_json(models_json())
         return
     _print_table("Models", ["id", "params", "layers", "context", "aliases"], [
         [k, f"{m.params / 1e9:.2f} B", str(m.layers), f"{m.max_context:,}", ", ".join(m.aliases)]
@@ -80,10 +70,9 @@ def quants_cmd(as_json: bool) -> None:
 
     q = [*gguf_mixes().values(), *formats().values()]
     if as_json:
-        click.echo(json.dumps({"quants": [
-            {"name": x.name, "kind": x.kind, "about": x.about,
-             "engines": ["llama.cpp", "ollama"] if x.kind == "gguf" else list(x.engines)}
-            for x in q]}, indent=2))
+        from rigscope.contract import quants_json
+
+        echo_json(quants_json())
         return
     _print_table("Quantizations", ["name", "kind", "engines", "about"], [
         [x.name, "GGUF mix" if x.kind == "gguf" else "format",

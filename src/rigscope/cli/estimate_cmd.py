@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rigscope.cli.options import flash, model_options, rig_options
+from rigscope.cli.options import echo_json, flash, make_rig, model_options, rig_options
 
 
 @click.command("estimate")
@@ -33,20 +33,20 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
                  gpus: tuple[str, ...], cpu: str | None, ram: str | None, cpu_isa: str | None,
                  rig_name: str | None, as_json: bool) -> None:
     """Memory and speed of MODEL (catalog id, HF repo id, config.json, model dir or .gguf)."""
-    from rigscope.api import estimate, estimate_speed
-    from rigscope.estimate.speed import DEFAULT
-    from rigscope.hardware import parse_rig
+    from rigscope.estimator import estimate
+    from rigscope.estimator.speed import estimate_speed
+    from rigscope.estimator.speed_params import DEFAULT
     from rigscope.sources import resolve_model
     from rigscope.units import parse_tokens
 
     params = DEFAULT
     if rig_name:
-        from rigscope.calibrate import profile_params, rig_args
+        from rigscope.calibration import profile_params, rig_args
 
         params, hardware = profile_params(rig_name)
         if not gpus and cpu is None:
             gpus, cpu = rig_args(hardware)
-    rig = parse_rig(gpus, cpu, ram, cpu_isa)
+    rig = make_rig(gpus, cpu, ram, cpu_isa)
     spec = resolve_model(model)
     est = estimate(spec, rig, quant=quant, engine=engine, context=parse_tokens(context),
                    batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn),
@@ -54,11 +54,9 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
     speed = estimate_speed(est, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                            disk=disk, network=network, p=params) if est.runs else None
     if as_json:
-        import json
+        from rigscope.contract import estimate_json
 
-        from rigscope.api import estimate_json
-
-        click.echo(json.dumps(estimate_json(est, speed), indent=2))
+        echo_json(estimate_json(est, speed))
     else:
         from rigscope.cli.render import print_estimate
 
@@ -77,9 +75,8 @@ def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
                     gpus: tuple[str, ...], cpu: str | None, ram: str | None,
                     cpu_isa: str | None, as_json: bool) -> None:
     """Largest context that fits, for each number of parallel sequences."""
-    from rigscope.api import max_context
     from rigscope.errors import RigscopeError
-    from rigscope.hardware import parse_rig
+    from rigscope.estimator import max_context
     from rigscope.sources import resolve_model
 
     try:
@@ -88,19 +85,15 @@ def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
         raise RigscopeError(f"invalid --batch {batches!r}; use e.g. 1,2,4") from None
     if not counts or min(counts) <= 0:
         raise RigscopeError(f"invalid --batch {batches!r}; counts must be positive")
-    rig = parse_rig(gpus, cpu, ram, cpu_isa)
+    rig = make_rig(gpus, cpu, ram, cpu_isa)
     spec = resolve_model(model)
-    rows = [
-        {"batch": b, "max_context": max_context(spec, rig, batch=b, quant=quant, engine=engine,
-                                                kv_type=kv_type, flash_attn=flash(flash_attn),
-                                                repack=repack == "on", outputs=outputs)}
-        for b in counts
-    ]
+    limits = [(b, max_context(spec, rig, batch=b, quant=quant, engine=engine, kv_type=kv_type,
+                              flash_attn=flash(flash_attn), repack=repack == "on",
+                              outputs=outputs)) for b in counts]
     if as_json:
-        import json
+        from rigscope.contract import max_context_json
 
-        click.echo(json.dumps({"model": spec.id, "rig": rig.id,
-                               "trained_context": spec.max_context, "limits": rows}, indent=2))
+        echo_json(max_context_json(spec, rig, limits))
         return
     from rich.console import Console
     from rich.table import Table
@@ -109,6 +102,6 @@ def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
                     f"(trained: {spec.max_context})")
     t.add_column("parallel sequences", justify="right")
     t.add_column("max context per sequence", justify="right")
-    for r in rows:
-        t.add_row(str(r["batch"]), f"{r['max_context']:,}" if r["max_context"] else "does not fit")
+    for b, ctx in limits:
+        t.add_row(str(b), f"{ctx:,}" if ctx else "does not fit")
     Console().print(t)

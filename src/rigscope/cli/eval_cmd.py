@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
+
+from rigscope.cli.options import db_option, echo_json, open_store
 
 
 @click.command("eval")
@@ -19,21 +20,23 @@ import click
 @click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
               help="Requests in flight per endpoint.")
 @click.option("--timeout", type=float, default=300, show_default=True)
-@click.option("--db", type=click.Path(dir_okay=False), help="SQLite file (default: data dir).")
+@click.option("--allow-weak-sandbox", is_flag=True,
+              help="Without bubblewrap, run model-written code in a network namespace with "
+                   "rlimits and an audit hook (not a security boundary) instead of refusing.")
+@db_option
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(endpoints: tuple[str, ...], suite: str, limit: int | None, samples: int,
-             concurrency: int, timeout: float, db: str | None, as_json: bool) -> None:
+             concurrency: int, timeout: float, allow_weak_sandbox: bool, db: str | None,
+             as_json: bool) -> None:
     """Run a suite against every endpoint with identical prompts (temperature 0)."""
-    import asyncio
     from dataclasses import replace
-    from pathlib import Path
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from rigscope.evaluate.run import parse_endpoint, run_eval
-    from rigscope.evaluate.suites import load_suite
-    from rigscope.store import Store
+    from rigscope.contract import eval_json
+    from rigscope.evaluation.run import evaluate, parse_endpoint
+    from rigscope.evaluation.suites import load_suite
 
     eps = [parse_endpoint(e) for e in endpoints]
     labels = [e.label for e in eps]
@@ -44,7 +47,7 @@ def eval_cmd(endpoints: tuple[str, ...], suite: str, limit: int | None, samples:
     s = load_suite(suite)
     if limit:
         s = replace(s, tasks=s.tasks[:limit])
-    store = Store(Path(db) if db else None)
+    store = open_store(db)
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]}"), console=Console(stderr=True))
     ids: dict[str, Any] = {}
@@ -59,15 +62,14 @@ def eval_cmd(endpoints: tuple[str, ...], suite: str, limit: int | None, samples:
         bars.update(ids[label], advance=1, rate=f"{passed[label]} passed")
 
     with bars:
-        result = asyncio.run(run_eval(eps, s, store, samples=samples, concurrency=concurrency,
-                                      timeout=timeout, on_answer=answered, on_start=start))
-    summaries = [r.summary() for r in result.results]
+        result = evaluate(eps, s, store, samples=samples, concurrency=concurrency,
+                          timeout=timeout, on_answer=answered, on_start=start,
+                          allow_weak_sandbox=allow_weak_sandbox)
+    doc = eval_json(result)
     if as_json:
-        click.echo(json.dumps({"eval_id": result.eval_id, "suite": result.suite,
-                               "endpoints": summaries, "agreement": result.agreement},
-                              indent=2))
+        echo_json(doc)
         return
-    print_eval(result.eval_id, result.suite, summaries, result.agreement)
+    print_eval(result.eval_id, result.suite, doc["endpoints"], doc["agreement"])
 
 
 def print_eval(eval_id: str, suite: str, summaries: list[dict[str, Any]],

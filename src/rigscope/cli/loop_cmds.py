@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-db_option = click.option("--db", type=click.Path(dir_okay=False), help="SQLite file.")
+from rigscope.cli.options import db_option, echo_json, open_store
+
+if TYPE_CHECKING:
+    from rigscope.records import Run
 
 
-def _runs(run_ids: tuple[str, ...], db: str | None) -> list[dict[str, Any]]:
-    from pathlib import Path
-
-    from rigscope.store import Store
-
-    store = Store(Path(db) if db else None)
+def _runs(run_ids: tuple[str, ...], db: str | None) -> list[Run]:
+    store = open_store(db)
     return [store.run(r) for r in run_ids]
 
 
@@ -39,9 +37,9 @@ def demo_cmd(url: str | None, model: str | None, model_spec: str | None, quick: 
                       report_path=Path(output) if output else None,
                       say=lambda s: click.echo(s, err=True))
     if as_json:
-        click.echo(json.dumps({"runs": [r["run_id"] for r in result["runs"]],
-                               "comparison": result["comparison"],
-                               "report": result["report"]}, indent=2))
+        from rigscope.contract import demo_json
+
+        echo_json(demo_json(result))
         return
     from rich.console import Console
     from rich.table import Table
@@ -49,19 +47,18 @@ def demo_cmd(url: str | None, model: str | None, model_spec: str | None, quick: 
     from rigscope.cli.bench_render import print_run
 
     con = Console()
-    for run in result["runs"]:
+    for run in result.runs:
         print_run(run, con)
-    if result["comparison"]:
+    if result.checks:
         t = Table(title="predicted vs measured on this machine", title_justify="left")
         for col in ("figure", "predicted", "measured", "error"):
             t.add_column(col, justify="left" if col == "figure" else "right")
-        for row in result["comparison"]:
-            m = row["measured"]
-            t.add_row(row["what"], f"{row['predicted']:,.2f}",
-                      "-" if m is None else f"{m:,.2f}",
-                      "-" if row["error_pct"] is None else f"{row['error_pct']:+.1f}%")
+        for c in result.checks:
+            t.add_row(c.what, f"{c.predicted:,.2f}",
+                      "-" if c.measured is None else f"{c.measured:,.2f}",
+                      "-" if c.error_pct is None else f"{c.error_pct:+.1f}%")
         con.print(t)
-    con.print(f"report: {result['report']}")
+    con.print(f"report: {result.report}")
 
 
 @click.command("calibrate")
@@ -74,34 +71,24 @@ def demo_cmd(url: str | None, model: str | None, model_spec: str | None, quick: 
 def calibrate_cmd(run_ids: tuple[str, ...], name: str, holdout: tuple[str, ...],
                   db: str | None, as_json: bool) -> None:
     """Fit the speed model to measured RUNS; estimate and plan then take --rig NAME."""
-    from rigscope import calibrate
+    from rigscope.calibration import calibrate
+    from rigscope.contract import calibration_json
 
-    runs = _runs(run_ids, db)
-    obs = [o for r in runs for o in calibrate.observations(r)]
-    before = calibrate.errors(obs, calibrate.DEFAULT)
-    params, changed = calibrate.fit(obs)
-    after = calibrate.errors(obs, params)
-    hardware = runs[0]["config"]["hardware"]
-    path = calibrate.save_profile(name, hardware, changed, list(run_ids), before, after)
-    doc = {"rig": name, "hardware": hardware, "params": changed, "observations": len(obs),
-           "error_before": before, "error_after": after, "profile": str(path)}
-    if holdout:
-        held = [o for r in _runs(holdout, db) for o in calibrate.observations(r)]
-        doc["holdout_error_before"] = calibrate.errors(held, calibrate.DEFAULT)
-        doc["holdout_error_after"] = calibrate.errors(held, params)
+    c = calibrate(_runs(run_ids, db), name, _runs(holdout, db))
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        echo_json(calibration_json(c))
         return
-    click.echo(f"rig profile {name!r} ({hardware}) from {len(obs)} observations: {path}")
+    click.echo(f"rig profile {name!r} ({c.hardware}) from {c.observations} observations: "
+               f"{c.profile}")
     for kind in ("decode", "prefill"):
-        b, a = before[kind], after[kind]
+        b, a = c.error_before[kind], c.error_after[kind]
         if b is not None and a is not None:
             click.echo(f"  {kind}: median error {b:.1%} before, {a:.1%} after")
-        if holdout:
-            hb, ha = doc["holdout_error_before"][kind], doc["holdout_error_after"][kind]
+        if c.holdout_error_before and c.holdout_error_after:
+            hb, ha = c.holdout_error_before[kind], c.holdout_error_after[kind]
             if hb is not None and ha is not None:
                 click.echo(f"  {kind} on held-out runs: {hb:.1%} before, {ha:.1%} after")
-    for field, table in changed.items():
+    for field, table in c.params.items():
         for key, value in table.items():
             click.echo(f"  {field}[{key}] = {value}")
 
@@ -112,14 +99,15 @@ def calibrate_cmd(run_ids: tuple[str, ...], name: str, holdout: tuple[str, ...],
 @click.option("--json", "as_json", is_flag=True)
 def compare_cmd(run_ids: tuple[str, ...], db: str | None, as_json: bool) -> None:
     """Compare RUNS level by level (each against the first), with 95% bootstrap intervals."""
-    from rigscope.compare import compare
+    from rigscope.comparison import compare
+    from rigscope.contract import comparison_json
     from rigscope.errors import RigscopeError
 
     if len(run_ids) < 2:
         raise RigscopeError("compare needs at least two runs")
     result = compare(_runs(run_ids, db))
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        echo_json(comparison_json(result))
         return
     from rich.console import Console
     from rich.table import Table
@@ -129,14 +117,14 @@ def compare_cmd(run_ids: tuple[str, ...], db: str | None, as_json: bool) -> None
               "noise)", caption_justify="left")
     for col in ("level", "metric", "A", "B", "diff", "95% interval"):
         t.add_column(col, justify="left" if col in ("level", "metric") else "right")
-    for row in result["rows"]:
-        scale = 1e3 if row["metric"] in ("ttft_s", "itl_s", "e2e_s") else 1
+    for row in result.rows:
+        scale = 1e3 if row.metric in ("ttft_s", "itl_s", "e2e_s") else 1
         unit = " ms" if scale == 1e3 else ""
-        ci = row["ci95"]
-        pct = f" ({row['diff_pct']:+.1f}%)" if row["diff_pct"] is not None else ""
-        t.add_row(row["level"], row["metric"], f"{row['a'] * scale:,.2f}{unit}",
-                  f"{row['b'] * scale:,.2f}{unit}",
-                  f"{row['diff'] * scale:+,.2f}{pct}" + ("*" if row["significant"] else ""),
+        ci = row.ci95
+        pct = f" ({row.diff_pct:+.1f}%)" if row.diff_pct is not None else ""
+        t.add_row(row.level, row.metric, f"{row.a * scale:,.2f}{unit}",
+                  f"{row.b * scale:,.2f}{unit}",
+                  f"{row.diff * scale:+,.2f}{pct}" + ("*" if row.significant else ""),
                   f"[{ci[0] * scale:+,.2f}, {ci[1] * scale:+,.2f}]" if ci else "-")
     Console().print(t)
 
@@ -153,9 +141,8 @@ def report_cmd(run_ids: tuple[str, ...], db: str | None, output: str,
     from pathlib import Path
 
     from rigscope.report import write_report
-    from rigscope.store import Store
 
-    store = Store(Path(db) if db else None)
+    store = open_store(db)
     runs = [store.run(r) for r in run_ids if not r.startswith("eval-")]
     evals = [store.eval(r) for r in run_ids if r.startswith("eval-")]
     path = write_report(runs, Path(output), Path(png_dir) if png_dir else None, evals)

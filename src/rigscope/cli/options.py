@@ -1,13 +1,20 @@
-"""Options shared by commands that take a model on a rig."""
+"""Options shared by commands: the model's format and engine, the rig, the store."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    from rigscope.specs import Rig
+    from rigscope.store import Store
+
 F = Callable[..., Any]
+
+db_option = click.option("--db", type=click.Path(dir_okay=False),
+                         help="SQLite file (default: runs.db in the data dir).")
 
 
 def rig_options(f: F) -> F:
@@ -48,3 +55,25 @@ def model_options(f: F) -> F:
 
 def flash(value: str | None) -> bool | None:
     return None if value is None else value == "on"
+
+
+def make_rig(gpus: tuple[str, ...], cpu: str | None, ram: str | None,
+             cpu_isa: str | None) -> Rig:
+    """The rig the rig options name (this machine when they name none)."""
+    from rigscope.system import resolve_rig
+
+    return resolve_rig(gpus, cpu, ram, cpu_isa)
+
+
+def open_store(db: str | None) -> Store:
+    from pathlib import Path
+
+    from rigscope.store import Store
+
+    return Store(Path(db) if db else None)
+
+
+def echo_json(doc: object) -> None:
+    import json
+
+    click.echo(json.dumps(doc, indent=2))

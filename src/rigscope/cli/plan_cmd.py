@@ -52,7 +52,7 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
     from pathlib import Path
 
     from rigscope import plan as planning
-    from rigscope.api import engine_family
+    from rigscope.cli.options import echo_json
     from rigscope.errors import RigscopeError
     from rigscope.hardware import parse_rig
     from rigscope.prices import price_table
@@ -71,13 +71,11 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
         specs = [resolve_model(m) for m in models]
     else:
         raise RigscopeError("name a model (e.g. llama-3-8b) or give --min-params")
-    for e in engines:
-        engine_family(e)
     w = planning.workload_from(
         specs, profile, context=parse_tokens(context) if context else None, users=users,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, min_tps=min_tps,
         max_ttft=max_ttft, budget=budget, max_watts=max_watts, quant=quant,
-        min_quant=min_quant, engines=tuple(e.lower() for e in engines) or None,
+        min_quant=min_quant, engines=engines or None,
         gpu_count_max=gpu_count_max,
     )
     prices = price_table(price_opts, Path(price_file) if price_file else None)
@@ -88,27 +86,24 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
         from rigscope.system import local_rig
 
         rigs.insert(0, replace(local_rig(), local=True))
+    from rigscope import contract
     from rigscope.cli import plan_render as render
-    from rigscope.estimate.speed import DEFAULT
+    from rigscope.estimator.speed_params import DEFAULT
 
     params = DEFAULT
     if rig_name:
-        from rigscope.calibrate import profile_params
+        from rigscope.calibration import profile_params
 
         params = profile_params(rig_name)[0]
     if tiers:
         result = planning.tiers(w, prices, rigs=rigs, params=params)
         if as_json:
-            import json
-
-            click.echo(json.dumps(render.tiers_json(result), indent=2))
+            echo_json(contract.tiers_json(result))
         else:
             render.print_tiers(w, result)
         return
     plan = planning.make_plan(w, prices, rigs, all_configs=all_configs, params=params)
     if as_json:
-        import json
-
-        click.echo(json.dumps(render.plan_json(plan), indent=2))
+        echo_json(contract.plan_json(plan))
     else:
         render.print_plan(plan, top)

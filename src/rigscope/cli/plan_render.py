@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -14,38 +13,6 @@ from rigscope.plan import Option, Plan, Workload
 
 def _num(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
-
-
-def option_json(o: Option) -> dict[str, Any]:
-    s = o.speed
-    return {
-        "rig": o.rig.id, "model": o.model.id, "quant": o.memory.quant, "engine": o.memory.engine,
-        "kv_type": o.memory.kv_type, "fits": True,
-        "decode_tokens_per_s": round(s.decode_tokens_per_s, 3),
-        "aggregate_tokens_per_s": round(s.aggregate_tokens_per_s, 3),
-        "prefill_tokens_per_s": round(s.prefill_tokens_per_s, 1), "ttft_s": round(s.ttft_s, 4),
-        "price_usd": o.price.usd if o.price else None,
-        "price_source": o.price.label if o.price else None,
-        "usd_per_tokens_per_s": round(o.usd_per_tps, 2) if o.usd_per_tps else None,
-        "watts": o.watts, "tokens_per_joule": round(o.tokens_per_joule, 4)
-        if o.tokens_per_joule else None,
-        "memory_used_bytes": o.memory.total_bytes, "pareto": o.pareto, "notes": list(o.notes),
-    }
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    w = plan.workload
-    return {
-        "workload": {"models": [m.id for m in w.models], "context": w.context, "users": w.users,
-                     "prompt_tokens": w.prompt_tokens, "output_tokens": w.output_tokens,
-                     "min_tps": w.min_tps, "max_ttft": w.max_ttft, "budget": w.budget,
-                     "max_watts": w.max_watts, "quant": w.quant, "min_quant": w.min_quant,
-                     "engines": list(w.engines), "profile": w.profile},
-        "options": [option_json(o) for o in plan.options],
-        "rejected": [{"rig": r.rig, "model": r.model, "quant": r.quant, "engine": r.engine,
-                      "reason": r.reason} for r in plan.rejected],
-        "evaluated": plan.evaluated,
-    }
 
 
 def _title(w: Workload) -> str:
@@ -79,8 +46,8 @@ def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
     for i, o in enumerate(plan.options[:top], 1):
         s = o.speed
         row = [str(i), o.rig.id + ("*" if o.pareto else "")
-               + (f" ({o.model.id})" if multi_model else ""), o.memory.quant, o.memory.engine,
-               f"{s.decode_tokens_per_s:,.1f}"]
+               + (f" ({o.model.id})" if multi_model else ""), o.memory.quant.name,
+               o.memory.engine.name, f"{s.decode_tokens_per_s:,.1f}"]
         row += [f"{s.aggregate_tokens_per_s:,.0f}"] if users > 1 else []
         row += [f"{s.ttft_s:,.2f}", f"${o.price.usd:,.0f}" if o.price else "-",
                 _num(o.usd_per_tps, ",.0f")]
@@ -97,7 +64,7 @@ def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
     pareto = [o for o in plan.options if o.pareto and o.price]
     if pareto:
         con.print("Pareto front (price -> aggregate tok/s): " + ", ".join(
-            f"{o.rig.id} {o.memory.quant} ${o.price.usd:,.0f} -> "
+            f"{o.rig.id} {o.memory.quant.name} ${o.price.usd:,.0f} -> "
             f"{o.speed.aggregate_tokens_per_s:,.0f}" for o in pareto if o.price))
     reasons: dict[str, int] = {}
     for r in plan.rejected:  # group like reasons: numbers and units vary
@@ -106,11 +73,6 @@ def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
     if reasons:
         con.print(f"{len(plan.rejected)} rejected (--json lists each with its reason): "
                   + "; ".join(f"{n} {k}" for k, n in sorted(reasons.items(), key=lambda x: -x[1])))
-
-
-def tiers_json(result: dict[int, list[Option]]) -> dict[str, Any]:
-    return {"tiers": [{"context": ctx, "options": [option_json(o) for o in opts]}
-                      for ctx, opts in result.items()]}
 
 
 def print_tiers(w: Workload, result: dict[int, list[Option]],
@@ -124,7 +86,7 @@ def print_tiers(w: Workload, result: dict[int, list[Option]],
         if not opts:
             t.add_row(f"{ctx:,}", "nothing fits", "", "", "", "")
         for i, o in enumerate(opts):
-            t.add_row(f"{ctx:,}" if i == 0 else "", o.rig.id, o.memory.quant,
+            t.add_row(f"{ctx:,}" if i == 0 else "", o.rig.id, o.memory.quant.name,
                       f"{o.speed.decode_tokens_per_s:,.1f}",
                       f"${o.price.usd:,.0f}" if o.price else "-",
                       f"{o.memory.total_bytes / 2**30:,.1f} GiB")

@@ -7,15 +7,8 @@ import sys
 
 import click
 
-db_option = click.option("--db", type=click.Path(dir_okay=False), help="SQLite file.")
-
-
-def _store(db: str | None):  # noqa: ANN202
-    from pathlib import Path
-
-    from rigscope.store import Store
-
-    return Store(Path(db) if db else None)
+from rigscope.cli.options import db_option, echo_json
+from rigscope.cli.options import open_store as _store
 
 
 @click.group("runs")
@@ -30,7 +23,9 @@ def list_cmd(db: str | None, as_json: bool) -> None:
     """Runs, oldest first."""
     runs = _store(db).runs()
     if as_json:
-        click.echo(json.dumps({"runs": runs}, indent=2))
+        from rigscope.contract import runs_json
+
+        echo_json(runs_json(runs))
         return
     for r in runs:
         click.echo(f"{r['run_id']}  {r['started_at']}  {r['status']:9} {r['requests']:5} req  "
@@ -43,13 +38,15 @@ def list_cmd(db: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show_cmd(run_id: str, db: str | None, as_json: bool) -> None:
     """One run with its levels and requests."""
-    doc = _store(db).run(run_id)
+    run = _store(db).run(run_id)
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        from rigscope.contract import run_json
+
+        echo_json(run_json(run))
     else:
         from rigscope.cli.bench_render import print_run
 
-        print_run(doc)
+        print_run(run)
 
 
 @runs_cmd.command("export")
@@ -59,13 +56,14 @@ def show_cmd(run_id: str, db: str | None, as_json: bool) -> None:
               show_default=True)
 def export_cmd(run_id: str, db: str | None, fmt: str) -> None:
     """Every request of a run, as CSV or JSON, on stdout."""
-    doc = _store(db).run(run_id)
+    from dataclasses import asdict
+
+    rows = [asdict(r) for r in _store(db).run(run_id).requests]
     if fmt == "json":
-        click.echo(json.dumps(doc["requests"], indent=2))
+        echo_json(rows)
         return
     import csv
 
-    rows = doc["requests"]
     if not rows:
         return
     writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))

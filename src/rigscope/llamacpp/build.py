@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -163,8 +164,6 @@ def probe_amx(flags: set[str], cc: str = "cc") -> tuple[bool, str]:
     if ran.returncode == 0:
         return True, "tile instructions ran"
     if ran.returncode < 0:
-        import signal
-
         return False, f"the probe died with {signal.Signals(-ran.returncode).name}"
     reasons = {2: "the kernel refused tile state (arch_prctl)", 3: "wrong tile product"}
     return False, reasons.get(ran.returncode, f"the probe exited {ran.returncode}")

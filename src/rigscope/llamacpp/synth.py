@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from gguf import GGUFReader, GGUFWriter, LlamaFileType
+
 from rigscope.errors import RigscopeError
 from rigscope.specs import ModelSpec
 
@@ -23,8 +26,6 @@ _TOKENIZER_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml
 
 def tokenizer_fields(path: Path) -> dict[str, Any]:
     """The tokenizer metadata of a GGUF, as plain Python values."""
-    from gguf import GGUFReader
-
     fields = GGUFReader(path).fields
     return {k: fields[k].contents() for k in _TOKENIZER_KEYS if k in fields}
 
@@ -54,9 +55,6 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
 
 def write_gguf(spec: ModelSpec, path: Path, tokenizer: Path, seed: int = 0) -> Path:
     """A GGUF of `spec` with random F16 matrices and F32 vectors (small, normal values)."""
-    import numpy as np
-    from gguf import GGUFWriter, LlamaFileType
-
     tok = tokenizer_fields(tokenizer)
     if len(tok.get("tokenizer.ggml.tokens", [])) != spec.vocab:
         raise RigscopeError(f"{tokenizer} has {len(tok.get('tokenizer.ggml.tokens', []))} "

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rigscope.catalog import model_aliases, models
 from rigscope.errors import RigscopeError, unknown
+from rigscope.sources.gguf_file import read_gguf
+from rigscope.sources.hf import read_config
+from rigscope.sources.layout import build_model
 from rigscope.specs import ModelSpec
 
 
 def catalog_model(model_id: str) -> ModelSpec:
-    from rigscope.catalog import model_aliases, models
-    from rigscope.sources.layout import build_model
-
     key = model_aliases().get(model_id.lower())
     if key is None:
         raise unknown("model", model_id, models())
@@ -31,12 +32,8 @@ def resolve_model(text: str) -> ModelSpec:
     p = Path(text).expanduser()
     if p.exists():
         if p.is_file() and p.suffix.lower() == ".gguf":
-            from rigscope.sources.gguf_file import read_gguf
-
             return read_gguf(p)
         if p.is_dir() or p.suffix.lower() == ".json":
-            from rigscope.sources.hf import read_config
-
             return read_config(p)
         raise RigscopeError(f"{p}: expected a .gguf file, a config.json or a model directory")
     if text.lower().endswith((".gguf", ".json")) or text.startswith((".", "/", "~")):

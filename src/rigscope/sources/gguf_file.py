@@ -8,6 +8,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from gguf import GGMLQuantizationType, GGUFReader
+
+from rigscope.catalog import quant_file
 from rigscope.errors import RigscopeError
 from rigscope.specs import ModelSpec, Tensor
 
@@ -50,8 +53,6 @@ def read_gguf(path: str | os.PathLike[str]) -> ModelSpec:
     if not p.is_file():
         raise RigscopeError(f"GGUF file not found: {p}")
     _check_header(p)
-    from gguf import GGMLQuantizationType, GGUFReader  # lazy: pulls numpy
-
     try:
         reader = GGUFReader(p, "r")
         fields = reader.fields
@@ -126,8 +127,6 @@ def read_gguf(path: str | os.PathLike[str]) -> ModelSpec:
 def _ftype_name(ftype: Any) -> str | None:
     if not isinstance(ftype, int):
         return None
-    from rigscope.catalog import quant_file
-
     ftype &= ~1024  # LLAMA_FTYPE_GUESSED
     for name, mix in quant_file().gguf_mixes.items():
         if mix.ftype == ftype:

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
 from rigscope.errors import RigscopeError
-from rigscope.estimate import memory as mem
-from rigscope.estimate.placement import (
-    RUNTIME_OVERHEAD,
-    Request,
-    layer_devices,
-    result,
-    weights_basis,
-)
-from rigscope.estimate.repack import describe
-from rigscope.specs import DeviceUse, MemoryEstimate, Rig
+from rigscope.estimator import memory as mem
+from rigscope.estimator.common import RUNTIME_OVERHEAD, result, weights_basis
+from rigscope.estimator.repack import describe
+from rigscope.specs import DeviceUse, MemoryEstimate, Request, Rig
 from rigscope.units import format_bytes
 
 
@@ -113,6 +108,28 @@ class _Layout:
     host: DeviceUse
     pipeline: bool
     ok: bool
+
+
+def layer_devices(n_layers: int, capacities: Sequence[int], n_gpu_layers: int) -> list[int]:
+    """Device index for layers 0..n_layers (the last is the output layer); -1 is the CPU.
+
+    llama.cpp's rule: the last n_gpu_layers layers (output layer included) go to the GPUs,
+    split in proportion to the GPUs' memory (tensor_split defaults to free memory).
+    """
+    start = max(n_layers + 1 - n_gpu_layers, 0)
+    active = n_layers + 1 - start
+    total = sum(capacities)
+    splits, acc = [], 0
+    for c in capacities:
+        acc += c
+        splits.append(acc / total)
+    out = []
+    for il in range(n_layers + 1):
+        if il < start or not capacities:
+            out.append(-1)
+        else:
+            out.append(min(bisect_right(splits, (il - start) / active), len(capacities) - 1))
+    return out
 
 
 def host_features(req: Request, rig: Rig) -> frozenset[str]:

@@ -14,8 +14,8 @@ from typing import TypedDict
 
 from rigscope.catalog import ggml_types
 from rigscope.errors import RigscopeError
-from rigscope.estimate.quantize import tensor_bytes
-from rigscope.estimate.repack import repacked
+from rigscope.estimator.quantize import tensor_bytes
+from rigscope.estimator.repack import repacked
 from rigscope.specs import ModelSpec, Quant
 
 MIB = 1024**2

@@ -24,109 +24,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from rigscope.specs import Accelerator, DeviceUse, MemoryEstimate
-
-GB = 1e9
-
-# Kernel family of a ggml weight type: how the mat-vec kernels decode it.
-_FAMILY = {"F32": "f16", "F16": "f16", "BF16": "f16", "Q8_0": "q8", "Q4_0": "legacy",
-           "Q4_1": "legacy", "Q5_0": "legacy", "Q5_1": "legacy", "IQ4_NL": "iq", "MXFP4": "legacy"}
-
-
-def kernel_family(ggml_type: str) -> str:
-    """f16, q8, legacy (Q4_0..Q5_1), kquant (Q2_K..Q6_K) or iq (IQ*)."""
-    if ggml_type in _FAMILY:
-        return _FAMILY[ggml_type]
-    if ggml_type.endswith("_K"):
-        return "kquant"
-    return "iq" if ggml_type.startswith(("IQ", "TQ")) else "legacy"
-
-
-@dataclass(frozen=True)
-class SpeedParams:
-    """Efficiency constants of the speed model (fitted by benchmarks/fit_speed.py)."""
-
-    # Share of spec memory bandwidth the K-quant mat-vec kernels reach, by backend and memory
-    # class. HBM parts reach a smaller share: at batch 1 llama.cpp's kernels are bound by
-    # instruction issue and latency before they saturate 2-3 TB/s.
-    bw_eff: dict[str, float]
-    # Bandwidth multiplier of other kernel families relative to K-quants, by backend.
-    family_bw: dict[str, float]
-    # Share of spec bandwidth attention reaches when reading the KV cache, by backend.
-    kv_eff: dict[str, float]
-    # Fixed cost per layer per token (kernel launches, synchronisation), seconds, by backend.
-    layer_s: dict[str, float]
-    # Hand-off between two layer-split devices per token (PCIe round trip), seconds.
-    hop_s: float
-    # Share of the device's dense FP16 tensor peak that prefill mat-muls reach, by backend and
-    # kernel family.
-    pp_eff: dict[str, float]
-    # Share of that peak the attention of prefill reaches (no flash attention in the
-    # calibration builds: F32 scores and softmax), by backend.
-    attn_eff: dict[str, float]
-    # Share of the listed tensor peak reachable without Hopper's wgmma instructions, which
-    # llama.cpp's kernels do not issue (the listed peak assumes them).
-    hopper_peak: float
-    # vLLM (tensor parallel): one ring step of an all-reduce between GPUs over PCIe, and the
-    # per-layer cost with CUDA graphs.
-    allreduce_step_s: float
-    vllm_layer_s: float
-    # Relative error band (median absolute residual of the fit), decode and prefill.
-    decode_band: float
-    prefill_band: float
-
-    def bandwidth(self, dev: Accelerator, family: str) -> float:
-        """Effective bytes/s for weight reads with this kernel family."""
-        key = f"{dev.backend}:{dev.hw_class}"
-        eff = self.bw_eff.get(key, self.bw_eff.get(dev.backend, 0.6))
-        mult = self.family_bw.get(f"{dev.backend}:{family}", 1.0)
-        return (dev.bandwidth_gbs or 0) * GB * eff * mult
-
-    def flops(self, dev: Accelerator, family: str) -> float:
-        """Effective FLOP/s of prefill mat-muls."""
-        peak = (dev.fp16_tflops or 0) * 1e12
-        if dev.arch == "hopper":
-            peak *= self.hopper_peak
-        eff = self.pp_eff.get(f"{dev.backend}:{family}", self.pp_eff.get(dev.backend, 0.3))
-        return peak * eff
-
-
-# Fitted by benchmarks/fit_speed.py on 215 llama.cpp rows (shared/data + own CPU measurement);
-# rounded. Comments give the physical reading of each value.
-DEFAULT = SpeedParams(
-    bw_eff={
-        "cuda:gddr": 0.86,  # GeForce/workstation GDDR6(X): K-quant mat-vec near 86% of spec
-        "cuda:hbm": 0.42,  # A100/H100: small models leave most of 2-3 TB/s unused
-        "rocm:gddr": 0.70, "rocm:hbm": 0.35,  # no ROCm rows: CUDA's, discounted (assumption)
-        "metal:unified": 1.0,  # M-series single die: spec bandwidth, with a per-layer cost
-        "metal:unified-2die": 0.87,  # Ultra (two dies): less of the combined bandwidth
-        "cpu:ram": 1.08,  # relative to the one-core read probe; llama.cpp reads on all cores
-    },
-    family_bw={"cuda:f16": 1.40, "cuda:legacy": 0.94, "cuda:q8": 1.0, "cuda:iq": 0.9,
-               "cuda:w4a16": 0.6,  # vLLM's AWQ/GPTQ kernels (2023 rows: ~60% of K-quant's)
-               "metal:f16": 0.91, "metal:q8": 0.91, "metal:legacy": 0.89, "metal:iq": 0.8},
-    kv_eff={"cuda": 0.18, "rocm": 0.18, "metal": 0.30, "cpu": 0.30},
-    # per layer per token; on the CPU fitted from SmolLM2 at two sizes (Q4_1 and Q8_0), which
-    # separates thread synchronisation from the bandwidth term: llama-bench of the portable
-    # build here (OpenMP threads) shows none
-    layer_s={"cuda": 48e-6, "rocm": 60e-6, "metal": 152e-6, "cpu": 0.0},
-    hop_s=640e-6,
-    pp_eff={"cuda:kquant": 0.32, "cuda:f16": 0.41, "cuda:legacy": 0.50, "cuda:q8": 0.45,
-            "cuda:iq": 0.28, "metal:f16": 0.77, "metal:q8": 0.71, "metal:legacy": 0.70,
-            "metal:kquant": 0.65, "metal:iq": 0.6, "rocm": 0.25,
-            # CPU: relative to the F32 matmul probe; Q8_0's int8 dot products run faster
-            "cpu": 0.68, "cpu:q8": 1.34},
-    attn_eff={"cuda": 0.073, "rocm": 0.073, "metal": 0.2, "cpu": 0.2},
-    hopper_peak=0.54,
-    # From mlc-llm's vLLM rows (Llama-2-70B on 2 and 4 A100s over PCIe, 2023): 8 ms and 28 ms
-    # of all-reduce per token = 160 all-reduces x 2(n-1) ring steps of ~27 us.
-    allreduce_step_s=27e-6,
-    vllm_layer_s=10e-6,
-    # 90th percentile of the 5-fold cross-validated errors (benchmarks/fit_speed.py --cv):
-    # decode 20.4%, prefill 9.5%; builds of different months differ more (prefill up to 40%).
-    decode_band=0.20,
-    prefill_band=0.10,
-)
+from rigscope.errors import unknown
+from rigscope.estimator.speed_params import DEFAULT, SpeedParams, kernel_family
+from rigscope.specs import Accelerator, DeviceUse, MemoryEstimate, SpeedEstimate
+from rigscope.units import GB, format_bytes
 
 
 def pcie_gbs(dev: Accelerator) -> float:
@@ -166,12 +67,9 @@ _FORMAT_FAMILY = {"FP16": "f16", "BF16": "f16", "FP32": "f16", "FP8": "q8", "INT
 
 def weights_family(est: MemoryEstimate) -> str:
     """The kernel family that reads most of this estimate's weights."""
-    if est.engine in ("llama.cpp", "ollama"):
-        from rigscope.catalog import gguf_mixes
-
-        mix = gguf_mixes().get(est.quant)
-        return kernel_family(mix.base if mix else "F16")
-    return _FORMAT_FAMILY.get(est.quant, "f16")
+    if est.quant.kind == "gguf":
+        return kernel_family(est.quant.base or "F16")
+    return _FORMAT_FAMILY.get(est.quant.name, "f16")
 
 
 def kv_read_bytes(use: DeviceUse, context: float, window: int) -> float:
@@ -192,7 +90,7 @@ def decode_step_seconds(
     """Seconds for one decode step of `batch` sequences, each with `context` tokens before."""
     family = weights_family(est)
     window = est.model.sliding_window
-    tensor_parallel = est.engine == "vllm"
+    tensor_parallel = est.engine.family == "vllm"
     times = []
     for part in parts(est):
         bw = p.bandwidth(part.dev, family)
@@ -234,7 +132,7 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
         linear = 2 * part.use.params * n_tokens / flops
         attn_flops = 4 * m.heads * m.head_dim * part.use.layers * n_tokens**2 / 2
         per_dev.append(linear + attn_flops / attn)
-    if est.engine == "vllm":
+    if est.engine.family == "vllm":
         return max(per_dev) + allreduce_seconds(est, p) * math.ceil(n_tokens / 512)
     serial = sum(per_dev)
     gpus = [x for x, part in zip(per_dev, ps, strict=True) if part.dev.backend != "cpu"]
@@ -243,3 +141,114 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
         u = max(1, min(4, math.ceil(n_tokens / 512)))
         serial += (sum(gpus) + (u - 1) * max(gpus)) / u - sum(gpus)
     return serial + max(len(ps) - 1, 0) * p.hop_s * math.ceil(n_tokens / 512)
+
+
+# --- request-level times: TTFT, end-to-end, model load, network -------------------------
+
+# Sustained sequential read, GB/s: a PCIe 4.0 NVMe SSD reads 3-7 GB/s, SATA tops out near
+# 0.55, a 7200 rpm disk near 0.16, and an NFS/SMB share is bound by its 1 GbE link (0.11).
+DISKS = {"nvme": 3.0, "sata-ssd": 0.5, "hdd": 0.16, "network": 0.11}
+
+
+@dataclass(frozen=True)
+class Network:
+    connect_s: float  # TCP (+ TLS) handshake and the HTTP request round trip
+    rtt_s: float
+    gbs: float  # usable bandwidth, GB/s
+
+
+# Round trips and handshakes typical of each link: a fresh connection over Wi-Fi or a busy
+# LAN costs ~200 ms, over 10 GbE ~15 ms (handshake + TLS); bandwidths are usable TCP rates.
+NETWORKS = {
+    "loopback": Network(connect_s=0.0005, rtt_s=0.00005, gbs=5.0),
+    "10gbe": Network(connect_s=0.015, rtt_s=0.0003, gbs=1.1),
+    "1gbe": Network(connect_s=0.05, rtt_s=0.001, gbs=0.11),
+    "wifi": Network(connect_s=0.2, rtt_s=0.005, gbs=0.03),
+}
+REQUEST_BYTES_PER_TOKEN = 4  # prompt text, ~4 characters per token, plus JSON framing
+CHUNK_BYTES = 150  # one streamed SSE chunk per token
+
+
+def estimate_speed(
+    est: MemoryEstimate, *, prompt_tokens: int = 512, output_tokens: int = 128,
+    disk: str = "nvme", network: str = "loopback", p: SpeedParams = DEFAULT,
+) -> SpeedEstimate:
+    """Decode/prefill rates and request times for a placed model."""
+    if disk not in DISKS:
+        raise unknown("disk", disk, DISKS)
+    if network not in NETWORKS:
+        raise unknown("network", network, NETWORKS)
+    net = NETWORKS[network]
+    batch = est.batch
+    mid = prompt_tokens + output_tokens / 2  # decode cost is linear in context: the mean
+    step = decode_step_seconds(est, mid, batch, p)
+    n_prefill = max(prompt_tokens, 1)
+    prefill_s = prefill_seconds(est, n_prefill, p)
+    upload = (prompt_tokens * REQUEST_BYTES_PER_TOKEN + 1024) / (net.gbs * 1e9)
+    stream = output_tokens * CHUNK_BYTES / (net.gbs * 1e9)
+    net_first = net.connect_s + upload + net.rtt_s / 2
+    # without a prompt the first token costs one decode step
+    ttft = net_first + (prefill_s if prompt_tokens else decode_step_seconds(est, 0, batch, p))
+    e2e = ttft + max(output_tokens - 1, 0) * step + stream
+    load, load_basis = _load_seconds(est, disk)
+    ps = parts(est)
+    bytes_per_token = sum(x.use.read_bytes for x in ps)
+    hops = len(ps) - 1
+    family = weights_family(est)
+    basis = [
+        f"decode: {format_bytes(bytes_per_token)} of weights per token"
+        + (f" + KV cache at {mid:.0f} tokens of context" if mid else "")
+        + "; " + "; ".join(_part_basis(x, family, p) for x in ps)
+        + (f"; {hops} hand-off(s) x {p.hop_s * 1e3:.2f} ms" if hops and est.engine.family != "vllm"
+           else "")
+        + (f"; all-reduce {allreduce_seconds(est, p) * 1e3:.1f} ms/token"
+           if est.engine.family == "vllm" and len(est.devices) > 1 else ""),
+        f"prefill: 2 x {sum(x.use.params for x in ps) / 1e9:.2f} B params x "
+        f"{n_prefill} tokens + attention, at "
+        + "; ".join(f"{x.use.id} {p.flops(x.dev, family) / 1e12:.1f} TFLOPS effective"
+                    for x in ps),
+        f"TTFT = network {net_first * 1e3:.1f} ms ({network}) + prefill {prefill_s:.3f} s",
+        load_basis,
+        f"error band: +-{p.decode_band:.0%} decode, +-{p.prefill_band:.0%} prefill (90th "
+        "percentile of cross-validated calibration residuals, llama.cpp builds of 2023-2025; "
+        "newer builds prefill up to 40% faster)",
+    ]
+    if est.offloaded_layers:
+        host = [x for x in ps if x.dev.backend == "cpu"]
+        if host:
+            t_host = (host[0].use.read_bytes / p.bandwidth(host[0].dev, family))
+            basis.append(f"swap wall: the {est.offloaded_layers} layers in system RAM take "
+                         f"{t_host / step:.0%} of each token's time")
+    if est.engine.family not in ("llama.cpp", "vllm"):
+        basis.append(f"{est.engine.name}: speed constants are llama.cpp's (not calibrated for "
+                     "it)")
+    return SpeedEstimate(
+        decode_tokens_per_s=1 / step if step > 0 else math.inf,
+        aggregate_tokens_per_s=batch / step if step > 0 else math.inf,
+        prefill_tokens_per_s=n_prefill / prefill_s if prefill_s > 0 else math.inf,
+        ttft_s=ttft, e2e_s=e2e, load_time_s=load, network_s=net_first + stream,
+        decode_band=p.decode_band, prefill_band=p.prefill_band, basis=tuple(basis),
+    )
+
+
+def _part_basis(part: Part, family: str, p: SpeedParams) -> str:
+    bw = p.bandwidth(part.dev, family) / 1e9
+    spec = part.dev.bandwidth_gbs or 0
+    return (f"{part.use.id}: {format_bytes(part.use.read_bytes)} at {bw:.0f} GB/s "
+            f"({bw / spec:.0%} of {spec:g} GB/s, {part.dev.backend} {part.dev.hw_class} "
+            f"{family})" if spec else f"{part.use.id}: no bandwidth known")
+
+
+def _load_seconds(est: MemoryEstimate, disk: str) -> tuple[float, str]:
+    """Read the file from disk, then copy each GPU's share over its PCIe link."""
+    file_bytes = est.weights_bytes - est.repacked_bytes  # a repacked copy is made in RAM
+    disk_s = file_bytes / (DISKS[disk] * 1e9)
+    copy_s = 0.0
+    for use, dev in zip(est.devices, est.rig.devices, strict=False):
+        rate = pcie_gbs(dev)
+        if rate and dev.backend != "metal":
+            copy_s += use.weights_bytes / (rate * 1e9)
+    return disk_s + copy_s, (
+        f"load: {format_bytes(file_bytes)} from {disk} at {DISKS[disk]:g} GB/s "
+        f"({disk_s:.1f} s) + PCIe copies ({copy_s:.1f} s); a warm page cache skips the disk"
+    )

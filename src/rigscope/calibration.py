@@ -13,16 +13,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rigscope.errors import RigscopeError
-from rigscope.estimate.speed import DEFAULT, SpeedParams, weights_family
+from rigscope.estimator import estimate
+from rigscope.estimator.speed import estimate_speed, weights_family
+from rigscope.estimator.speed_params import DEFAULT, SpeedParams
 from rigscope.paths import data_dir
-from rigscope.specs import MemoryEstimate
+from rigscope.records import Run, median
+from rigscope.sources import resolve_model
+from rigscope.specs import MemoryEstimate, Rig
+from rigscope.system import resolve_rig
 
 MIN_OBSERVATIONS = 2  # of each kind
 
@@ -37,42 +41,44 @@ class Observation:
     run_id: str
 
     def predict(self, p: SpeedParams) -> float:
-        from rigscope.estimate.timing import estimate_speed
-
         s = estimate_speed(self.estimate, prompt_tokens=self.prompt_tokens,
                            output_tokens=self.output_tokens, p=p)
         return s.decode_tokens_per_s if self.kind == "decode" else s.prefill_tokens_per_s
 
 
-def observations(run: dict[str, Any]) -> list[Observation]:
-    """Decode and prefill observations from a stored run's concurrency-1 levels."""
-    from rigscope.api import estimate
-    from rigscope.hardware import parse_rig
-    from rigscope.sources import resolve_model
+def run_rig(run: Run) -> Rig | None:
+    """The rig a run measured, from its --hardware ("cpu": the machine that ran it)."""
+    hw = run.config.get("hardware")
+    return resolve_rig(*rig_args(hw)) if hw else None
 
-    cfg = run["config"]
-    hw, spec = cfg.get("hardware"), cfg.get("model_spec")
-    if not hw or not spec:
+
+def observations(run: Run, rig: Rig | None = None) -> list[Observation]:
+    """Decode and prefill observations from a stored run's concurrency-1 levels, on the rig
+    it measured (default: run_rig)."""
+    cfg = run.config
+    spec = cfg.get("model_spec")
+    rig = rig or run_rig(run)
+    if not spec or rig is None:
         return []
-    rig = parse_rig(*rig_args(hw))
     est = estimate(resolve_model(spec), rig, quant=cfg.get("quant"), context=max(
         cfg["prompt_tokens"] + cfg["output_tokens"], 512), flash_attn=cfg.get("flash_attn"))
     out = []
-    for level in run["levels"]:
-        if level.get("concurrency") != 1 or not level.get("requests_ok"):
+    for level, s in run.summarized:
+        if level.concurrency != 1 or not s.requests_ok:
             continue
-        itl, ttft = level["itl_s"]["p50"], level["ttft_s"]["p50"]
+        itl, ttft = s.itl_s.p50, s.ttft_s.p50
         if itl:
             out.append(Observation("decode", 1 / itl, est, cfg["prompt_tokens"],
-                                   cfg["output_tokens"], run["run_id"]))
+                                   cfg["output_tokens"], run.run_id))
         if ttft:
             out.append(Observation("prefill", cfg["prompt_tokens"] / ttft, est,
-                                   cfg["prompt_tokens"], cfg["output_tokens"], run["run_id"]))
+                                   cfg["prompt_tokens"], cfg["output_tokens"], run.run_id))
     return out
 
 
 def rig_args(hardware: str) -> tuple[tuple[str, ...], str | None]:
-    """(--gpu values, --cpu value) for a stored hardware spec ("cpu", "2xrtx-3090", ...)."""
+    """(--gpu values, --cpu value) for a stored hardware spec ("cpu", "2xrtx-3090", ...):
+    "cpu" alone is the machine that ran it ("" for --cpu without a size)."""
     if hardware == "cpu" or hardware.startswith("cpu:"):
         return (), hardware.partition(":")[2]
     return tuple(hardware.split("+")), None
@@ -118,7 +124,7 @@ def errors(obs: Sequence[Observation], p: SpeedParams) -> dict[str, float | None
     out: dict[str, float | None] = {}
     for kind in ("decode", "prefill"):
         e = [abs(o.predict(p) / o.measured - 1) for o in obs if o.kind == kind]
-        out[kind] = statistics.median(e) if e else None
+        out[kind] = median(e)
     return out
 
 
@@ -182,3 +188,33 @@ def profile_params(name: str) -> tuple[SpeedParams, str]:
     return apply(DEFAULT, doc["params"]), doc["hardware"]
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted rig profile and the errors it removes."""
+
+    rig: str
+    hardware: str
+    params: dict[str, Any]  # what changed from the defaults
+    observations: int
+    error_before: dict[str, float | None]
+    error_after: dict[str, float | None]
+    profile: str  # where it is saved
+    holdout_error_before: dict[str, float | None] | None = None
+    holdout_error_after: dict[str, float | None] | None = None
+
+
+def calibrate(runs: Sequence[Run], name: str, holdout: Sequence[Run] = ()) -> Calibration:
+    """Fit the speed model to measured runs and save it as rig profile `name`; with
+    `holdout`, also the errors on runs it did not fit."""
+    obs = [o for r in runs for o in observations(r)]
+    before = errors(obs, DEFAULT)
+    params, changed = fit(obs)
+    after = errors(obs, params)
+    hardware = runs[0].config.get("hardware") or ""
+    path = save_profile(name, hardware, changed, [r.run_id for r in runs], before, after)
+    held = [o for r in holdout for o in observations(r)]
+    return Calibration(
+        rig=name, hardware=hardware, params=changed, observations=len(obs),
+        error_before=before, error_after=after, profile=str(path),
+        holdout_error_before=errors(held, DEFAULT) if holdout else None,
+        holdout_error_after=errors(held, params) if holdout else None)

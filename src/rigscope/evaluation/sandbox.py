@@ -1,23 +1,22 @@
-"""Run model-written code with its tests, isolated from the host.
+"""Run model-written code with its tests, isolated from the host. Fails closed.
 
-Layers, strongest available first, and always the ones below:
-- bubblewrap (`bwrap`), when installed: new namespaces (network, PID, IPC, user), the whole
-  file system read-only except the task's directory, an empty environment;
-- else a new network namespace (`unshare --net`) and, when rigscope runs as root, an
-  unprivileged user (nobody) that owns only the task's directory;
-- always: resource limits (CPU seconds, address space, file size, processes, open files), a
-  wall-clock timeout that kills the whole process group, an empty environment, a private
-  temporary directory, and a Python audit hook in the child that refuses sockets, process
-  creation, ctypes and writes outside its directory before the code runs.
-`isolation()` names the level in force; results carry it.
+The boundary is bubblewrap (`bwrap`): new namespaces (network, PID, IPC, user), the whole file
+system read-only except the task's directory, an empty environment. Without it, model-written
+code does not run, unless the caller allows a weaker sandbox (`--allow-weak-sandbox`): a new
+network namespace (`unshare --net`) and, as root, an unprivileged user (nobody) that owns only
+the task's directory.
+
+Always, whichever of those holds: resource limits (CPU seconds, address space, file size,
+processes, open files) set by the child itself before the code runs, a wall-clock timeout that
+kills the whole process session, an empty environment, a private temporary directory, and a
+Python audit hook that refuses sockets, process creation, ctypes and writes outside the task's
+directory (a tripwire for honest mistakes, not a security boundary). `isolation()` names the
+level in force; every result carries it, and reports show it.
 """
-
-from __future__ import annotations
 
 import contextlib
 import functools
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -27,9 +26,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rigscope.errors import RigscopeError
+
 NOBODY = 65534
 RUNNER = r'''
-import os, sys
+import os, resource, sys
+MB = 2**20
+for res, value in zip((resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_FSIZE,
+                       resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE, resource.RLIMIT_CORE),
+                      map(int, sys.argv[1:7])):
+    resource.setrlimit(res, (value, value))
 ROOT = os.path.realpath(os.getcwd()) + os.sep
 WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 DENY = {"socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo",
@@ -100,20 +106,37 @@ def _python_for_nobody() -> str | None:
     return None
 
 
-def isolation() -> str:
-    """The strongest isolation this machine allows, named."""
-    if shutil.which("bwrap") and _works(("bwrap", "--unshare-all", "--ro-bind", "/", "/",
-                                         "true")):
-        return "bubblewrap"
+STRONG = "bubblewrap"
+
+
+def bubblewrap_works() -> bool:
+    return shutil.which("bwrap") is not None and _works(
+        ("bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"))
+
+
+def isolation(allow_weak: bool = False) -> str:
+    """The isolation model-written code gets here, named; without bubblewrap an error unless
+    a weaker sandbox is allowed."""
+    if bubblewrap_works():
+        return STRONG
+    if not allow_weak:
+        raise RigscopeError(
+            "model-written code runs only under bubblewrap, which is not available here "
+            "(Debian/Ubuntu: apt install bubblewrap; it also needs unprivileged user "
+            "namespaces); --allow-weak-sandbox runs it with a network namespace, rlimits and "
+            "an audit hook instead, which are not a security boundary", exit_code=1)
     netns = shutil.which("unshare") is not None and _works(("unshare", "--net", "true"))
     user = "+nobody" if netns and os.geteuid() == 0 and _python_for_nobody() else ""
     return ("netns" if netns else "no-sockets") + user + "+rlimits+audit"
 
 
-def _command(level: str, workdir: Path) -> list[str]:
+def _command(level: str, workdir: Path, limits: Limits) -> list[str]:
     exe = (_python_for_nobody() if "+nobody" in level else None) or sys.executable
-    python = [exe, "-I", "-S", "-c", RUNNER]
-    if level == "bubblewrap":
+    mb = 2**20
+    python = [exe, "-I", "-S", "-c", RUNNER, *map(str, (
+        limits.cpu_s, limits.memory_mb * mb, limits.file_mb * mb, limits.processes,
+        limits.open_files, 0))]
+    if level == STRONG:
         return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind",
                 "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind",
                 str(workdir), str(workdir), "--chdir", str(workdir), "--clearenv", "--",
@@ -126,22 +149,10 @@ def _command(level: str, workdir: Path) -> list[str]:
     return cmd
 
 
-def _limit(limits: Limits) -> None:
-    """Runs in the child before exec: its own session and hard resource limits."""
-    os.setsid()
-    mb = 2**20
-    for res, value in ((resource.RLIMIT_CPU, limits.cpu_s),
-                       (resource.RLIMIT_AS, limits.memory_mb * mb),
-                       (resource.RLIMIT_FSIZE, limits.file_mb * mb),
-                       (resource.RLIMIT_NPROC, limits.processes),
-                       (resource.RLIMIT_NOFILE, limits.open_files),
-                       (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(res, (value, value))
-
-
-def run(code: str, limits: Limits = Limits()) -> Outcome:
-    """Run `code` (solution followed by its tests) in the sandbox; passed when it completes."""
-    level = isolation()
+def run(code: str, limits: Limits = Limits(), allow_weak: bool = False) -> Outcome:
+    """Run `code` (solution followed by its tests) in the sandbox; passed when it completes.
+    Without bubblewrap this raises, unless allow_weak (see the module's docstring)."""
+    level = isolation(allow_weak)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rigscope-sandbox-") as tmp:
         workdir = Path(tmp)
@@ -150,9 +161,10 @@ def run(code: str, limits: Limits = Limits()) -> Outcome:
             os.chown(workdir, NOBODY, NOBODY)
             os.chmod(workdir, 0o700)
             os.chmod(workdir / "task.py", 0o444)
-        proc = subprocess.Popen(_command(level, workdir), cwd=workdir, env={},
+        # a session of its own (for the kill below); the limits are set by the child itself
+        proc = subprocess.Popen(_command(level, workdir, limits), cwd=workdir, env={},
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, preexec_fn=lambda: _limit(limits))
+                                stderr=subprocess.STDOUT, start_new_session=True)
         try:
             out, _ = proc.communicate(timeout=limits.wall_s)
             reason = None

@@ -1,0 +1,1 @@
+"""Measure a running inference server: HTTP client, APIs, load generator, metrics, workloads."""

@@ -1,0 +1,247 @@
+"""Every JSON document rigscope prints (CLI `--json`) or serves (the web API), in one place.
+
+The fields are the contract scripts rely on (docs/cli-contract.md): add freely, never rename
+or remove. Sizes are bytes, times seconds, rates per second.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from rigscope.calibration import Calibration
+from rigscope.catalog import (
+    apple_accelerator,
+    apple_chips,
+    apple_memory_options,
+    gguf_mixes,
+    gpus,
+    models,
+)
+from rigscope.catalog import formats as weight_formats
+from rigscope.comparison import Comparison
+from rigscope.demo import DemoResult
+from rigscope.evaluation.run import EvalRun
+from rigscope.plan import Option, Plan
+from rigscope.records import Run
+from rigscope.specs import DeviceUse, MemoryEstimate, ModelSpec, Rig, SpeedEstimate
+from rigscope.system import SystemInfo
+
+Doc = dict[str, Any]
+SPEED_KEYS = ("decode_tokens_per_s", "aggregate_tokens_per_s", "prefill_tokens_per_s",
+              "ttft_s", "e2e_s", "load_time_s", "network_s", "decode_band", "prefill_band")
+
+
+def _finite(v: float) -> float | None:
+    return round(v, 6) if math.isfinite(v) else None
+
+
+def speed_json(speed: SpeedEstimate | None) -> Doc:
+    if speed is None:
+        return dict.fromkeys(SPEED_KEYS)
+    return {k: _finite(getattr(speed, k)) for k in SPEED_KEYS}
+
+
+def _device(d: DeviceUse) -> Doc:
+    return {"id": d.id, "capacity_bytes": d.capacity_bytes, "used_bytes": d.used_bytes,
+            "layers": d.layers, "weights_bytes": d.weights_bytes, "kv_bytes": d.kv_bytes,
+            "compute_bytes": d.compute_bytes, "overhead_bytes": d.overhead_bytes,
+            "repacked_bytes": d.repacked_bytes, "reclaimable_bytes": d.reclaimable_bytes}
+
+
+def estimate_json(est: MemoryEstimate, speed: SpeedEstimate | None = None) -> Doc:
+    """`rigscope estimate --json` (speed null where it cannot run)."""
+    m = est.model
+    host = _device(est.host)
+    del host["id"]
+    return {
+        "model": {"id": m.id, "params": m.params, "layers": m.layers,
+                  "active_params": m.active_params, "source": m.source},
+        "quant": est.quant.name,
+        "engine": est.engine.name,
+        "rig": est.rig.id,
+        "context": est.context,
+        "batch": est.batch,
+        "kv_type": est.kv_type,
+        "flash_attn": est.flash_attn,
+        "memory": {
+            "weights_bytes": est.weights_bytes,
+            "repacked_bytes": est.repacked_bytes,
+            "reclaimable_bytes": est.reclaimable_bytes,
+            "kv_cache_bytes": est.kv_cache_bytes,
+            "compute_bytes": est.compute_bytes,
+            "overhead_bytes": est.overhead_bytes,
+            "total_bytes": est.total_bytes,
+            "fits": est.fits,
+            "runs": est.runs,
+            "devices": [_device(d) for d in est.devices],
+            "host": host,
+            "offloaded_layers": est.offloaded_layers,
+            "offloaded_bytes": est.offloaded_bytes,
+            "max_sequences": est.max_sequences,
+        },
+        "speed": speed_json(speed),
+        "basis": list(est.basis) + list(speed.basis if speed else ()),
+    }
+
+
+def max_context_json(model: ModelSpec, rig: Rig, limits: list[tuple[int, int]]) -> Doc:
+    """`rigscope max-context --json`: the largest context per number of sequences."""
+    return {"model": model.id, "rig": rig.id, "trained_context": model.max_context,
+            "limits": [{"batch": b, "max_context": c} for b, c in limits]}
+
+
+def option_json(o: Option) -> Doc:
+    s = o.speed
+    return {
+        "rig": o.rig.id, "model": o.model.id, "quant": o.memory.quant.name,
+        "engine": o.memory.engine.name, "kv_type": o.memory.kv_type, "fits": True,
+        "decode_tokens_per_s": round(s.decode_tokens_per_s, 3),
+        "aggregate_tokens_per_s": round(s.aggregate_tokens_per_s, 3),
+        "prefill_tokens_per_s": round(s.prefill_tokens_per_s, 1), "ttft_s": round(s.ttft_s, 4),
+        "price_usd": o.price.usd if o.price else None,
+        "price_source": o.price.label if o.price else None,
+        "usd_per_tokens_per_s": round(o.usd_per_tps, 2) if o.usd_per_tps else None,
+        "watts": o.watts,
+        "tokens_per_joule": round(o.tokens_per_joule, 4) if o.tokens_per_joule else None,
+        "memory_used_bytes": o.memory.total_bytes, "pareto": o.pareto, "notes": list(o.notes),
+    }
+
+
+def plan_json(plan: Plan) -> Doc:
+    """`rigscope plan --json`."""
+    w = plan.workload
+    return {
+        "workload": {"models": [m.id for m in w.models], "context": w.context, "users": w.users,
+                     "prompt_tokens": w.prompt_tokens, "output_tokens": w.output_tokens,
+                     "min_tps": w.min_tps, "max_ttft": w.max_ttft, "budget": w.budget,
+                     "max_watts": w.max_watts, "quant": w.quant, "min_quant": w.min_quant,
+                     "engines": list(w.engines), "profile": w.profile},
+        "options": [option_json(o) for o in plan.options],
+        "rejected": [{"rig": r.rig, "model": r.model, "quant": r.quant, "engine": r.engine,
+                      "reason": r.reason} for r in plan.rejected],
+        "evaluated": plan.evaluated,
+    }
+
+
+def tiers_json(result: dict[int, list[Option]]) -> Doc:
+    """`rigscope plan --tiers --json`."""
+    return {"tiers": [{"context": ctx, "options": [option_json(o) for o in opts]}
+                      for ctx, opts in result.items()]}
+
+
+def run_json(run: Run) -> Doc:
+    """`rigscope runs show RUN --json`: the run, its levels (with summaries) and requests."""
+    return {
+        "run_id": run.run_id, "started_at": run.started_at, "finished_at": run.finished_at,
+        "status": run.status, "label": run.label, "url": run.url, "model": run.model,
+        "api": run.api, "config": run.config,
+        "levels": [{"level_id": lv.level_id, "concurrency": lv.concurrency, "rate": lv.rate,
+                    **(asdict(lv.summary) if lv.summary else {})} for lv in run.levels],
+        "requests": [asdict(r) for r in run.requests],
+    }
+
+
+CONTRACT_LEVEL_KEYS = ("concurrency", "rate", "requests_ok", "requests_failed", "errors",
+                       "output_tokens_per_s", "requests_per_s")
+LEVEL_DETAIL_KEYS = ("ttft_s", "itl_s", "e2e_s", "chunk_gap_s", "dispatch_delay_s",
+                     "goodput_requests_per_s", "output_tokens", "active_window_s",
+                     "token_count_mismatches", "connections_reused", "network")
+
+
+def bench_json(run: Run) -> Doc:
+    """`rigscope bench --json`: the run id and each level's summary."""
+    levels = []
+    for lv in run.levels:
+        s = asdict(lv.summary) if lv.summary else {}
+        d = {"concurrency": lv.concurrency, "rate": lv.rate} | s
+        levels.append({k: d.get(k) for k in (*CONTRACT_LEVEL_KEYS, *LEVEL_DETAIL_KEYS)})
+    return {"run_id": run.run_id, "status": run.status, "model": run.model, "url": run.url,
+            "api": run.api, "levels": levels}
+
+
+def runs_json(runs: list[Doc]) -> Doc:
+    """`rigscope runs list --json` (rows as the store lists them, oldest first)."""
+    return {"runs": runs}
+
+
+def comparison_json(c: Comparison) -> Doc:
+    """`rigscope compare --json`."""
+    return {"runs": list(c.runs), "rows": [
+        {"run_a": d.run_a, "run_b": d.run_b, "level": d.level, "metric": d.metric, "a": d.a,
+         "b": d.b, "diff": d.diff, "diff_pct": d.diff_pct,
+         "ci95": list(d.ci95) if d.ci95 else None, "significant": d.significant}
+        for d in c.rows]}
+
+
+def eval_json(result: EvalRun) -> Doc:
+    """`rigscope eval --json`."""
+    return {"eval_id": result.eval_id, "suite": result.suite,
+            "endpoints": [asdict(s) for s in result.summaries],
+            "agreement": [asdict(a) for a in result.agreement]}
+
+
+def calibration_json(c: Calibration) -> Doc:
+    """`rigscope calibrate --json`."""
+    doc = {"rig": c.rig, "hardware": c.hardware, "params": c.params,
+           "observations": c.observations, "error_before": c.error_before,
+           "error_after": c.error_after, "profile": c.profile}
+    if c.holdout_error_before is not None:
+        doc |= {"holdout_error_before": c.holdout_error_before,
+                "holdout_error_after": c.holdout_error_after}
+    return doc
+
+
+def demo_json(result: DemoResult) -> Doc:
+    """`rigscope demo --json`: its runs, predicted vs measured, the report."""
+    return {"runs": [r.run_id for r in result.runs],
+            "comparison": [asdict(c) | {"error_pct": c.error_pct} for c in result.checks],
+            "report": str(result.report)}
+
+
+def system_json(info: SystemInfo) -> Doc:
+    """`rigscope system --json`."""
+    return {
+        "os": info.os, "cpu": info.cpu_model, "cpu_cores": info.cpu_cores,
+        "ram_bytes": info.ram_bytes, "ram_bandwidth_gbs": info.ram_gbs,
+        "cpu_tflops": info.cpu_tflops, "cpu_features": list(info.cpu_features),
+        "cpu_features_source": info.cpu_features_source, "rig": info.rig().id,
+        "gpus": [{"id": g.id, "name": g.name, "backend": g.backend,
+                  "memory_bytes": g.memory_bytes, "usable_bytes": g.usable_bytes,
+                  "bandwidth_gbs": g.bandwidth_gbs} for g in info.gpus],
+        "notes": list(info.notes),
+    }
+
+
+def gpus_json() -> Doc:
+    """`rigscope gpus --json`: catalog GPUs, then Apple chips with their memory options."""
+    out: list[Doc] = [
+        {"id": g.id, "name": g.name, "backend": g.backend, "memory_bytes": g.memory_bytes,
+         "memory_source": g.memory_source, "bandwidth_gbs": g.bandwidth_gbs,
+         "fp16_tflops": g.fp16_tflops, "fp16_accumulate": g.fp16_accumulate, "tdp_w": g.tdp_w,
+         "price_usd": g.price_usd, "price_kind": g.price_kind, "price_date": g.price_date,
+         "pcie": g.pcie, "nvlink_gbs": g.nvlink_gbs, "source": g.source}
+        for g in gpus().values()]
+    for cid in apple_chips():
+        a = apple_accelerator(cid)
+        out.append({"id": cid, "name": a.name.rsplit(",", 1)[0], "backend": "metal",
+                    "memory_options_gb": apple_memory_options(cid),
+                    "bandwidth_gbs": a.bandwidth_gbs, "fp16_tflops": a.fp16_tflops,
+                    "tdp_w": a.tdp_w, "source": a.source})
+    return {"gpus": out}
+
+
+def models_json() -> Doc:
+    """`rigscope models --json`."""
+    return {"models": [{"id": k, "params": m.params, "layers": m.layers,
+                        "max_context": m.max_context, "aliases": m.aliases, "source": m.source}
+                       for k, m in models().items()]}
+
+
+def quants_json() -> Doc:
+    """`rigscope quants --json`: GGUF mixes (llama.cpp, Ollama) and other formats."""
+    return {"quants": [
+        {"name": q.name, "kind": q.kind, "about": q.about,
+         "engines": ["llama.cpp", "ollama"] if q.kind == "gguf" else list(q.engines)}
+        for q in (*gguf_mixes().values(), *weight_formats().values())]}

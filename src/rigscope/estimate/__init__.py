@@ -1,1 +1,0 @@
-"""Pure estimator functions: memory parts, placement on devices (no I/O)."""

@@ -1,0 +1,118 @@
+"""The estimator's core, pure and without I/O: place a model on a rig by its engine's rules.
+
+`estimate` resolves the options once (the quantization to a Quant, the engine to an Engine)
+into a Request and hands it to the engine's placer; `place` is that dispatch, for callers
+(plan) that build Requests themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from rigscope.catalog import lookup_quant
+from rigscope.errors import RigscopeError, unknown
+from rigscope.estimator import llamacpp, mlx, transformers, vllm
+from rigscope.estimator.engines import get_engine
+from rigscope.specs import Engine, MemoryEstimate, ModelSpec, Quant, Request, Rig
+
+__all__ = ["DEFAULT_CONTEXT", "OUTPUTS", "Request", "estimate", "max_context", "place",
+           "resolve_quant"]
+
+DEFAULT_CONTEXT = 4096
+OUTPUTS = ("sequences", "ubatch")
+Placer = Callable[[Request, Rig], MemoryEstimate]
+PLACERS: dict[str, Placer] = {"llama.cpp": llamacpp.place, "vllm": vllm.vllm,
+                              "transformers": transformers.transformers, "mlx": mlx.mlx}
+
+
+def place(req: Request, rig: Rig) -> MemoryEstimate:
+    """Memory per device by the rules of the request's engine family."""
+    return PLACERS[req.engine.family](req, rig)
+
+
+def resolve_quant(name: str | Quant | None, eng: Engine, model: ModelSpec
+                  ) -> tuple[Quant, ModelSpec]:
+    """The quantization to estimate: as given, else the GGUF's own, else the engine's usual."""
+    if isinstance(name, Quant):
+        return name, model
+    if name is None:
+        if model.exact_sizes and eng.family == "llama.cpp":
+            if model.file_type is None:  # unknown mix: keep the file's exact sizes
+                model = dataclasses.replace(model, file_type="GGUF")
+                return Quant("GGUF", "gguf", "types as stored in the file", base="F16"), model
+            name = model.file_type
+        else:
+            name = eng.default_quant
+    return lookup_quant(name, eng.family), model
+
+
+def estimate(
+    model: ModelSpec,
+    rig: Rig,
+    *,
+    quant: str | Quant | None = None,
+    engine: str | Engine = "llama.cpp",
+    context: int | None = None,
+    batch: int = 1,
+    kv_type: str = "f16",
+    flash_attn: bool | None = None,
+    repack: bool = True,
+    outputs: str = "sequences",
+) -> MemoryEstimate:
+    """Memory per device for `model` on `rig`: weights, KV cache, compute, overhead, fit.
+
+    quant: a Quant or its name (default: the GGUF's own mix, else the engine's usual);
+    context: KV tokens reserved per sequence; batch: sequences decoding together;
+    flash_attn: llama.cpp's flash attention (default on, as its '-fa auto' decides);
+    repack: llama.cpp's CPU weight repacking where the build does it; outputs: logits rows
+    llama.cpp reserves ("sequences" as llama-server does, "ubatch" as llama-bench does).
+    """
+    eng = get_engine(engine)
+    q, model = resolve_quant(quant, eng, model)
+    ctx = DEFAULT_CONTEXT if context is None else context
+    if ctx <= 0:
+        raise RigscopeError(f"invalid context {ctx}; must be positive")
+    if batch <= 0:
+        raise RigscopeError(f"invalid batch {batch}; must be positive")
+    if outputs not in OUTPUTS:
+        raise unknown("outputs", outputs, OUTPUTS)
+    req = Request(model=model, quant=q, engine=eng, context=ctx, batch=batch,
+                  kv_type=kv_type.lower(), flash_attn=True if flash_attn is None else flash_attn,
+                  repack=repack, outputs=outputs)
+    est = place(req, rig)
+    notes = []
+    if eng.name == "ollama":
+        notes.append("Ollama runs llama.cpp: llama.cpp's memory rules apply")
+    if eng.family == "llama.cpp" and flash_attn is None:
+        notes.append("flash attention on, as llama-server's default '-fa auto' turns it on "
+                     "(--flash-attn off for builds before mid-2025)")
+    if model.max_context and ctx > model.max_context:
+        notes.append(f"context {ctx} exceeds the model's trained {model.max_context}")
+    return dataclasses.replace(est, basis=est.basis + tuple(notes))
+
+
+def max_context(
+    model: ModelSpec, rig: Rig, *, batch: int = 1, limit: int | None = None,
+    **options: object,
+) -> int:
+    """The largest context (a multiple of 256) at which `batch` sequences fit; 0 if none.
+    `options` are estimate's (quant, engine, kv_type, ...)."""
+    top = limit or model.max_context or 131072
+    step = 256
+
+    def fits(ctx: int) -> bool:
+        return estimate(model, rig, context=ctx, batch=batch, **options).fits  # type: ignore[arg-type]
+
+    if not fits(step):
+        return 0
+    lo, hi = 1, top // step  # in steps
+    if fits(hi * step):
+        return hi * step
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid * step):
+            lo = mid
+        else:
+            hi = mid
+    return lo * step

@@ -1,0 +1,220 @@
+"""Typed records of benchmark runs as the store keeps them: per-level summaries, requests, runs.
+
+Also the one definition of the statistics they use (percentile, median) and of a level's
+label ("c=4", "2.5/s"). Definitions of the metrics: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]; NaN for no values."""
+    s = sorted(values)
+    if not s:
+        return math.nan
+    k = (len(s) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def median(values: Sequence[float]) -> float | None:
+    """The median (the mean of the two middle values for an even count); None for none."""
+    return percentile(values, 50) if values else None
+
+
+def level_label(concurrency: int | None, rate: float | None) -> str:
+    """How a level is named everywhere: 'c=4' (closed loop) or '2.5/s' (open loop)."""
+    return f"c={concurrency}" if concurrency is not None else f"{rate:g}/s"
+
+
+def level_order(concurrency: int | None, rate: float | None) -> tuple[int, float]:
+    """Sort key: closed-loop levels by concurrency, then open-loop levels by rate."""
+    return (0, float(concurrency)) if concurrency is not None else (1, float(rate or 0))
+
+
+@dataclass(frozen=True)
+class Stats:
+    mean: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        if not values:
+            return cls()
+        return cls(mean=statistics.fmean(values), p50=percentile(values, 50),
+                   p90=percentile(values, 90), p95=percentile(values, 95),
+                   p99=percentile(values, 99), min=min(values), max=max(values))
+
+
+@dataclass(frozen=True)
+class NetworkSummary:
+    dns_s: Stats = field(default_factory=Stats)
+    connect_s: Stats = field(default_factory=Stats)
+    tls_s: Stats = field(default_factory=Stats)
+    headers_s: Stats = field(default_factory=Stats)
+
+
+@dataclass(frozen=True)
+class LevelSummary:
+    """One level's results over its measured (non-warm-up) requests."""
+
+    requests_ok: int = 0
+    requests_failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    ttft_s: Stats = field(default_factory=Stats)
+    itl_s: Stats = field(default_factory=Stats)
+    e2e_s: Stats = field(default_factory=Stats)
+    chunk_gap_s: Stats = field(default_factory=Stats)
+    dispatch_delay_s: Stats = field(default_factory=Stats)
+    output_tokens_per_s: float = 0.0
+    requests_per_s: float = 0.0
+    goodput_requests_per_s: float | None = None
+    output_tokens: int = 0
+    active_window_s: float = 0.0
+    token_count_mismatches: int = 0
+    connections_reused: int = 0
+    network: NetworkSummary = field(default_factory=NetworkSummary)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LevelSummary:
+        """The summary as stored (JSON); unknown keys are ignored, missing ones default."""
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            v = d[f.name]
+            if f.type == "Stats":
+                v = Stats(**v)
+            elif f.type == "NetworkSummary":
+                v = NetworkSummary(**{k: Stats(**s) for k, s in v.items()})
+            kw[f.name] = v
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    """One request as stored. Times in seconds; absolute ones on the client's clock."""
+
+    id: int
+    run_id: str
+    level_id: int
+    idx: int
+    warmup: bool
+    status: str
+    reason: str | None
+    detail: str | None
+    intended: float
+    start: float
+    dns_s: float | None
+    connect_s: float | None
+    tls_s: float | None
+    headers_s: float | None
+    ttft_s: float | None
+    e2e_s: float | None
+    itl_s: float | None
+    prompt_tokens: int | None
+    output_tokens: int | None
+    client_tokens: int | None
+    reused: bool
+    chunk_times: list[float]
+    server: dict[str, float]
+
+    @property
+    def measured_ok(self) -> bool:
+        return self.status == "ok" and not self.warmup
+
+    @property
+    def end(self) -> float | None:
+        return self.start + self.e2e_s if self.e2e_s is not None else None
+
+
+@dataclass(frozen=True)
+class Level:
+    level_id: int
+    position: int
+    concurrency: int | None
+    rate: float | None
+    summary: LevelSummary | None  # None while the level runs (or if it never finished)
+
+    @property
+    def label(self) -> str:
+        return level_label(self.concurrency, self.rate)
+
+    @property
+    def order(self) -> tuple[int, float]:
+        return level_order(self.concurrency, self.rate)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A predicted figure beside the measured one (the demo stores these with its run)."""
+
+    what: str
+    predicted: float
+    measured: float | None
+
+    @property
+    def error_pct(self) -> float | None:
+        m = self.measured
+        return (self.predicted - m) / m * 100 if m else None
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    """Predicted memory of one device, by part (bytes)."""
+
+    id: str
+    weights_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+    overhead_bytes: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """A stored benchmark run: its configuration, levels and every request."""
+
+    run_id: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    label: str | None
+    url: str
+    model: str
+    api: str
+    config: dict[str, Any]  # the BenchConfig as given (+ "prediction" from the demo)
+    levels: tuple[Level, ...]
+    requests: tuple[StoredRequest, ...]
+
+    @property
+    def name(self) -> str:
+        return self.label or self.run_id
+
+    @property
+    def summarized(self) -> list[tuple[Level, LevelSummary]]:
+        """Levels with a summary, in their run order."""
+        return [(lv, lv.summary) for lv in self.levels if lv.summary is not None]
+
+    def requests_of(self, level: Level) -> list[StoredRequest]:
+        return [r for r in self.requests if r.level_id == level.level_id]
+
+    @property
+    def checks(self) -> list[Check]:
+        """Predicted vs measured figures stored with the run (the demo's)."""
+        rows = self.config.get("prediction", {}).get("rows", [])
+        return [Check(r["what"], r["predicted"], r.get("measured")) for r in rows]
+
+    @property
+    def predicted_memory(self) -> list[DeviceMemory]:
+        return [DeviceMemory(**d) for d in self.config.get("prediction", {}).get("memory", [])]
