@@ -137,3 +137,24 @@ def test_as_root_the_code_runs_as_nobody() -> None:
         pytest.skip("no interpreter the unprivileged user can run")
     out = run("import os\nassert os.getuid() == 65534, os.getuid()\n")
     assert out.passed
+
+
+def test_runs_from_an_interpreter_under_tmp(tmp_path: Path) -> None:
+    """A checkout under /tmp (CI clones there) has its venv there too; /tmp is emptied inside
+    bubblewrap, so the interpreter's tree must come back in."""
+    if MODE == "weak":
+        pytest.skip("the weak sandbox does not empty /tmp")
+    venv = Path("/tmp") / f"rigscope-venv-{uuid.uuid4().hex[:8]}"
+    try:
+        subprocess.run(["python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+        src = Path(__file__).resolve().parents[1] / "src"
+        probe = ("import sys; sys.path.insert(0, sys.argv[1]);"
+                 "from rigscope.evaluation import sandbox;"
+                 "out = sandbox.run('assert 1 + 1 == 2', allow_weak=sys.argv[2] == 'weak');"
+                 "print(out.passed, out.output)")
+        env = {**os.environ, "PYTHONPATH": ""}
+        res = subprocess.run([str(venv / "bin" / "python"), "-c", probe, str(src), MODE],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert res.stdout.startswith("True"), res.stdout + res.stderr
+    finally:
+        subprocess.run(["rm", "-rf", str(venv)], check=False)

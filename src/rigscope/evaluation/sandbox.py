@@ -137,8 +137,14 @@ def _command(level: str, workdir: Path, limits: Limits) -> list[str]:
         limits.cpu_s, limits.memory_mb * mb, limits.file_mb * mb, limits.processes,
         limits.open_files, 0))]
     if level == STRONG:
+        # /tmp becomes empty inside; the interpreter's own tree is mounted again on top, for
+        # an interpreter (or a checkout's venv) that lives under /tmp
+        real = os.path.realpath(exe)
+        python[0] = real
+        home = os.path.realpath(sys.base_prefix)
         return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind",
-                "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind",
+                "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                "--ro-bind", home, home, "--ro-bind", real, real, "--bind",
                 str(workdir), str(workdir), "--chdir", str(workdir), "--clearenv", "--",
                 *python]
     cmd = python
