@@ -8,6 +8,8 @@
    which AVX2/NEON builds repack), and random-weight models of other shapes made here
    (skipped with --no-local).
 3. Weight bytes against published GGUF file sizes (tests/data/published_gguf_sizes.csv).
+4. Current architectures from their published config.json (tests/data/configs): parameters
+   against llama.cpp's count, Q4_K_M and Q8_0 tensor data against published llama-bench sizes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
+import sys
 from pathlib import Path
 
 from rigscope.catalog import gguf_mixes
@@ -77,7 +80,7 @@ def local() -> None:
     from rigscope.llamacpp.locate import find
     from rigscope.llamacpp.probe import probe_buffers, quantize
     from rigscope.llamacpp.synth import write_gguf
-    from rigscope.sources.layout import build_model
+    from rigscope.sources.hf import model_from_config
     from rigscope.specs import Accelerator, Rig
     from rigscope.system import local_cpu_features
 
@@ -99,9 +102,11 @@ def local() -> None:
                  ("SmolLM2-135M Q4_0", quantize(smollm2, Path(tmp) / "q4_0.gguf", "Q4_0"),
                   [(2048, True, "f16"), (2048, False, "f16")])]
         for hidden, ffn, heads, kv, hd in SHAPES:
-            spec = build_model("random", "llama", layers=2, hidden=hidden, intermediate=ffn,
-                               heads=heads, kv_heads=kv, vocab=49152, max_context=8192,
-                               head_dim=hd)
+            spec = model_from_config({
+                "model_type": "llama", "num_hidden_layers": 2, "hidden_size": hidden,
+                "intermediate_size": ffn, "num_attention_heads": heads,
+                "num_key_value_heads": kv, "head_dim": hd, "vocab_size": 49152,
+                "max_position_embeddings": 8192})
             f16 = write_gguf(spec, Path(tmp) / f"r{hidden}-{ffn}.gguf", smollm2)
             files.append((f"random H{hidden} I{ffn} {heads}x{hd} kv{kv} Q8_0",
                           quantize(f16, Path(tmp) / f"r{hidden}-{ffn}-q8.gguf", "Q8_0"),
@@ -143,6 +148,29 @@ def files() -> None:
     print("  " + summary(errs))
 
 
+def current() -> None:
+    import json
+
+    from rigscope.sources.hf import model_from_config
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_current_architectures import CONFIGS, PUBLISHED
+
+    print("4. Current architectures from config.json: params (B), tensor data (GiB)")
+    errs = []
+    for name, (params, q4, q8) in PUBLISHED.items():
+        m = model_from_config(json.loads((CONFIGS / name / "config.json").read_text()))
+        errs.append(pct(m.params / 1e9, params))
+        line = f"  {name:24} params {m.params / 1e9:7.2f} vs {params:7.2f} {errs[-1]:+6.2f}%"
+        for mix, ref in (("Q4_K_M", q4), ("Q8_0", q8)):
+            if ref:
+                got = layer_weights(m, gguf_mixes()[mix]).total / 2**30
+                errs.append(pct(got, ref))
+                line += f"  {mix} {got:7.2f} vs {ref:7.2f} {errs[-1]:+6.2f}%"
+        print(line)
+    print("  " + summary(errs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-local", action="store_true", help="skip the llama-server probes")
@@ -151,6 +179,7 @@ def main() -> None:
     if not args.no_local:
         local()
     files()
+    current()
 
 
 if __name__ == "__main__":

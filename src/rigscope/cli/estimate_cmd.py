@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from rigscope.cli.options import echo_json, flash, make_rig, model_options, rig_options
+
+if TYPE_CHECKING:
+    from rigscope.specs import ModelSpec
 
 
 @click.command("estimate")
@@ -47,7 +52,8 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
         if not gpus and cpu is None:
             gpus, cpu = rig_args(hardware)
     rig = make_rig(gpus, cpu, ram, cpu_isa)
-    spec = resolve_model(model)
+    spec = resolve_model(model, quant=quant)
+    warn_assumptions(spec)
     est = estimate(spec, rig, quant=quant, engine=engine, context=parse_tokens(context),
                    batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn),
                    repack=repack == "on", outputs=outputs)
@@ -61,6 +67,13 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
         from rigscope.cli.render import print_estimate
 
         print_estimate(est, speed)
+
+
+def warn_assumptions(spec: ModelSpec) -> None:
+    """What reading the model had to assume (unknown model_type, cached Hub answers), on
+    stderr, so that it is seen even when the output is JSON."""
+    for warning in spec.warnings:
+        click.echo(f"rigscope: warning: {warning}", err=True)
 
 
 @click.command("max-context")
@@ -86,7 +99,8 @@ def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
     if not counts or min(counts) <= 0:
         raise RigscopeError(f"invalid --batch {batches!r}; counts must be positive")
     rig = make_rig(gpus, cpu, ram, cpu_isa)
-    spec = resolve_model(model)
+    spec = resolve_model(model, quant=quant)
+    warn_assumptions(spec)
     limits = [(b, max_context(spec, rig, batch=b, quant=quant, engine=engine, kv_type=kv_type,
                               flash_attn=flash(flash_attn), repack=repack == "on",
                               outputs=outputs)) for b in counts]

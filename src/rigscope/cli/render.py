@@ -53,7 +53,7 @@ def print_estimate(
 ) -> None:
     con = console or Console()
     m = est.model
-    title = (f"{m.id} · {est.quant} · {est.engine} · context {est.context:,} · "
+    title = (f"{m.id} · {est.quant.name} · {est.engine.name} · context {est.context:,} · "
              f"batch {est.batch} · KV {est.kv_type} · rig {est.rig.id}")
     unit = 2**30 if est.total_bytes >= 2 * 2**30 else 2**20
     t = Table(title=title, title_justify="left", caption_justify="left",

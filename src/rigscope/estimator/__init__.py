@@ -42,6 +42,8 @@ def resolve_quant(name: str | Quant | None, eng: Engine, model: ModelSpec
                 model = dataclasses.replace(model, file_type="GGUF")
                 return Quant("GGUF", "gguf", "types as stored in the file", base="F16"), model
             name = model.file_type
+        elif model.checkpoint_format and eng.family != "llama.cpp":
+            name = model.checkpoint_format  # as quantization_config ships it
         else:
             name = eng.default_quant
     return lookup_quant(name, eng.family), model
@@ -82,6 +84,9 @@ def estimate(
                   repack=repack, outputs=outputs)
     est = place(req, rig)
     notes = []
+    if quant is None and model.checkpoint_format == q.name and eng.family != "llama.cpp":
+        notes.append(f"{q.name}: the checkpoint's own format (its quantization_config)")
+    notes.extend((*model.warnings, *model.notes))
     if eng.name == "ollama":
         notes.append("Ollama runs llama.cpp: llama.cpp's memory rules apply")
     if eng.family == "llama.cpp" and flash_attn is None:

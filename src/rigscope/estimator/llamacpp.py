@@ -35,7 +35,7 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
         f"{mem.KV_PAD}) x {L} layers x {m.kv_heads} KV heads x {m.head_dim} dims x K+V at "
         f"{req.kv_type} = {format_bytes(kv_total)}"
         + (f"; sliding-window layers keep {m.sliding_window}+{mem.N_UBATCH} cells"
-           if m.sliding_window and m.swa_every else ""),
+           if m.sliding_window else ""),
     ]
     gpus = list(rig.devices)
     if not gpus:
@@ -202,11 +202,11 @@ def _llamacpp_layout(
 def _llamacpp_speed_fields(
     req: Request, lw: mem.LayerWeights, lay: _Layout
 ) -> tuple[list[DeviceUse], DeviceUse]:
-    L, cell = req.model.layers, mem.kv_cell_bytes(req.model, req.kv_type)
+    L = req.model.layers
 
     def on(d: int) -> mem.SpeedFields:
         layers = [il for il in range(L) if lay.assign[il] == d]
-        return mem.speed_fields(req.model, lw, layers, lay.assign[L] == d, cell)
+        return mem.speed_fields(req.model, lw, layers, lay.assign[L] == d, req.kv_type)
 
     devices = [dataclasses.replace(dev, **on(i)) for i, dev in enumerate(lay.devices)]
     return devices, dataclasses.replace(lay.host, **on(-1))
@@ -230,7 +230,7 @@ def _llamacpp_cpu_only(
             m, req.context, req.batch, req.flash_attn, has_output=True, outputs=req.outputs
         ),
         overhead_bytes=mem.output_buffer_bytes(m, req.batch), layers=m.layers,
-        **mem.speed_fields(m, lw, range(m.layers), True, mem.kv_cell_bytes(m, req.kv_type)),
+        **mem.speed_fields(m, lw, range(m.layers), True, req.kv_type),
     )
     host = DeviceUse(id="host", capacity_bytes=0)
     basis.append("CPU only: weights, KV cache and compute buffer in system RAM")

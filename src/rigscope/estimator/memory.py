@@ -14,6 +14,7 @@ from typing import TypedDict
 
 from rigscope.catalog import ggml_types
 from rigscope.errors import RigscopeError
+from rigscope.estimator.memo import by_model
 from rigscope.estimator.quantize import tensor_bytes
 from rigscope.estimator.repack import repacked
 from rigscope.specs import ModelSpec, Quant
@@ -47,6 +48,7 @@ class LayerWeights:
     types: dict[str, int]  # bytes by tensor type, for the basis
     active_per_layer: tuple[int, ...]  # bytes one token reads (MoE: the experts it uses)
     active_params_per_layer: tuple[int, ...]  # weights one token multiplies, per layer
+    routed_per_layer: tuple[int, ...]  # bytes of the routed experts, all of them, per layer
     output_params: int  # weights of the LM head
 
     @property
@@ -60,25 +62,15 @@ class LayerWeights:
         return [0, *accumulate(self.per_layer)]
 
 
-_CACHE: dict[tuple[int, Quant], tuple[ModelSpec, LayerWeights]] = {}
-
-
+@by_model
 def layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     """Weight bytes of `model` at `quant` by layer (memoized: plans ask for it many times)."""
-    key = (id(model), quant)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1]
-    if len(_CACHE) > 1024:
-        _CACHE.clear()
-    result = _layer_weights(model, quant)
-    _CACHE[key] = (model, result)
-    return result
+    return _layer_weights(model, quant)
 
 
 def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     n = model.layers
-    per_layer, active, active_params = [0] * n, [0] * n, [0] * n
+    per_layer, active, active_params, routed = [0] * n, [0] * n, [0] * n, [0] * n
     embd = output = output_unique = other = output_params = 0
     types: dict[str, int] = {}
     for t in model.tensors:
@@ -86,8 +78,10 @@ def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
         types[ty] = types.get(ty, 0) + nbytes
         if t.layer is not None and t.layer < n:
             per_layer[t.layer] += nbytes
-            used = model.experts_used / model.experts if "_exps." in t.name else 1.0
+            used = model.experts_used / model.experts if "_exps" in t.name else 1.0
             active[t.layer] += int(nbytes * used)
+            if "_exps" in t.name:
+                routed[t.layer] += nbytes
             active_params[t.layer] += int(t.n_elements * used)
         elif t.name == "token_embd.weight":
             embd = nbytes
@@ -104,7 +98,8 @@ def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     return LayerWeights(
         per_layer=tuple(per_layer), token_embd=embd, output=output, output_unique=output_unique,
         other=other, types=types, active_per_layer=tuple(active),
-        active_params_per_layer=tuple(active_params), output_params=output_params,
+        active_params_per_layer=tuple(active_params), routed_per_layer=tuple(routed),
+        output_params=output_params,
     )
 
 
@@ -126,17 +121,9 @@ class Repack:
     buffers: tuple[str, ...]  # AMX, CPU_REPACK: the extra buffers llama.cpp reports
 
 
-_REPACK_CACHE: dict[tuple[int, Quant, frozenset[str]], tuple[ModelSpec, Repack]] = {}
-
-
+@by_model
 def repack(model: ModelSpec, quant: Quant, features: frozenset[str]) -> Repack:
     """Which weights llama.cpp repacks on a CPU with `features` (memoized)."""
-    key = (id(model), quant, features)
-    hit = _REPACK_CACHE.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1]
-    if len(_REPACK_CACHE) > 1024:
-        _REPACK_CACHE.clear()
     copies = moved = 0
     buffers: set[str] = set()
     for t in model.tensors if features else ():
@@ -149,9 +136,7 @@ def repack(model: ModelSpec, quant: Quant, features: frozenset[str]) -> Repack:
             buffers.add(target[0])
             copies += target[1]
             moved += 0 if tied_head else nbytes  # the embedding lookup still reads the file
-    result = Repack(copies=copies, moved=moved, buffers=tuple(sorted(buffers)))
-    _REPACK_CACHE[key] = (model, result)
-    return result
+    return Repack(copies=copies, moved=moved, buffers=tuple(sorted(buffers)))
 
 
 def mapped_file_range(model: ModelSpec, quant: Quant, features: frozenset[str]) -> int | None:
@@ -167,6 +152,18 @@ def mapped_file_range(model: ModelSpec, quant: Quant, features: frozenset[str]) 
         if not (is_matmul_weight(t.name) and repacked(ty, t.shape, features, nbytes)):
             spans.append((t.offset, t.offset + nbytes))
     return max(e for _, e in spans) - min(b for b, _ in spans) if spans else None
+
+
+def vision_bytes(model: ModelSpec) -> int:
+    """A multimodal checkpoint's vision tower, BF16, as transformers and vLLM load it
+    (llama.cpp keeps it in a separate mmproj file, loaded only with --mmproj)."""
+    return model.architecture.vision_params * 2
+
+
+def vision_basis(model: ModelSpec) -> list[str]:
+    n = model.architecture.vision_params
+    return [f"vision tower: {n / 1e9:.2f} B params in BF16 = {vision_bytes(model) / 2**30:.2f} "
+            "GiB (llama.cpp: a separate mmproj file)"] if n else []
 
 
 def kv_element_bytes(kv_type: str, n: int) -> float:
@@ -188,55 +185,106 @@ def pad(n: int, to: int) -> int:
 
 
 def llamacpp_kv_cells(model: ModelSpec, context: int, batch: int, swa: bool) -> int:
-    """KV cells a layer reserves: `batch` sequences of `context` tokens each; sliding-window
-    layers keep only the window plus one ubatch."""
-    full = pad(context, KV_PAD)
+    """KV cells a layer reserves: `batch` sequences of `context` tokens (the cache is padded to
+    256 cells); sliding-window and chunked layers keep the window of each sequence plus one
+    ubatch, padded to 256 (llama-kv-cache-iswa.cpp)."""
+    full = pad(context, KV_PAD) * batch
     if swa:
-        full = min(full, pad(model.sliding_window + N_UBATCH, KV_PAD))
-    return full * batch
+        return pad(min(full, model.sliding_window * batch + ubatch(context, batch)), KV_PAD)
+    return full
 
 
-def kv_cell_bytes(model: ModelSpec, kv_type: str) -> int:
-    """K+V bytes one token occupies in one layer's cache."""
-    return int(kv_element_bytes(kv_type, model.head_dim * model.kv_heads)
-               + kv_element_bytes(kv_type, model.head_dim_v * model.kv_heads))
+def kv_cell_bytes(model: ModelSpec, kv_type: str, il: int | None = None) -> int:
+    """Bytes one token occupies in one layer's cache (0 for a layer without attention).
+
+    llama.cpp caches K and V per KV head; with MLA one latent per token (kv_lora_rank plus the
+    positional part of K), and no V.
+    """
+    a = model.architecture
+    if il is not None and not a.has_kv(il):
+        return 0
+    if a.mla is not None:
+        return int(kv_element_bytes(kv_type, a.mla.kv_lora_rank + a.mla.rope_dim))
+    return int(kv_element_bytes(kv_type, a.head_dim * a.kv_heads)
+               + kv_element_bytes(kv_type, a.head_dim_v * a.kv_heads))
+
+
+def recurrent_state_bytes(model: ModelSpec, batch: int, il: int | None = None,
+                          ssm_dtype_bytes: int = 4) -> int:
+    """A Mamba-2 layer's state for `batch` sequences, whatever the context: the convolution
+    window ((conv kernel - 1) x (d_inner + 2 x groups x d_state)) and the SSM state (d_state x
+    d_inner). llama.cpp keeps both F32 (llama-memory-recurrent.cpp); vLLM keeps the SSM state
+    in the config's mamba_ssm_cache_dtype."""
+    a = model.architecture
+    s = a.ssm
+    if s is None or (il is not None and not a.is_recurrent(il)):
+        return 0
+    conv = (s.conv_kernel - 1) * (s.d_inner + 2 * s.n_groups * s.d_state) * 4
+    return (conv + s.d_state * s.d_inner * ssm_dtype_bytes) * max(1, batch)
 
 
 class SpeedFields(TypedDict):
     read_bytes: int
+    routed_bytes: int
     params: int
     kv_token_bytes: int
     swa_token_bytes: int
+    state_read_bytes: int
 
 
 def speed_fields(
-    model: ModelSpec, lw: LayerWeights, layers: Sequence[int], has_output: bool, kv_cell: int,
-    share: float = 1.0,
+    model: ModelSpec, lw: LayerWeights, layers: Sequence[int], has_output: bool, kv_type: str,
+    share: float = 1.0, kv_share: float = 1.0,
 ) -> SpeedFields:
     """DeviceUse fields for a device holding `layers` (and the LM head when has_output).
 
-    share < 1 splits every weight tensor (tensor parallelism); kv_cell is already what one
-    token occupies in one layer on this device.
+    share < 1 splits every weight tensor (tensor parallelism), kv_share the KV heads.
     """
-    swa = sum(1 for il in layers if model.is_swa_layer(il))
+    a = model.architecture
     read = sum(lw.active_per_layer[il] for il in layers) + (lw.output if has_output else 0)
     params = sum(lw.active_params_per_layer[il] for il in layers) + (
         lw.output_params if has_output else 0)
+    full = sum(kv_cell_bytes(model, kv_type, il) for il in layers if not a.is_swa(il))
+    swa = sum(kv_cell_bytes(model, kv_type, il) for il in layers if a.is_swa(il))
+    state = sum(recurrent_state_bytes(model, 1, il) for il in layers)
     return SpeedFields(
-        read_bytes=int(read * share), params=int(params * share),
-        kv_token_bytes=(len(layers) - swa) * kv_cell,
-        swa_token_bytes=swa * kv_cell,
+        read_bytes=int(read * share),
+        routed_bytes=int(sum(lw.routed_per_layer[il] for il in layers) * share),
+        params=int(params * share),
+        kv_token_bytes=int(full * kv_share), swa_token_bytes=int(swa * kv_share),
+        state_read_bytes=int(state * kv_share),
     )
+
+
+def transformers_kv_bytes_by_layer(model: ModelSpec, context: int, batch: int,
+                                   elem: int) -> list[int]:
+    """transformers' DynamicCache per layer: full K and V per head (MLA decompressed: every
+    head's K and V), a sliding layer only its window, a Mamba layer its state."""
+    a = model.architecture
+    out = []
+    for il in range(a.layers):
+        size = recurrent_state_bytes(model, batch, il)
+        if a.has_kv(il):
+            if a.mla is not None:
+                per_token = a.heads * (a.mla.nope_dim + a.mla.rope_dim + a.mla.v_dim)
+            else:
+                per_token = a.kv_heads * (a.head_dim + a.head_dim_v)
+            tokens = min(context, a.window) if a.is_swa(il) else context
+            size += batch * tokens * per_token * elem
+        out.append(size)
+    return out
 
 
 def llamacpp_kv_bytes_by_layer(
     model: ModelSpec, context: int, batch: int, kv_type: str
 ) -> list[int]:
-    """K+V bytes each layer's cache holds, like llama_kv_cache (row_size of the type x cells)."""
-    per_cell = kv_cell_bytes(model, kv_type)
-    full = int(per_cell * llamacpp_kv_cells(model, context, batch, swa=False))
-    swa = int(per_cell * llamacpp_kv_cells(model, context, batch, swa=True))
-    return [swa if model.is_swa_layer(il) else full for il in range(model.layers)]
+    """The cache each layer holds, like llama_kv_cache (row_size of the type x cells), plus a
+    recurrent layer's state."""
+    a = model.architecture
+    full = llamacpp_kv_cells(model, context, batch, swa=False)
+    swa = llamacpp_kv_cells(model, context, batch, swa=True) if a.window else full
+    return [kv_cell_bytes(model, kv_type, il) * (swa if a.is_swa(il) else full)
+            + recurrent_state_bytes(model, batch, il) for il in range(a.layers)]
 
 
 def ubatch(context: int, batch: int) -> int:
@@ -258,40 +306,73 @@ def llamacpp_compute_bytes(
 ) -> int:
     """A device's compute buffer: the graph allocator's peak over one ubatch of T tokens.
 
-    Per token of the ubatch (F32 values; H hidden, I FFN, q = heads x head_dim, kv = KV
-    heads x head_dim): without flash attention a layer peaks at the attention scores and
-    mask (kv cells x (heads + 1)) beside 12H + 8q + 8kv bytes of activations, or at the FFN
-    (12I + 12H, + 4q while q < I) beside an F32 mask, whichever is larger; with flash
-    attention at the FFN beside an F16 mask (kv cells x 2 bytes).
+    Per token of the ubatch (F32 values; H hidden, I the widest FFN activation (MoE: top-k x
+    expert width), q = heads x head_dim, kv = KV heads x head_dim): without flash attention
+    a layer peaks at the attention scores and mask (kv cells x (heads + 1)) beside 12H + 8q
+    + 8kv bytes of activations, or at the FFN (12I + 12H, + 4q while q < I) beside an F32
+    mask, whichever is larger; with flash attention at the FFN or the attention (4q + 4
+    heads x head_dim_v + 12H) beside an F16 mask (kv cells x 2 bytes). MLA attends in the
+    latent space: q and kv are kv_lora_rank + rope dims wide per head, and q is held twice
+    more (6q). Sliding-window models
+    hold a second mask over the window's cells; Mamba layers peak at their own activations
+    (mamba_compute_bytes).
     The device with the LM head may peak at the logits (vocab x rows, see logits_rows)
     beside two activations instead. Pipeline parallelism (several GPUs, every layer
     offloaded) keeps PP_COPIES copies of each split's inputs.
     Fitted to llama-server's own reports on this CPU for SmolLM2 and random-weight models
-    of six other shapes (benchmarks/memory_accuracy.py: median 0.03%, max 6%); Llama-3-8B
-    GPU logs of 2024 (reference-facts.md):
+    (benchmarks/memory_accuracy.py; tests/test_architectures_real.py covers every
+    architecture); Llama-3-8B GPU logs of 2024 (reference-facts.md):
     560.00 MiB at n_ctx 8192 (here 572), 258.50 at 512 (266.5), 640.01 per GPU in a split
     (652).
     """
     T = ubatch(context, batch)
-    H, F = model.hidden, model.intermediate  # F: the FFN width ("I" in the docstring)
-    q, kv = model.heads * model.head_dim, model.kv_heads * model.head_dim
+    a = model.architecture
+    H, F = a.hidden, a.active_ffn()  # F: the FFN width ("I" in the docstring)
+    if a.mla is not None:  # queries absorbed into the latent: one K head of the latent width
+        latent = a.mla.kv_lora_rank + a.mla.rope_dim
+        q, kv, out = a.heads * latent, latent, a.heads * a.mla.kv_lora_rank
+    else:
+        q, kv, out = a.heads * a.head_dim, a.kv_heads * a.head_dim, a.heads * a.head_dim_v
     n_kv = pad(context, KV_PAD) * batch
+    n_swa = llamacpp_kv_cells(model, context, batch, swa=True) if a.window else 0
     peak = 0
     if has_layers:
         # the attention output (T x q) is still held during the FFN, unless its slot is
         # large enough for the allocator to reuse for the FFN's T x I tensors
         ffn = T * (12 * F + 12 * H + (4 * q if q < F else 0))
-        if flash_attn:
-            peak = ffn + n_kv * T * 2
+        if a.ssm is not None:
+            ffn = max(ffn, mamba_compute_bytes(model, T, batch))
+        if not any(a.attention):
+            peak = ffn
+        elif flash_attn:
+            q_copies = 6 if a.mla is not None else 4  # MLA's absorbed query is also cast
+            peak = max(ffn, T * (q_copies * q + 4 * out + 12 * H)) + (n_kv + n_swa) * T * 2
         else:  # the attention scores, or the FFN beside the F32 mask, whichever is larger
-            peak = max(n_kv * T * (model.heads + 1) * 4 + T * (12 * H + 8 * q + 8 * kv),
-                       ffn + n_kv * T * 4)
+            peak = max(n_kv * T * (a.heads + 1) * 4 + T * (12 * H + 8 * q + 8 * kv),
+                       ffn + n_kv * T * 4) + n_swa * T * 4
     if has_output:
         act = T * H * 4
         peak = max(peak, model.vocab * logits_rows(context, batch, outputs) * 4 + 2 * act)
     if pipeline:
         peak += PP_COPIES * n_kv * T * 4 + 2 * T * H * 4
     return peak
+
+
+def mamba_compute_bytes(model: ModelSpec, T: int, batch: int) -> int:
+    """A Mamba-2 layer's peak over a ubatch of T tokens: F32 activations of its input
+    projection, convolution and scan (20 bytes per d_inner channel, 24 per group state
+    value, 12 per hidden value, 4 per head, per token) and the updated SSM state of each
+    sequence; where attention runs beside the mixer in the same layer (Falcon-H1), that
+    branch's 8 bytes per hidden value too. Fitted to llama-server's reports for six
+    random-weight Mamba-2 shapes (d_inner 1024-2048, d_state 64-128, groups 2-8: within 1%)
+    and three hybrids (within 5%)."""
+    a = model.architecture
+    s = a.ssm
+    assert s is not None
+    per_token = 20 * s.d_inner + 24 * s.n_groups * s.d_state + 12 * a.hidden + 4 * s.heads
+    if any(a.attention[il] and a.is_recurrent(il) for il in range(a.layers)):
+        per_token += 8 * a.hidden
+    return T * per_token + s.d_state * s.d_inner * 4 * max(1, batch)
 
 
 def llamacpp_host_compute_bytes(model: ModelSpec, context: int, batch: int, pipeline: bool) -> int:
@@ -310,8 +391,8 @@ def output_buffer_bytes(model: ModelSpec, batch: int) -> int:
 
 
 def kv_bytes_per_token(model: ModelSpec, kv_type: str) -> int:
-    """K+V bytes one token occupies across all layers (no padding, no sliding window)."""
-    return kv_cell_bytes(model, kv_type) * model.layers
+    """Cache bytes one token occupies across all layers (no padding, no sliding window)."""
+    return sum(kv_cell_bytes(model, kv_type, il) for il in range(model.layers))
 
 
 def vllm_activation_bytes(model: ModelSpec, tp: int, max_batched_tokens: int) -> int:
@@ -320,7 +401,7 @@ def vllm_activation_bytes(model: ModelSpec, tp: int, max_batched_tokens: int) ->
     The MLP's gate/up output (2 x intermediate / tp, BF16) and its activation, plus four
     hidden-size BF16 buffers per token, and the sampler's F32 logits for 256 sequences.
     """
-    per_token = 2 * (3 * model.intermediate // tp + 4 * model.hidden)
+    per_token = 2 * (3 * model.architecture.active_ffn() // tp + 4 * model.hidden)
     return max_batched_tokens * per_token + 256 * model.vocab * 4
 
 
@@ -331,10 +412,12 @@ def transformers_activation_bytes(model: ModelSpec, context: int, batch: int) ->
     position of each sequence.
     """
     tokens = context * batch
-    return 2 * tokens * (3 * model.intermediate + 4 * model.hidden) + batch * model.vocab * 4
+    ffn = model.architecture.active_ffn()
+    return 2 * tokens * (3 * ffn + 4 * model.hidden) + batch * model.vocab * 4
 
 
 def mlx_activation_bytes(model: ModelSpec, context: int, batch: int) -> int:
     """mlx-lm prefills in chunks of 2048 tokens; FP16 activations of one chunk plus logits."""
     tokens = min(context, 2048) * batch
-    return 2 * tokens * (3 * model.intermediate + 4 * model.hidden) + batch * model.vocab * 4
+    ffn = model.architecture.active_ffn()
+    return 2 * tokens * (3 * ffn + 4 * model.hidden) + batch * model.vocab * 4

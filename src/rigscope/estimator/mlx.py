@@ -22,7 +22,7 @@ def mlx(req: Request, rig: Rig) -> MemoryEstimate:
     act = mem.mlx_activation_bytes(m, req.context, req.batch)
     dev = DeviceUse(id=chip.id, capacity_bytes=chip.usable_bytes, weights_bytes=lw.total,
                     kv_bytes=kv, compute_bytes=act, layers=m.layers,
-                    **mem.speed_fields(m, lw, range(m.layers), True, kv // cells // m.layers))
+                    **mem.speed_fields(m, lw, range(m.layers), True, "f16"))
     basis = [
         weights_basis(req, lw),
         f"KV cache: {cells} cells at f16 = {format_bytes(kv)} (grown in steps of 256)",

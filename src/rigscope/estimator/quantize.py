@@ -1,131 +1,244 @@
 """Bytes of each weight tensor under a quantization.
 
-GGUF mixes assign a ggml type per tensor the way llama.cpp's quantizer does
-(llama_tensor_get_type in src/llama-quant.cpp): the LM head goes to Q6_K, the K-quant "M"
-mixes give more bits to some attn_v and ffn_down layers, MoE models keep attention at Q8_0,
-and a tensor whose rows do not divide into the type's blocks falls back to a type whose do.
+GGUF mixes assign a ggml type per tensor the way llama-quantize does (llama_tensor_get_type
+in src/llama-quant.cpp of the llama.cpp the project builds): tensors are sorted into
+categories by name, some categories get more bits in some layers (counters run in file order,
+as llama-quantize's do), a tensor whose rows do not divide into the type's blocks falls back
+to a type whose do, and tensors llama-quantize never quantizes (norms, biases, routers, Mamba's
+convolution) stay F32. Experts a checkpoint ships quantized (gpt-oss: MXFP4) keep that format.
+Tests compare these types with what the built llama-quantize writes for random-weight models.
 """
 
 from __future__ import annotations
 
 from rigscope.catalog import ggml_types
+from rigscope.estimator.memo import by_model
 from rigscope.specs import ModelSpec, Quant, Tensor
 
-_IQ_LOW = {"IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"}
-_UNQUANTIZED_MIXES = {"F32", "F16", "BF16"}
+_UNQUANTIZED = {"F32", "F16", "BF16"}
 _FALLBACK = {
-    "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL", "IQ2_S": "IQ4_NL", "IQ3_XXS": "IQ4_NL",
-    "IQ3_S": "IQ4_NL", "IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "Q2_K": "IQ4_NL",
-    "Q3_K": "IQ4_NL", "IQ4_XS": "IQ4_NL", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
-    "TQ1_0": "Q4_0", "TQ2_0": "Q4_0",
+    "IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL",
+    "IQ2_S": "IQ4_NL", "IQ3_XXS": "IQ4_NL", "IQ3_S": "IQ4_NL", "IQ4_XS": "IQ4_NL",
+    "Q2_K": "Q4_0", "Q3_K": "Q4_0", "TQ1_0": "Q4_0", "TQ2_0": "Q4_0", "Q4_K": "Q5_0",
+    "Q5_K": "Q5_1", "Q6_K": "Q8_0",
 }
+_IQ_TINY = {"IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"}
+_DEFAULT_TYPE = {"MXFP4_MOE": "MXFP4", "IQ2_S": "IQ2_XS", "IQ2_M": "IQ2_S", "IQ3_XS": "IQ3_S",
+                 "IQ3_M": "IQ3_S", "Q2_K_S": "Q2_K"}  # where the mix's default type differs
+
+
+def category(name: str) -> str:
+    """llama-quantize's broad category of a tensor, by name (tensor_get_category)."""
+    if name == "output.weight":
+        return "output"
+    if name in ("token_embd.weight", "per_layer_token_embd.weight"):
+        return "token_embd"
+    for needle, cat in (("attn_qkv.weight", "attn_qkv"), ("attn_kv_b.weight", "attn_kv_b"),
+                        ("attn_v.weight", "attn_v"), ("attn_k.weight", "attn_k"),
+                        ("attn_q.weight", "attn_q"), ("attn_output.weight", "attn_output"),
+                        ("ffn_up", "ffn_up"), ("ffn_gate", "ffn_gate"), ("ffn_down", "ffn_down")):
+        if needle in name:
+            return cat
+    return "other"
 
 
 def _more_bits(i: int, n: int) -> bool:
-    """llama.cpp's use_more_bits: first and last eighth, and every third layer between."""
+    """use_more_bits: the first and last eighth of the layers, and every third between."""
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def _is_quantizable(t: Tensor) -> bool:
-    return len(t.shape) >= 2 and t.name.endswith(".weight") and "ffn_gate_inp" not in t.name
+def _is_70b(model: ModelSpec) -> bool:
+    """llama.cpp's LLM_TYPE_70B, the one model type its quantizer looks at."""
+    a = model.architecture
+    if a.layers == 80 and a.arch in ("qwen2", "olmo", "deci"):
+        return True
+    return a.arch == "llama" and a.layers == 80 and a.heads != a.kv_heads
 
 
-def gguf_tensor_type(model: ModelSpec, mix: str, base: str, t: Tensor) -> str:
-    """The ggml type llama.cpp's quantizer gives tensor t in a file of this mix."""
-    if not _is_quantizable(t):
-        return "F32"
-    if mix in _UNQUANTIZED_MIXES:
-        return base
-    name, i, n = t.name, t.layer or 0, model.layers
-    gqa = model.heads // max(model.kv_heads, 1)
-    new = base
-    if mix == "MXFP4_MOE" and "_exps." in name:
-        return "MXFP4"
-    is_output = name == "output.weight" or (
-        model.tie_embeddings and name == "token_embd.weight"
-    )
-    if is_output:
-        if t.shape[0] % 256:
-            new = "Q8_0"
-        elif mix in _IQ_LOW:
-            new = "Q5_K"
-        elif new != "Q8_0":
-            new = "Q6_K"
-    elif name == "token_embd.weight":
-        if mix in {"IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"}:
-            new = "Q2_K"
-        elif mix in {"IQ2_S", "IQ2_M"}:
-            new = "IQ3_S"
-        elif mix in {"TQ1_0", "TQ2_0"}:
+@by_model
+def gguf_types(model: ModelSpec, mix: Quant) -> dict[str, str]:
+    """The ggml type of every tensor of `model` in a GGUF of this mix (memoized)."""
+    return _assign(model, mix)
+
+
+def _assign(model: ModelSpec, mix: Quant) -> dict[str, str]:
+    a = model.architecture
+    name = mix.name
+    default = _DEFAULT_TYPE.get(name, mix.base)
+    tensors = model.tensors
+    tied = not any(t.name == "output.weight" for t in tensors)
+    # the file's counts include its multi-token-prediction layers (not loaded, so not among
+    # the model's tensors): one attention V each
+    n_wv = sum(1 for t in tensors if category(t.name) in ("attn_v", "attn_qkv", "attn_kv_b")
+               ) + a.nextn_layers
+    n_layer = a.layers + a.nextn_layers
+    experts = a.moe.experts if a.moe else 0
+    gqa = a.heads // max(a.kv_heads, 1) if a.kv_heads else 1
+    counters = {"wv": 0, "ffn_down": 0, "ffn_gate": 0, "ffn_up": 0}
+    out: dict[str, str] = {}
+    for t in tensors:
+        if a.native_experts and "_exps.weight" in t.name:
+            out[t.name] = a.native_experts
+            continue
+        if not t.quantizable:
+            out[t.name] = "F32"
+            continue
+        if name in _UNQUANTIZED:
+            out[t.name] = default
+            continue
+        cat = category(t.name)
+        new = _impl(name, default, t, cat, tied, n_wv, n_layer, experts, gqa,
+                    _is_70b(model), counters)
+        out[t.name] = _fallback(t, new)
+    return out
+
+
+def _layer_of(t: Tensor) -> int:
+    return t.layer or 0
+
+
+def _impl(mix: str, new: str, t: Tensor, cat: str, tied: bool, n_wv: int, n_layer: int,
+          experts: int, gqa: int, is_70b: bool, c: dict[str, int]) -> str:
+    """llama_tensor_get_type_impl, for one tensor (c: the counters, advanced here)."""
+    moe = experts > 1
+
+    def layer_info(counter: str) -> tuple[int, int]:
+        return (_layer_of(t) if moe else c[counter]), n_layer
+
+    if cat == "output" or (tied and cat == "token_embd"):
+        if mix == "MXFP4_MOE" or t.shape[0] % ggml_types()[new].block:
+            return "Q8_0"
+        if mix in ("IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"):
+            return "Q5_K"
+        return new if new == "Q8_0" else "Q6_K"
+    if mix == "MXFP4_MOE":
+        return "MXFP4" if len(t.shape) > 2 and t.shape[2] > 1 else "Q8_0"
+    if cat == "token_embd":
+        if mix in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"):
+            return "Q2_K"
+        if mix in ("IQ2_S", "IQ2_M", "IQ3_XXS"):
+            return "IQ3_S"
+        if mix in ("TQ1_0", "TQ2_0", "Q2_0"):
+            return "Q4_K"
+        return new
+    is_wv = cat in ("attn_v", "attn_qkv", "attn_kv_b")
+    if mix in _IQ_TINY:
+        if is_wv:
+            if gqa >= 4 or experts >= 4:
+                new = "Q4_K"
+            else:
+                new = "IQ3_S" if mix in ("IQ2_S", "IQ2_M") else "Q2_K"
+            c["wv"] += 1
+        elif experts == 8 and cat == "attn_k":
             new = "Q4_K"
-    elif ".attn_v." in name:
+        elif cat == "ffn_down":
+            if c["ffn_down"] < n_layer // 8:
+                new = "IQ3_S" if mix in ("IQ2_S", "IQ2_M") else "Q2_K"
+            c["ffn_down"] += 1
+        elif cat == "attn_output":
+            if experts == 8:
+                new = "Q5_K"
+            elif mix in ("IQ1_S", "IQ1_M"):
+                new = "IQ2_XXS"
+            elif mix in ("IQ2_S", "IQ2_M"):
+                new = "IQ3_S"
+        return new
+    if is_wv:
+        i = c["wv"]
         if mix == "Q2_K":
             new = "Q4_K" if gqa >= 4 else "Q3_K"
         elif mix == "Q2_K_S" and gqa >= 4:
             new = "Q4_K"
         elif mix == "IQ3_XXS":
-            new = "Q4_K" if gqa >= 4 else "IQ3_S"
-        elif mix in {"IQ3_S", "IQ3_M"}:
+            new = "Q4_K" if gqa >= 4 else "IQ3_S"  # no importance matrix
+        elif mix in ("IQ3_XS", "IQ3_S") and gqa >= 4:
+            new = "Q4_K"
+        elif mix == "IQ3_M":
             new = "Q4_K"
         elif mix == "Q3_K_M":
             new = "Q5_K" if i < 2 else "Q4_K"
-        elif mix == "Q3_K_L" or mix in {"IQ4_NL", "IQ4_XS"} and gqa >= 4:
+        elif mix == "Q3_K_L":
             new = "Q5_K"
-        elif mix in {"Q4_K_M", "Q5_K_M"} and _more_bits(i, n):
+        elif mix in ("IQ4_NL", "IQ4_XS") and gqa >= 4:
+            new = "Q5_K"
+        elif mix in ("Q4_K_M", "Q5_K_M") and _more_bits(i, n_wv):
             new = "Q6_K"
         elif mix == "Q4_K_S" and i < 4:
             new = "Q5_K"
-        if model.arch in {"llama", "qwen2"} and n == 80 and new in {"Q3_K", "Q4_K"}:
-            new = "Q5_K"  # llama.cpp's 70B rule: attn_v is small, give it more bits
-        if model.experts == 8:
+        if is_70b and new in ("Q3_K", "Q4_K"):
+            new = "Q5_K"
+        if experts == 8:
             new = "Q8_0"
-    elif ".attn_k." in name:
-        if model.experts == 8:
-            new = "Q8_0"
-        elif mix == "IQ3_XS":
-            new = "IQ3_XXS"
-    elif ".attn_q." in name:
+        c["wv"] += 1
+        return new
+    if cat == "attn_k":
+        if experts == 8:
+            return "Q8_0"
         if mix == "IQ3_XS":
-            new = "IQ3_XXS"
-    elif ".ffn_down" in name:
+            return "IQ3_XXS"
+        if mix == "IQ3_XXS":
+            return "IQ2_S"
+        return new
+    if cat == "attn_q":
+        if mix == "IQ3_XS":
+            return "IQ3_XXS"
+        if mix == "IQ3_XXS":
+            return "IQ2_S"
+        return new
+    if cat == "ffn_down":
+        i, n = layer_info("ffn_down")
         if mix == "Q2_K":
             new = "Q3_K"
-        elif mix == "Q2_K_S" and i < n // 8:
-            new = "Q4_K"
+        elif mix == "Q2_K_S":
+            if i < n // 8:
+                new = "Q4_K"
         elif mix == "IQ3_XXS":
             new = "Q4_K" if i < n // 8 else "Q3_K"
         elif mix == "Q3_K_M":
             new = "Q5_K" if i < n // 16 else "Q4_K"
+        elif mix == "IQ3_M" and (i < n // 8 or (experts == 8 and _more_bits(i, n))):
+            new = "Q4_K"
         elif mix == "Q3_K_L":
             new = "Q5_K"
-        elif mix in {"Q4_K_M", "Q5_K_M"} and _more_bits(i, n):
+        elif mix == "Q4_K_M":
+            if _more_bits(i, n):
+                new = "Q6_K"
+        elif i < n // 8 and mix in ("IQ4_NL", "IQ4_XS"):
+            new = "Q5_K"
+        elif mix == "Q5_K_M" and _more_bits(i, n):
             new = "Q6_K"
         elif mix == "Q4_K_S" and i < n // 8:
             new = "Q5_K"
-    elif ".attn_output." in name:
-        if model.experts == 8:
-            if mix in {"Q2_K", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M",
-                       "IQ3_S", "IQ3_M", "IQ4_XS"}:
-                new = "Q5_K"
-        elif mix == "Q2_K":
-            new = "Q3_K"
-        elif mix in {"Q3_K_M", "IQ3_M"}:
-            new = "Q4_K"
-        elif mix == "Q3_K_L":
-            new = "Q5_K"
-    elif ".attn_qkv." in name:
-        if mix in {"Q3_K_M", "Q3_K_L", "IQ3_M"}:
-            new = "Q4_K"
-        elif mix == "Q4_K_M":
-            new = "Q5_K"
-        elif mix == "Q5_K_M":
-            new = "Q6_K"
-    types = ggml_types()
-    if t.shape[0] % types[new].block:
-        new = _FALLBACK.get(new, "F16")
-        if t.shape[0] % types[new].block:
-            new = "F16"
+        c["ffn_down"] += 1
+        return new
+    if cat == "attn_output":
+        if experts == 8:
+            if mix in ("Q2_K", "IQ3_XS", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S",
+                       "Q4_K_M", "IQ3_S", "IQ3_M", "IQ4_XS"):
+                return "Q5_K"
+            return new
+        return {"Q2_K": "Q3_K", "IQ3_XXS": "IQ3_S", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K",
+                "IQ3_M": "Q4_K"}.get(mix, new)
+    if cat == "attn_qkv":  # pragma: no cover - attn_qkv is attn_v-like above
+        return new
+    if cat in ("ffn_gate", "ffn_up"):
+        i, n = layer_info(cat)
+        if mix == "IQ3_XS" and n // 8 <= i < 7 * n // 8:
+            new = "IQ3_XXS"
+        c[cat] += 1
+        return new
     return new
+
+
+def _fallback(t: Tensor, new: str) -> str:
+    """A type whose blocks divide the rows (tensor_type_fallback), else F16."""
+    types = ggml_types()
+    if t.shape[0] % types[new].block == 0:
+        return new
+    fb = _FALLBACK.get(new, new)
+    if t.shape[0] % types[fb].block:
+        return "F16"
+    return fb
 
 
 def tensor_bytes(model: ModelSpec, quant: Quant, t: Tensor) -> tuple[int, str]:
@@ -133,7 +246,7 @@ def tensor_bytes(model: ModelSpec, quant: Quant, t: Tensor) -> tuple[int, str]:
     if quant.kind == "gguf":
         if t.nbytes is not None and t.ggml_type is not None and model.file_type == quant.name:
             return t.nbytes, t.ggml_type  # read from the file itself
-        ty = gguf_tensor_type(model, quant.name, quant.base, t)
+        ty = gguf_types(model, quant).get(t.name) or "F32"
         gt = ggml_types()[ty]
         return gt.row_bytes(t.shape[0]) * (t.n_elements // t.shape[0]), ty
     n = t.n_elements
@@ -142,6 +255,8 @@ def tensor_bytes(model: ModelSpec, quant: Quant, t: Tensor) -> tuple[int, str]:
     is_embedding = t.name in {"token_embd.weight", "output.weight"}
     if is_embedding and quant.embeddings != "quant":
         return n * 2, quant.embeddings
+    if quant.scope == "experts" and "_exps." not in t.name:
+        return n * 2, "BF16"  # only the experts are quantized (gpt-oss MXFP4)
     size = n * quant.bits / 8
     if quant.group:
         size += n / quant.group * quant.scale_bytes

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rigscope.errors import unknown
 from rigscope.estimator.speed_params import DEFAULT, SpeedParams, kernel_family
-from rigscope.specs import Accelerator, DeviceUse, MemoryEstimate, SpeedEstimate
+from rigscope.specs import Accelerator, DeviceUse, MemoryEstimate, ModelSpec, SpeedEstimate
 from rigscope.units import GB, format_bytes
 
 
@@ -78,6 +80,18 @@ def kv_read_bytes(use: DeviceUse, context: float, window: int) -> float:
     return use.kv_token_bytes * context + use.swa_token_bytes * swa_ctx
 
 
+def weight_read_bytes(use: DeviceUse, est: MemoryEstimate, batch: int) -> float:
+    """Weight bytes one decode step reads here. MoE: each token routes to `used` of the
+    `experts`; a batch of tokens reads every expert at least one of them chose (expected
+    share 1 - (1 - used/experts)^batch), so a batch costs more weight traffic than a token."""
+    moe = est.model.architecture.moe
+    if moe is None or not use.routed_bytes:
+        return use.read_bytes
+    one = use.routed_bytes * moe.used / moe.experts
+    covered = 1 - (1 - moe.used / moe.experts) ** max(batch, 1)
+    return use.read_bytes - one + use.routed_bytes * covered
+
+
 def allreduce_seconds(est: MemoryEstimate, p: SpeedParams) -> float:
     """Tensor parallelism: two all-reduces per layer, a ring of 2(n-1) steps each."""
     n = len(est.devices)
@@ -97,7 +111,10 @@ def decode_step_seconds(
         kv_bw = (part.dev.bandwidth_gbs or 0) * GB * p.kv_eff.get(part.dev.backend, 0.3)
         if bw <= 0 or kv_bw <= 0:
             return math.inf
-        mem_t = part.use.read_bytes / bw + batch * kv_read_bytes(part.use, context, window) / kv_bw
+        # weights, the KV cache read back, and Mamba layers' state read and written again
+        mem_t = (weight_read_bytes(part.use, est, batch) / bw
+                 + batch * (kv_read_bytes(part.use, context, window)
+                            + 2 * part.use.state_read_bytes) / kv_bw)
         flops = p.flops(part.dev, family)
         compute_t = 2 * part.use.params * batch / flops if flops > 0 else 0.0
         layer_s = p.vllm_layer_s if tensor_parallel else p.layer_s.get(part.dev.backend, 50e-6)
@@ -105,6 +122,21 @@ def decode_step_seconds(
     if tensor_parallel:  # the GPUs work at once on slices of every layer
         return max(times) + allreduce_seconds(est, p)
     return sum(times) + max(len(times) - 1, 0) * p.hop_s
+
+
+def attention_pairs(m: ModelSpec, n: int) -> float:
+    """Query-key pairs a layer scores over an n-token prompt, averaged over the model's
+    layers: n^2 / 2 under causal attention, about n x window under a sliding window or
+    chunks (Llama 4), none in a Mamba or FFN-only layer."""
+    a = m.architecture
+    total = 0.0
+    for kind in a.attention:
+        if kind in ("sliding", "chunked") and a.window < n:
+            w = a.window
+            total += n * w - w * w / 2 if kind == "sliding" else n * w / 2
+        elif kind:
+            total += n * n / 2
+    return total / max(a.layers, 1)
 
 
 def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT) -> float:
@@ -120,7 +152,8 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
         if part.dev.backend == "cpu" and gpu is not None and n_tokens >= 32:
             # llama.cpp runs big batches of CPU-held layers on the GPU, copying their
             # weights over PCIe once per 512-token ubatch
-            copies = math.ceil(n_tokens / 512) * part.use.read_bytes / (pcie_gbs(gpu) * GB)
+            copies = math.ceil(n_tokens / 512) * weight_read_bytes(
+                part.use, est, min(n_tokens, 512)) / (pcie_gbs(gpu) * GB)
             per_dev.append(copies + 2 * part.use.params * n_tokens / p.flops(gpu, family))
             continue
         flops = p.flops(part.dev, family)
@@ -130,7 +163,7 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
         if flops <= 0 or attn <= 0:
             return math.inf
         linear = 2 * part.use.params * n_tokens / flops
-        attn_flops = 4 * m.heads * m.head_dim * part.use.layers * n_tokens**2 / 2
+        attn_flops = 4 * m.heads * m.head_dim * part.use.layers * attention_pairs(m, n_tokens)
         per_dev.append(linear + attn_flops / attn)
     if est.engine.family == "vllm":
         return max(per_dev) + allreduce_seconds(est, p) * math.ceil(n_tokens / 512)
@@ -198,15 +231,15 @@ def estimate_speed(
     basis = [
         f"decode: {format_bytes(bytes_per_token)} of weights per token"
         + (f" + KV cache at {mid:.0f} tokens of context" if mid else "")
-        + "; " + "; ".join(_part_basis(x, family, p) for x in ps)
+        + "; " + "; ".join(_counted(_part_basis(x, family, p) for x in ps))
         + (f"; {hops} hand-off(s) x {p.hop_s * 1e3:.2f} ms" if hops and est.engine.family != "vllm"
            else "")
         + (f"; all-reduce {allreduce_seconds(est, p) * 1e3:.1f} ms/token"
            if est.engine.family == "vllm" and len(est.devices) > 1 else ""),
         f"prefill: 2 x {sum(x.use.params for x in ps) / 1e9:.2f} B params x "
         f"{n_prefill} tokens + attention, at "
-        + "; ".join(f"{x.use.id} {p.flops(x.dev, family) / 1e12:.1f} TFLOPS effective"
-                    for x in ps),
+        + "; ".join(_counted(f"{x.use.id} {p.flops(x.dev, family) / 1e12:.1f} TFLOPS "
+                             "effective" for x in ps)),
         f"TTFT = network {net_first * 1e3:.1f} ms ({network}) + prefill {prefill_s:.3f} s",
         load_basis,
         f"error band: +-{p.decode_band:.0%} decode, +-{p.prefill_band:.0%} prefill (90th "
@@ -229,6 +262,12 @@ def estimate_speed(
         ttft_s=ttft, e2e_s=e2e, load_time_s=load, network_s=net_first + stream,
         decode_band=p.decode_band, prefill_band=p.prefill_band, basis=tuple(basis),
     )
+
+
+def _counted(lines: Iterable[str]) -> list[str]:
+    """Identical lines once, with their count (tensor parallelism: every GPU alike)."""
+    counts = Counter(lines)
+    return [f"{n} x {line}" if n > 1 else line for line, n in counts.items()]
 
 
 def _part_basis(part: Part, family: str, p: SpeedParams) -> str:

@@ -15,15 +15,18 @@ from pathlib import Path
 
 from rigscope.llamacpp.server import LlamaServer, ServerSettings, run_program
 
-_BUFFER = re.compile(r"(\w+)\s+(model|KV|compute|output) buffer size\s*=\s*([\d.]+) MiB")
+_BUFFER = re.compile(r"(\w+)\s+(model|KV|RS|compute|output) buffer size\s*=\s*([\d.]+) MiB")
 
 
 def parse_buffer_devices(log: str) -> dict[str, dict[str, float]]:
-    """MiB per buffer kind ('model', 'KV', 'compute', 'output') and device (CPU_Mapped,
-    CPU_REPACK, AMX, CUDA0, ...); a later report of the same buffer replaces an earlier."""
+    """MiB per buffer kind ('model', 'KV', 'RS', 'compute', 'output') and device
+    (CPU_Mapped, CPU_REPACK, AMX, CUDA0, ...). Caches add up (a sliding-window model reports
+    its full and its windowed KV cache); a later report of any other buffer replaces an earlier
+    one (the scheduler reserves compute buffers twice)."""
     sizes: dict[str, dict[str, float]] = {}
     for device, kind, mib in _BUFFER.findall(log):
-        sizes.setdefault(kind, {})[device] = float(mib)
+        seen = sizes.setdefault(kind, {})
+        seen[device] = (seen.get(device, 0.0) if kind in ("KV", "RS") else 0.0) + float(mib)
     return sizes
 
 
@@ -64,7 +67,12 @@ def probe_speed(gguf: str | Path, pp: int = 512, tg: int = 128, threads: int | N
     return out
 
 
-def quantize(src: str | Path, dst: str | Path, mix: str = "Q8_0") -> Path:
-    """Write `src` requantized to `mix` with llama-quantize."""
-    run_program("llama-quantize", ["--allow-requantize", str(src), str(dst), mix])
+def quantize(src: str | Path, dst: str | Path, mix: str = "Q8_0",
+             keep: Sequence[str] = ()) -> Path:
+    """Write `src` requantized to `mix` with llama-quantize; `keep` names tensor patterns
+    whose type stays as stored (gpt-oss's MXFP4 experts, as its published GGUFs keep them)."""
+    args = ["--allow-requantize"]
+    for pattern in keep:
+        args += ["--tensor-type", pattern]
+    run_program("llama-quantize", [*args, str(src), str(dst), mix])
     return Path(dst)

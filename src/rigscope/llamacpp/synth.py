@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGUFReader, GGUFWriter, LlamaFileType
+from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter, LlamaFileType
+from gguf.quants import quantize
 
 from rigscope.errors import RigscopeError
 from rigscope.specs import ModelSpec
@@ -30,26 +31,64 @@ def tokenizer_fields(path: Path) -> dict[str, Any]:
     return {k: fields[k].contents() for k in _TOKENIZER_KEYS if k in fields}
 
 
+def _per_layer(values: list[int]) -> int | list[int]:
+    return values[0] if len(set(values)) == 1 else values
+
+
 def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
-    """The architecture keys llama.cpp reads for this model (prefix added by the writer)."""
+    """The architecture keys llama.cpp reads for this model (the writer adds the prefix), as
+    its converter writes them: per-layer arrays where layers differ (hybrids), MLA's cached
+    latent as the K head, the sliding-window pattern as one flag per layer."""
+    a = spec.architecture
+    n = a.layers
+    ffn = [a.ffn_width(il) if k == "dense" else a.moe.ffn if k == "moe" and a.moe else 0
+           for il, k in enumerate(a.ffn_kinds)]
     meta: dict[str, Any] = {
-        "context_length": spec.max_context or 4096,
-        "embedding_length": spec.hidden,
-        "block_count": spec.layers,
-        "feed_forward_length": spec.intermediate,
-        "attention.head_count": spec.heads,
-        "attention.head_count_kv": spec.kv_heads,
-        "attention.key_length": spec.head_dim,
-        "attention.value_length": spec.head_dim_v,
-        "rope.dimension_count": spec.head_dim,
+        "context_length": a.max_context or 4096,
+        "embedding_length": a.hidden,
+        "block_count": n,
+        "feed_forward_length": _per_layer(ffn),
+        "attention.head_count": a.heads if any(a.attention) else 0,
+        "attention.head_count_kv": _per_layer([a.kv_heads if k else 0 for k in a.attention]),
         "rope.freq_base": 10000.0,
         "attention.layer_norm_rms_epsilon": 1e-5,
-        "vocab_size": spec.vocab,
+        "attention.layer_norm_epsilon": 1e-5,
+        "logit_scale": 1.0,
+        "vocab_size": a.vocab,
     }
-    if spec.experts:
-        meta |= {"expert_count": spec.experts, "expert_used_count": spec.experts_used}
-    if spec.sliding_window:
-        meta["attention.sliding_window"] = spec.sliding_window
+    if a.mla is not None:
+        m = a.mla
+        meta |= {"attention.head_count_kv": 1,
+                 "attention.key_length": m.kv_lora_rank + m.rope_dim,
+                 "attention.value_length": m.kv_lora_rank,
+                 "attention.key_length_mla": m.nope_dim + m.rope_dim,
+                 "attention.value_length_mla": m.v_dim,
+                 "attention.kv_lora_rank": m.kv_lora_rank,
+                 "rope.dimension_count": m.rope_dim}
+        meta["attention.q_lora_rank"] = m.q_lora_rank  # 0: queries not compressed
+    elif any(a.attention):
+        meta |= {"attention.key_length": a.head_dim, "attention.value_length": a.head_dim_v,
+                 "rope.dimension_count": a.rope_dim or a.head_dim}
+    if a.moe is not None:
+        moe = a.moe
+        meta |= {"expert_count": moe.experts, "expert_used_count": moe.used,
+                 "expert_feed_forward_length": moe.ffn,
+                 "expert_gating_func": 2 if moe.probs_bias else 1,
+                 "expert_weights_scale": 1.0}
+        if moe.shared:
+            meta |= {"expert_shared_count": moe.shared,
+                     "expert_shared_feed_forward_length": moe.shared_ffn}
+        first_moe = a.ffn_kinds.index("moe")
+        meta["leading_dense_block_count"] = first_moe
+        meta["interleave_moe_layer_step"] = first_moe + 1 if a.arch == "llama4" else 1
+    if a.window:
+        meta["attention.sliding_window"] = a.window
+        meta["attention.sliding_window_pattern"] = [a.is_swa(il) for il in range(n)]
+    if a.ssm is not None:
+        s = a.ssm
+        meta |= {"ssm.conv_kernel": s.conv_kernel, "ssm.inner_size": s.d_inner,
+                 "ssm.state_size": s.d_state, "ssm.time_step_rank": s.heads,
+                 "ssm.group_count": s.n_groups}
     return meta
 
 
@@ -61,11 +100,13 @@ def write_gguf(spec: ModelSpec, path: Path, tokenizer: Path, seed: int = 0) -> P
                             f"tokens; the model needs {spec.vocab}")
     rng = np.random.default_rng(seed)
     w = GGUFWriter(str(path), spec.arch)
-    w.add_name(f"random {spec.id}")
+    w.add_name("random weights")  # llama.cpp keys tokenizer quirks on the name
     w.add_file_type(LlamaFileType.MOSTLY_F16)
     for key, value in arch_metadata(spec).items():
         full = f"{spec.arch}.{key}"
-        if isinstance(value, float):
+        if isinstance(value, list):
+            w.add_array(full, value)
+        elif isinstance(value, float):
             w.add_float32(full, value)
         else:
             w.add_uint32(full, int(value))
@@ -78,13 +119,18 @@ def write_gguf(spec: ModelSpec, path: Path, tokenizer: Path, seed: int = 0) -> P
             w.add_uint32(key, value)
         else:
             w.add_string(key, str(value))
+    native = spec.architecture.native_experts
     for t in spec.tensors:
         shape = tuple(reversed(t.shape))  # numpy order: the row length last
-        if len(t.shape) == 1:
+        if not t.quantizable:  # as converters write them: F32
             data = (1.0 + 0.01 * rng.standard_normal(shape)).astype(np.float32)
+            w.add_tensor(t.name, data)
+        elif native and "_exps." in t.name:  # as the checkpoint ships them (gpt-oss: MXFP4)
+            qtype = GGMLQuantizationType[native]
+            values = (0.02 * rng.standard_normal(shape)).astype(np.float32)
+            w.add_tensor(t.name, quantize(values, qtype), raw_dtype=qtype)
         else:
-            data = (0.02 * rng.standard_normal(shape)).astype(np.float16)
-        w.add_tensor(t.name, data)
+            w.add_tensor(t.name, (0.02 * rng.standard_normal(shape)).astype(np.float16))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -1,50 +1,26 @@
-"""Read a model spec from a GGUF file header: exact per-tensor types and sizes."""
+"""A ModelSpec from a GGUF header: the file's exact tensor types and sizes, and its
+architecture read from the metadata as llama.cpp reads it (per-layer head counts and FFN
+widths, sliding-window patterns, MLA, experts, Mamba-2 state sizes)."""
 
 from __future__ import annotations
 
 import os
 import re
-import struct
 from pathlib import Path
 from typing import Any
 
-from gguf import GGMLQuantizationType, GGUFReader
-
 from rigscope.catalog import quant_file
 from rigscope.errors import RigscopeError
-from rigscope.specs import ModelSpec, Tensor
+from rigscope.sources.gguf_header import GGUFHeader, NeedMore, parse_header
+from rigscope.specs import MLA, SSM, Architecture, ModelSpec, MoE, Tensor
 
-_MIN_TENSOR_INFO = 8 + 4 + 8 + 4 + 8  # name length, n_dims, one dim, type, offset
-_MIN_KV = 8 + 4 + 1  # key length, value type, one byte of value
-_SWA_EVERY = {"gemma2": 2, "gemma3": 6, "cohere2": 4}
 _LAYER = re.compile(r"^blk\.(\d+)\.")
-
-
-def _check_header(path: Path) -> None:
-    """Reject headers whose counts cannot fit in the file, before any parser allocates."""
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(24)
-    if len(head) < 24 or head[:4] != b"GGUF":
-        raise RigscopeError(f"{path} is not a GGUF file (bad magic or truncated header)")
-    version, n_tensors, n_kv = struct.unpack("<IQQ", head[4:24])
-    if version not in (2, 3):
-        raise RigscopeError(f"{path}: unsupported GGUF version {version}; valid: 2, 3")
-    if n_tensors * _MIN_TENSOR_INFO + n_kv * _MIN_KV > size:
-        raise RigscopeError(
-            f"{path}: header claims {n_tensors} tensors and {n_kv} metadata keys, "
-            f"more than a {size}-byte file can hold (corrupt or truncated)"
-        )
-
-
-def _value(fields: dict[str, Any], key: str, default: Any = None) -> Any:
-    field = fields.get(key)
-    if field is None:
-        return default
-    value = field.contents()
-    if isinstance(value, list) and value and isinstance(value[0], int | float):
-        return max(value)  # per-layer arrays (e.g. head counts): the largest governs memory
-    return value
+# llama.cpp's default sliding-window pattern per architecture (load_swa_pattern(ml, n)): of
+# every n layers the first n - 1 use the window; llama4's are chunked
+SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "olmo2": 4, "gpt-oss": 2, "llama4": 4,
+               "exaone4": 4}
+NO_SWA = {"phi3"}  # llama.cpp reads their window but attends to every token
+FIRST_READ = 1 << 20
 
 
 def read_gguf(path: str | os.PathLike[str]) -> ModelSpec:
@@ -52,76 +28,157 @@ def read_gguf(path: str | os.PathLike[str]) -> ModelSpec:
     p = Path(path)
     if not p.is_file():
         raise RigscopeError(f"GGUF file not found: {p}")
-    _check_header(p)
-    try:
-        reader = GGUFReader(p, "r")
-        fields = reader.fields
-        arch = str(_value(fields, "general.architecture", ""))
-        tensors = []
-        for t in reader.tensors:
-            m = _LAYER.match(t.name)
-            tensors.append(
-                Tensor(
-                    name=t.name,
-                    shape=tuple(int(x) for x in t.shape),
-                    layer=int(m.group(1)) if m else None,
-                    ggml_type=GGMLQuantizationType(t.tensor_type).name,
-                    nbytes=int(t.n_bytes),
-                    offset=int(t.data_offset),
-                )
-            )
-        a = f"{arch}."
-        layers = _value(fields, a + "block_count")
-        hidden = _value(fields, a + "embedding_length")
-        heads = _value(fields, a + "attention.head_count")
-        ftype = _value(fields, "general.file_type")
-        vocab_tokens = fields.get("tokenizer.ggml.tokens")
-        values = {
-            "layers": layers, "hidden": hidden, "heads": heads,
-            "intermediate": _value(fields, a + "feed_forward_length", 0),
-            "kv_heads": _value(fields, a + "attention.head_count_kv", heads),
-            "head_dim": _value(fields, a + "attention.key_length"),
-            "head_dim_v": _value(fields, a + "attention.value_length"),
-            "max_context": _value(fields, a + "context_length", 0),
-            "experts": _value(fields, a + "expert_count", 0),
-            "experts_used": _value(fields, a + "expert_used_count", 0),
-            "sliding_window": _value(fields, a + "attention.sliding_window", 0),
-            "name": _value(fields, "general.name", p.stem),
-        }
-    except RigscopeError:
-        raise
-    except Exception as e:  # the gguf package raises many kinds on corrupt input
-        raise RigscopeError(f"{p}: cannot read GGUF ({type(e).__name__}: {e})") from e
-    for key in ("layers", "hidden", "heads"):
-        if not isinstance(values[key], int) or values[key] <= 0:
-            raise RigscopeError(f"{p}: GGUF metadata lacks a valid {arch}.{key} value")
+    size = p.stat().st_size
+    want = FIRST_READ
+    with p.open("rb") as f:
+        while True:
+            f.seek(0)
+            buf = f.read(want)
+            try:
+                header = parse_header(buf, str(p), size)
+                break
+            except NeedMore as more:
+                if len(buf) >= size:
+                    raise RigscopeError(f"{p}: GGUF header is truncated") from None
+                want = min(max(more.needed, 2 * want), size)
+    return spec_from_header(header, p.name, f"GGUF file {p}")
+
+
+def _per_layer(value: Any, n: int, default: int = 0) -> list[int]:
+    if isinstance(value, list):
+        return [int(v) for v in value[:n]] + [int(value[-1]) if value else default] * (
+            n - len(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value] * n
+    return [default] * n
+
+
+def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
+    """Architecture and tensors from a parsed header (no I/O)."""
+    f = h.fields
+    arch = str(f.get("general.architecture") or "")
+    if not arch:
+        raise RigscopeError(f"{id}: GGUF metadata lacks general.architecture")
+    a = arch + "."
+
+    def num(key: str, default: int | None = None) -> int:
+        v = f.get(a + key, default)
+        if isinstance(v, list):
+            v = max(v) if v else default
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise RigscopeError(f"{id}: GGUF metadata lacks a valid {a}{key} value")
+        return v
+
+    n_all = num("block_count")
+    nextn = num("nextn_predict_layers", 0)
+    n = n_all - nextn
+    hidden = num("embedding_length")
+    if n <= 0 or hidden <= 0 or n_all > len(h.tensors):  # every layer has a tensor
+        raise RigscopeError(f"{id}: GGUF metadata lacks a valid {a}block_count value")
+    heads_l = _per_layer(f.get(a + "attention.head_count"), n)
+    kv_l = _per_layer(f.get(a + "attention.head_count_kv", f.get(a + "attention.head_count")),
+                      n)
+    ffn_l = _per_layer(f.get(a + "feed_forward_length", 0), n)
+    heads = max(heads_l) if heads_l else 0
+    kv_heads = max(kv_l) if kv_l else 0
+    head_dim = num("attention.key_length", hidden // heads if heads else 0)
+    head_dim_v = num("attention.value_length", head_dim)
+    tensors = []
+    for t in h.tensors:
+        m = _LAYER.match(t.name)
+        layer = int(m.group(1)) if m else None
+        if layer is not None and layer >= n:
+            continue  # multi-token-prediction layers: llama.cpp does not load them
+        tensors.append(Tensor(name=t.name, shape=t.shape, layer=layer, ggml_type=t.ggml_type,
+                              nbytes=t.nbytes, offset=t.offset))
     names = {t.name for t in tensors}
+
+    def has(il: int, part: str) -> bool:
+        return f"blk.{il}.{part}" in names
+
+    mla = None
+    kv_lora = num("attention.kv_lora_rank", 0)
+    if kv_lora:  # the file's K is the cached latent; the model's heads are MLA's
+        rope = num("rope.dimension_count", 64)
+        k_mla = num("attention.key_length_mla", 0) or head_dim
+        mla = MLA(kv_lora_rank=kv_lora, rope_dim=rope, nope_dim=k_mla - rope,
+                  v_dim=num("attention.value_length_mla", 0) or head_dim_v,
+                  q_lora_rank=num("attention.q_lora_rank", 0))
+        kv_heads, head_dim, head_dim_v = heads, k_mla, mla.v_dim
+    recurrent_arch = arch in ("mamba", "mamba2", "falcon-h1") or any(
+        has(il, "ssm_in.weight") for il in range(n))
+    mamba = tuple(has(il, "ssm_in.weight") for il in range(n)) if recurrent_arch else ()
+    attention = []
+    for il in range(n):
+        attends = any(has(il, x) for x in ("attn_q.weight", "attn_qkv.weight",
+                                           "attn_q_a.weight", "attn_kv_a_mqa.weight"))
+        attention.append("full" if attends and kv_l[il] > 0 else "")
+    window = num("attention.sliding_window", 0)
+    pattern = f.get(a + "attention.sliding_window_pattern")
+    if arch == "llama4" and a + "attention.sliding_window" not in f:
+        window = 8192  # llama.cpp's chunk size for Llama 4 when the file names none
+    if window and arch not in NO_SWA:
+        if isinstance(pattern, list):
+            swa = [bool(x) for x in pattern[:n]]
+        else:
+            every = pattern if isinstance(pattern, int) else SWA_PATTERN.get(arch, 0)
+            swa = [every == 0 or il % every < every - 1 for il in range(n)] if every else \
+                [False] * n
+        kind = "chunked" if arch == "llama4" else "sliding"
+        attention = [kind if (k and swa[il]) else k for il, k in enumerate(attention)]
+    else:
+        window = 0
+    ffn_kinds = []
+    for il in range(n):
+        if has(il, "ffn_gate_inp.weight"):
+            ffn_kinds.append("moe")
+        elif has(il, "ffn_down.weight"):
+            ffn_kinds.append("dense")
+        else:
+            ffn_kinds.append("")
+    moe = None
+    experts = num("expert_count", 0)
+    if experts:
+        used = num("expert_used_count", 0)
+        shared_ffn = num("expert_shared_feed_forward_length", 0)
+        expert_ffn = num("expert_feed_forward_length", 0)
+        sample = next((t for t in tensors if "ffn_down_exps" in t.name), None)
+        if sample is not None:
+            expert_ffn = sample.shape[0]
+        shexp = next((t for t in tensors if "ffn_down_shexp" in t.name), None)
+        if shexp is not None:
+            shared_ffn = shexp.shape[0]
+        moe = MoE(experts=experts, used=used, ffn=expert_ffn,
+                  shared=num("expert_shared_count", 1 if shexp is not None else 0),
+                  shared_ffn=shared_ffn,
+                  probs_bias=any(t.name.endswith("exp_probs_b.bias") for t in tensors))
+    ssm = None
+    if recurrent_arch:
+        ssm = SSM(d_inner=num("ssm.inner_size"), d_state=num("ssm.state_size"),
+                  n_groups=num("ssm.group_count", 1), conv_kernel=num("ssm.conv_kernel"),
+                  heads=num("ssm.time_step_rank", 0),
+                  norm=any(t.name.endswith("ssm_norm.weight") for t in tensors),
+                  conv_bias=any(t.name.endswith("ssm_conv1d.bias") for t in tensors))
     embd = next((t for t in tensors if t.name == "token_embd.weight"), None)
-    vocab = len(vocab_tokens.data) if vocab_tokens is not None else 0
-    if embd is not None and len(embd.shape) == 2:
-        vocab = embd.shape[1]
-    head_dim = values["head_dim"] or hidden // heads
-    return ModelSpec(
-        id=p.name,
-        arch=arch,
-        layers=layers,
-        hidden=hidden,
-        intermediate=int(values["intermediate"] or 0),
-        heads=heads,
-        kv_heads=int(values["kv_heads"] or heads),
-        head_dim=int(head_dim),
-        head_dim_v=int(values["head_dim_v"] or head_dim),
-        vocab=int(vocab),
-        max_context=int(values["max_context"] or 0),
-        tensors=tuple(tensors),
+    vocab = embd.shape[1] if embd is not None and len(embd.shape) == 2 else int(
+        f.get("tokenizer.ggml.tokens") or 0)
+    dense_widths = [w for w, k in zip(ffn_l, ffn_kinds, strict=True) if k == "dense"]
+    architecture = Architecture(
+        model_type=arch, arch=arch, layers=n, hidden=hidden, vocab=vocab,
+        max_context=num("context_length", 0), heads=heads, kv_heads=kv_heads,
+        head_dim=head_dim, head_dim_v=head_dim_v,
+        ffn=max(dense_widths) if dense_widths else max(ffn_l, default=0),
+        attention=tuple(attention), ffn_kinds=tuple(ffn_kinds), mamba=mamba,
+        window=window, moe=moe, mla=mla, ssm=ssm,
         tie_embeddings="output.weight" not in names,
-        experts=int(values["experts"] or 0),
-        experts_used=int(values["experts_used"] or 0),
-        sliding_window=int(values["sliding_window"] or 0),
-        swa_every=_SWA_EVERY.get(arch, 0),
-        file_type=_ftype_name(ftype),
-        source=f"GGUF file {p} ({values['name']})",
-    )
+        rope_factors="llama3" if "rope_freqs.weight" in names else
+        "longrope" if "rope_factors_long.weight" in names else "",
+        dense_ffn=tuple(ffn_l) if len(set(dense_widths)) > 1 else (),
+        nextn_layers=nextn)
+    name = f.get("general.name") or id
+    return ModelSpec(id=id, architecture=architecture, tensors=tuple(tensors),
+                     file_type=_ftype_name(f.get("general.file_type")),
+                     source=f"{source} ({name})")
 
 
 def _ftype_name(ftype: Any) -> str | None:

@@ -1,31 +1,363 @@
-"""Read a model spec from a Hugging Face config.json (and safetensors headers when present)."""
+"""An Architecture from a Hugging Face config.json, by capability.
+
+transformers' configuration classes (no torch needed) are the field library: they know every
+model_type's keys and defaults, and derive per-layer attention types. A model_type they do not
+know, but whose config carries the standard keys, is read as a dense decoder and says so.
+Parsing never does I/O: `architecture_from_config` takes the parsed JSON; `read_config`
+reads a file or a model directory (and its safetensors headers for exact parameter counts).
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import struct
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rigscope.errors import RigscopeError
 from rigscope.sources.layout import build_model
-from rigscope.specs import ModelSpec
+from rigscope.specs import MLA, SSM, Architecture, ModelSpec, MoE
 
-# model_type -> (llama.cpp arch, defaults that config.json may omit)
-_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
-    "llama": ("llama", {}),
-    "mistral": ("llama", {}),
-    "mixtral": ("llama", {}),
-    "qwen2": ("qwen2", {"attention_bias": True}),
-    "gemma2": ("gemma2", {"tie_word_embeddings": True, "swa_every": 2}),
-    "phi3": ("phi3", {}),
-}
 _MAX_HEADER = 100 * 1024 * 1024
+STANDARD_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
+
+# model_type -> llama.cpp architecture (how the GGUF lays out its tensors)
+LLAMA_ARCH = {
+    "llama": "llama", "mistral": "llama", "mixtral": "llama", "granite": "granite",
+    "granitemoe": "granitemoe", "qwen2": "qwen2", "qwen2_moe": "qwen2moe", "qwen3": "qwen3",
+    "qwen3_moe": "qwen3moe", "gemma": "gemma", "gemma2": "gemma2", "gemma3": "gemma3",
+    "gemma3_text": "gemma3", "phi3": "phi3", "phimoe": "phimoe", "deepseek_v2": "deepseek2",
+    "deepseek_v3": "deepseek2", "gpt_oss": "gpt-oss", "llama4": "llama4",
+    "llama4_text": "llama4", "glm4": "glm4", "glm4_moe": "glm4moe", "cohere": "command-r",
+    "cohere2": "cohere2", "olmo2": "olmo2", "exaone": "exaone", "nemotron_h": "nemotron_h",
+    "falcon_h1": "falcon-h1", "mamba2": "mamba2", "glm4_moe_lite": "deepseek2",
+    "granitemoeshared": "granitemoe", "granitemoehybrid": "granitehybrid",
+}
+MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
+
+
+@dataclass(frozen=True)
+class ConfigRead:
+    """What a config says beyond the architecture."""
+
+    architecture: Architecture
+    name: str
+    checkpoint_format: str | None  # FP8, MXFP4, AWQ, GPTQ, NF4 ... (None: BF16/FP16)
+    notes: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _config_object(cfg: dict[str, Any], model_type: str) -> Any:
+    """transformers' config class for the model_type (its defaults filled in), or None."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from transformers import CONFIG_MAPPING
+    except ImportError:
+        return None
+    if model_type not in CONFIG_MAPPING:
+        return None
+    cls = CONFIG_MAPPING[model_type]
+    kwargs = {k: v for k, v in cfg.items() if k not in ("auto_map", "architectures")}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls(**kwargs)
+    except Exception:  # noqa: BLE001 - a class that rejects the values: read them as given
+        return None
+
+
+class _Fields:
+    """Config values: the file's own, else the config class's defaults."""
+
+    def __init__(self, raw: dict[str, Any], obj: Any, where: str) -> None:
+        self.raw, self.obj, self.where = raw, obj, where
+
+    def get(self, *keys: str, default: Any = None) -> Any:
+        for k in keys:
+            if k in self.raw and self.raw[k] is not None:
+                return self.raw[k]
+        if self.obj is not None:
+            for k in keys:
+                v = getattr(self.obj, k, None)
+                if v is not None:
+                    return v
+        return default
+
+    def int(self, *keys: str, default: int | None = None, positive: bool = True,
+            own: bool = False) -> int:
+        """An integer value; own: the file must carry it (a class default does not count)."""
+        v = next((self.raw[k] for k in keys if self.raw.get(k) is not None), None) if own \
+            else self.get(*keys)
+        if v is None:
+            if default is not None:
+                return default
+            raise RigscopeError(f"{self.where}: {keys[0]} is missing")
+        if isinstance(v, bool) or not isinstance(v, int) or (positive and v <= 0) or v < 0:
+            raise RigscopeError(f"{self.where}: {keys[0]} must be a "
+                                f"{'positive' if positive else 'non-negative'} integer, got {v!r}")
+        return v
+
+
+def _text_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The language model's config (nested under text_config for multimodal models), and the
+    vision tower's parameters when there is one."""
+    text = cfg.get("text_config")
+    vision = 0
+    if isinstance(text, dict) and "num_hidden_layers" not in cfg:
+        if isinstance(cfg.get("vision_config"), dict):
+            vision = vision_params(cfg["vision_config"])
+        text = dict(text)
+        text.setdefault("model_type", cfg.get("model_type", ""))
+        if text.get("model_type") in ("gemma3", "llama4"):
+            text["model_type"] = text["model_type"] + "_text"
+        for k in ("tie_word_embeddings", "quantization_config"):
+            if k in cfg and k not in text:
+                text[k] = cfg[k]
+        return text, vision
+    return cfg, vision
+
+
+def vision_params(v: dict[str, Any]) -> int:
+    """A ViT tower's parameters from its config: attention and MLP per layer, patch embedding,
+    position table (approximate to a few percent; only non-GGUF engines load it)."""
+    h = v.get("hidden_size") or 0
+    i = v.get("intermediate_size") or 4 * h
+    n = v.get("num_hidden_layers") or v.get("depth") or 0
+    p = v.get("patch_size") or 14
+    img = v.get("image_size") or 224
+    ch = v.get("num_channels") or 3
+    if not (isinstance(h, int) and isinstance(n, int) and h > 0 and n > 0):
+        return 0
+    per_layer = 4 * h * h + 4 * h + 2 * h * i + i + h + 4 * h
+    return n * per_layer + ch * p * p * h + (img // p) ** 2 * h
+
+
+def _kinds(f: _Fields, n: int, model_type: str) -> tuple[tuple[str, ...], int]:
+    """Per-layer attention kinds and the window, from layer_types or the config's pattern."""
+    types = f.get("layer_types")
+    window = f.get("sliding_window", "attention_chunk_size") or 0
+    if not isinstance(window, int) or isinstance(window, bool):
+        window = 0
+    if isinstance(types, list) and len(types) >= n:
+        out = []
+        for t in types[:n]:
+            t = str(t)
+            out.append("sliding" if "sliding" in t else "chunked" if "chunk" in t else "full")
+        if model_type.startswith("llama4"):
+            window = f.get("attention_chunk_size") or 8192
+        if any(k != "full" for k in out) and window:
+            return tuple(out), int(window)
+    if model_type == "gemma2" and window:
+        return tuple("sliding" if il % 2 == 0 else "full" for il in range(n)), window
+    return ("full",) * n, 0
+
+
+EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts")
+# model types whose GGUF converter drops the multi-token-prediction layers (the others keep
+# them in the file, unloaded, where llama-quantize's layer counts see them)
+MTP_DROPPED = ("deepseek_v2", "deepseek_v3")
+
+
+def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") -> ConfigRead:
+    """The Architecture a config.json describes (the parsed JSON object in)."""
+    if not isinstance(cfg, dict):
+        raise RigscopeError(f"{where}: expected a JSON object")
+    text, vision = _text_config(cfg)
+    model_type = str(text.get("model_type") or "")
+    known = model_type in LLAMA_ARCH
+    notes: list[str] = []
+    warnings: list[str] = []
+    if not known:
+        missing = [k for k in (*STANDARD_KEYS, "intermediate_size") if k not in text]
+        if missing:
+            raise RigscopeError(
+                f"{where}: unsupported model_type {model_type!r} and the config lacks "
+                f"{', '.join(missing)}; known model types: {', '.join(MODEL_TYPES)}")
+        warnings.append(f"model_type {model_type!r} is not one rigscope knows: estimated as "
+                        "a dense Llama-style decoder from its standard keys")
+    f = _Fields(text, _config_object(text, model_type) if known else None, where)
+    # the model's size is never taken from a config class's defaults
+    n = f.int("num_hidden_layers", "num_layers", "n_layer", own=True)
+    hidden = f.int("hidden_size", "d_model", "n_embd", own=True)
+    heads = f.int("num_attention_heads", "n_head", default=1)
+    kv_heads = f.int("num_key_value_heads", "num_kv_heads", default=heads)
+    head_dim = f.int("head_dim", "attention_head_dim", default=hidden // heads)
+    mla = _mla(f)
+    if mla is not None:
+        head_dim = mla.nope_dim + mla.rope_dim
+    ffn = f.int("intermediate_size", "ffn_dim", default=0, positive=False)
+    attention, window = _kinds(f, n, model_type)
+    ffn_kinds = ("dense",) * n
+    # experts as the file counts them (a config class's default count is no evidence)
+    moe = _moe(f, model_type, ffn) if any(k in text for k in EXPERT_KEYS) else None
+    if moe is not None:
+        ffn_kinds = _sparse_layers(f, n, model_type)
+        if model_type.startswith("llama4"):
+            ffn = f.int("intermediate_size_mlp", default=ffn)
+    mamba: tuple[bool, ...] = ()
+    ssm = None
+    if model_type in ("nemotron_h", "granitemoehybrid", "falcon_h1", "mamba2"):
+        attention, mamba, hybrid_ffn, ssm = _hybrid(f, n, model_type, hidden, moe is not None)
+        ffn_kinds = hybrid_ffn or ffn_kinds
+    arch = LLAMA_ARCH.get(model_type, "llama")
+    if model_type == "nemotron_h" and moe is not None:
+        arch = "nemotron_h_moe"
+    rope = f.get("rope_scaling", "rope_parameters") or {}
+    rope_type = rope.get("rope_type", rope.get("type")) if isinstance(rope, dict) else None
+    partial = f.get("partial_rotary_factor") or (
+        rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
+    qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "olmo2") or bool(
+        f.get("use_qk_norm")) and not model_type.startswith("llama4")
+    attention_bias = bool(f.get("attention_bias"))
+    q = text.get("quantization_config") or {}
+    fmt = _checkpoint_format(q) if isinstance(q, dict) else None
+    mtp = int(f.get("num_nextn_predict_layers") or 0)
+    architecture = Architecture(
+        model_type=model_type, arch=arch, layers=n, hidden=hidden, vocab=f.int("vocab_size"),
+        max_context=f.int("max_position_embeddings", "max_seq_len", "seq_length", default=0,
+                          positive=False),
+        heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+        head_dim_v=(mla.v_dim if mla else f.int("head_dim_v", default=head_dim)),
+        ffn=ffn, attention=attention, ffn_kinds=ffn_kinds, mamba=mamba,
+        window=window if any(k in ("sliding", "chunked") for k in attention) else 0,
+        moe=moe, mla=mla, ssm=ssm,
+        tie_embeddings=bool(f.get("tie_word_embeddings",
+                                  default=model_type.startswith(("gemma", "cohere")))),
+        qkv_bias=model_type in ("qwen2", "qwen2_moe") or attention_bias,
+        o_bias=model_type in ("gpt_oss", "phimoe") or (
+            attention_bias and model_type.startswith("granite")),
+        qk_norm=qk_norm, attn_sinks=model_type == "gpt_oss",
+        rope_factors=rope_type if rope_type in ("llama3", "longrope") else "",
+        rope_dim=int(head_dim * partial) if isinstance(partial, float) and partial < 1 else 0,
+        nextn_layers=0 if model_type in MTP_DROPPED else mtp, vision_params=vision,
+        native_experts="MXFP4" if fmt == "MXFP4" else "")
+    if mtp:
+        notes.append(f"{mtp} multi-token-prediction layer(s) in the checkpoint are not counted: "
+                     "llama.cpp does not load them and vLLM only for speculative decoding")
+    name = str(cfg.get("_name_or_path") or text.get("_name_or_path") or "")
+    return ConfigRead(architecture, name, fmt, tuple(notes), tuple(warnings))
+
+
+def _mla(f: _Fields) -> MLA | None:
+    """DeepSeek's latent attention: kv_lora_rank and the positional part are cached."""
+    if not f.get("kv_lora_rank"):
+        return None
+    return MLA(kv_lora_rank=f.int("kv_lora_rank"), rope_dim=f.int("qk_rope_head_dim"),
+               nope_dim=f.int("qk_nope_head_dim"), v_dim=f.int("v_head_dim"),
+               q_lora_rank=f.int("q_lora_rank", default=0, positive=False))
+
+
+def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
+    """Routed experts, top-k, shared experts and their widths."""
+    experts = f.get(*EXPERT_KEYS) or 0
+    if not isinstance(experts, int) or experts <= 1:
+        return None
+    used = f.int("num_experts_per_tok", "experts_per_token", "moe_topk")
+    expert_ffn = f.int("moe_intermediate_size", "expert_intermediate_size", default=ffn)
+    shared = f.get("n_shared_experts", "num_shared_experts") or 0
+    shared_ffn = f.get("shared_expert_intermediate_size", "shared_intermediate_size",
+                       "moe_shared_expert_intermediate_size") or 0
+    if model_type.startswith("llama4"):
+        shared, shared_ffn = 1, expert_ffn  # one shared expert as wide as a routed one
+    elif shared_ffn and not shared:  # Qwen2-MoE and Granite name only the width
+        shared = 1
+    elif shared and not shared_ffn:  # DeepSeek, GLM: n experts of the routed width
+        shared_ffn = shared * expert_ffn
+    return MoE(experts=experts, used=used, ffn=expert_ffn, shared=int(shared),
+               shared_ffn=int(shared_ffn),
+               probs_bias=(f.get("topk_method") == "noaux_tc"
+                           or model_type in ("glm4_moe", "nemotron_h", "deepseek_v3")))
+
+
+def _sparse_layers(f: _Fields, n: int, model_type: str) -> tuple[str, ...]:
+    """Which layers route to experts: all but the first_k_dense_replace, every
+    decoder_sparse_step / moe_layer_freq / interleave_moe_layer_step, not mlp_only_layers."""
+    dense_first = int(f.get("first_k_dense_replace") or 0)
+    every = int(f.get("decoder_sparse_step", "moe_layer_freq", "interleave_moe_layer_step")
+                or 1)
+    mlp_only = set(f.get("mlp_only_layers") or [])
+    return tuple("moe" if il >= dense_first and (il + 1) % every == 0 and il not in mlp_only
+                 else "dense" for il in range(n))
+
+
+def _hybrid(f: _Fields, n: int, model_type: str, hidden: int, has_moe: bool
+            ) -> tuple[tuple[str, ...], tuple[bool, ...], tuple[str, ...], SSM]:
+    """Mamba-2 layers beside (or instead of) attention: per-layer attention, Mamba and FFN
+    kinds (empty when every layer has a dense FFN) and the mixer's sizes."""
+    if model_type == "mamba2":
+        ssm = SSM(d_inner=f.int("expand", default=2) * hidden, d_state=f.int("state_size"),
+                  n_groups=f.int("n_groups"), conv_kernel=f.int("conv_kernel"),
+                  heads=f.int("num_heads"), conv_bias=bool(f.get("use_conv_bias", default=True)))
+        return ("",) * n, (True,) * n, ("",) * n, ssm
+    if model_type == "falcon_h1":  # attention and Mamba side by side in every layer
+        d_ssm = f.get("mamba_d_ssm") or f.int("mamba_n_heads") * f.int("mamba_d_head")
+        ssm = SSM(d_inner=int(d_ssm), d_state=f.int("mamba_d_state"),
+                  n_groups=f.int("mamba_n_groups"), conv_kernel=f.int("mamba_d_conv"),
+                  heads=f.int("mamba_n_heads"), norm=bool(f.get("mamba_rms_norm")),
+                  conv_bias=bool(f.get("mamba_conv_bias", default=True)))
+        return ("full",) * n, (True,) * n, (), ssm
+    if model_type == "granitemoehybrid":  # each layer: Mamba or attention, then an FFN
+        types = [str(t) for t in (f.get("layer_types") or [])]
+        if len(types) != n:
+            raise RigscopeError(f"{f.where}: layer_types lists {len(types)} layers; "
+                                f"num_hidden_layers is {n}")
+        heads = f.int("mamba_n_heads")
+        d_inner = f.int("mamba_expand", default=2) * hidden
+        ssm = SSM(d_inner=d_inner, d_state=f.int("mamba_d_state"),
+                  n_groups=f.int("mamba_n_groups"), conv_kernel=f.int("mamba_d_conv"),
+                  heads=heads, conv_bias=bool(f.get("mamba_conv_bias", default=True)))
+        return (tuple("full" if t == "attention" else "" for t in types),
+                tuple(t == "mamba" for t in types), (), ssm)
+    # nemotron_h: one mixer or FFN per layer, from a pattern string (M Mamba, * attention,
+    # - MLP, E MoE) or, in newer configs, a list of block types
+    pattern = f.get("hybrid_override_pattern") or f.get("layers_block_type") or ""
+    if isinstance(pattern, list):
+        codes = {"mamba": "M", "attention": "*", "full_attention": "*", "mlp": "-", "moe": "E"}
+        pattern = "".join(codes.get(str(t), "?") for t in pattern)
+    pattern = str(pattern)
+    if len(pattern) != n or set(pattern) - set("M*-E"):
+        raise RigscopeError(f"{f.where}: hybrid_override_pattern {pattern!r} must give one of "
+                            f"M * - E for each of the {n} layers")
+    heads = f.int("mamba_num_heads")
+    ssm = SSM(d_inner=heads * f.int("mamba_head_dim"), d_state=f.int("ssm_state_size"),
+              n_groups=f.int("n_groups"), conv_kernel=f.int("conv_kernel"), heads=heads,
+              conv_bias=bool(f.get("use_conv_bias", default=True)),
+              state_dtype_bytes=_dtype_bytes(f.get("mamba_ssm_cache_dtype")))
+    return (tuple("full" if c == "*" else "" for c in pattern), tuple(c == "M" for c in pattern),
+            tuple("moe" if c == "E" else "dense" if c == "-" else "" for c in pattern), ssm)
+
+
+def _dtype_bytes(name: Any) -> int:
+    return {"float32": 4, "float16": 2, "bfloat16": 2}.get(str(name or "float32"), 4)
+
+
+def _checkpoint_format(q: dict[str, Any]) -> str | None:
+    """The weights' format as quantization_config names it (for the non-GGUF engines)."""
+    method = str(q.get("quant_method") or "").lower()
+    if method == "fp8":
+        return "FP8-BLOCK" if q.get("weight_block_size") else "FP8"
+    if method == "mxfp4":
+        return "MXFP4"
+    if method == "awq":
+        return "AWQ"
+    if method == "gptq":
+        return "GPTQ-8" if q.get("bits") == 8 else "GPTQ"
+    if method == "bitsandbytes":
+        return "NF4" if q.get("load_in_4bit") else "INT8"
+    if method in ("compressed-tensors",):
+        return "FP8" if "fp8" in json.dumps(q).lower() else None
+    return None
 
 
 def read_config(path: str | Path) -> ModelSpec:
-    """path: a config.json file or a model directory that holds one."""
+    """path: a config.json file or a model directory that holds one (and safetensors)."""
     p = Path(path)
     cfg_path = p / "config.json" if p.is_dir() else p
     if not cfg_path.is_file():
@@ -34,48 +366,27 @@ def read_config(path: str | Path) -> ModelSpec:
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RigscopeError(f"{cfg_path}: malformed JSON ({e})") from e
-    if not isinstance(cfg, dict):
-        raise RigscopeError(f"{cfg_path}: expected a JSON object")
-    cfg = cfg.get("text_config", cfg) if "num_hidden_layers" not in cfg else cfg
-    mtype = cfg.get("model_type", "")
-    if mtype not in _TYPES:
-        raise RigscopeError(
-            f"{cfg_path}: unsupported model_type {mtype!r}; valid: {', '.join(sorted(_TYPES))}"
-        )
-    arch, defaults = _TYPES[mtype]
-
-    def need(key: str) -> int:
-        v = cfg.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise RigscopeError(f"{cfg_path}: {key} must be a positive integer, got {v!r}")
-        return v
-
-    heads = need("num_attention_heads")
-    rope = cfg.get("rope_scaling") or {}
-    sliding = cfg.get("sliding_window") if arch == "gemma2" else 0
     shards = sorted(cfg_path.parent.glob("*.safetensors"))
-    exact = count_safetensors_params(shards) if shards else None
-    return build_model(
-        id=str(cfg.get("_name_or_path") or cfg_path.parent.name),
-        arch=arch,
-        layers=need("num_hidden_layers"),
-        hidden=need("hidden_size"),
-        intermediate=need("intermediate_size"),
-        heads=heads,
-        kv_heads=cfg.get("num_key_value_heads") or heads,
-        vocab=need("vocab_size"),
-        max_context=cfg.get("max_position_embeddings") or 0,
-        head_dim=cfg.get("head_dim"),
-        tie_embeddings=bool(cfg.get("tie_word_embeddings", defaults.get("tie_word_embeddings"))),
-        experts=cfg.get("num_local_experts") or 0,
-        experts_used=cfg.get("num_experts_per_tok") or 0,
-        sliding_window=sliding or 0,
-        swa_every=defaults.get("swa_every", 0),
-        attn_bias=bool(cfg.get("attention_bias", defaults.get("attention_bias", False))),
-        rope_freqs=isinstance(rope, dict) and rope.get("rope_type") == "llama3",
-        published_params=exact,
-        source=f"config.json {cfg_path}" + (f" + {len(shards)} safetensors" if shards else ""),
-    )
+    return model_from_config(
+        cfg, where=str(cfg_path), id=cfg_path.parent.name,
+        checkpoint_params=count_safetensors_params(shards) if shards else None,
+        source=f"config.json {cfg_path}" + (f" + {len(shards)} safetensors" if shards else ""))
+
+
+def model_from_config(cfg: dict[str, Any], *, where: str = "config.json", id: str = "",
+                      checkpoint_params: int | None = None, source: str = "") -> ModelSpec:
+    """A ModelSpec from a parsed config.json (no I/O): llama.cpp's layout of its tensors."""
+    read = architecture_from_config(cfg, where)
+    spec = build_model(read.name or id or "model", read.architecture,
+                       published_params=checkpoint_params, source=source or where)
+    return with_checkpoint(spec, read)
+
+
+def with_checkpoint(spec: ModelSpec, read: ConfigRead) -> ModelSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, checkpoint_format=read.checkpoint_format,
+                               notes=read.notes, warnings=read.warnings)
 
 
 def count_safetensors_params(files: list[Path]) -> int:
@@ -90,11 +401,25 @@ def count_safetensors_params(files: list[Path]) -> int:
             (n,) = struct.unpack("<Q", raw)
             if n > min(size - 8, _MAX_HEADER):
                 raise RigscopeError(f"{f}: safetensors header length {n} exceeds the file")
-            try:
-                header = json.loads(fh.read(n))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise RigscopeError(f"{f}: malformed safetensors header ({e})") from e
-        for name, info in header.items():
-            if name != "__metadata__":
-                total += math.prod(info["shape"])
+            total += header_params(fh.read(n), str(f))
+    return total
+
+
+def header_params(raw: bytes, where: str) -> int:
+    """Parameters a safetensors header lists (scales of quantized checkpoints excluded)."""
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RigscopeError(f"{where}: malformed safetensors header ({e})") from e
+    if not isinstance(header, dict):
+        raise RigscopeError(f"{where}: malformed safetensors header")
+    total = 0
+    for name, info in header.items():
+        if name == "__metadata__" or not isinstance(info, dict):
+            continue
+        if re.search(r"(scale_inv|_scale|\.scales|\.zeros|\.qzeros|g_idx)$", name):
+            continue
+        shape = info.get("shape")
+        if isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape):
+            total += math.prod(shape)
     return total

@@ -1,89 +1,223 @@
-"""Generate a model's weight tensors (GGUF names and shapes) from its architecture."""
+"""A model's weight tensors as llama.cpp lays them out (names and shapes), from its
+Architecture. The names and shapes follow llama.cpp's loaders (src/models/*.cpp of the tree
+the project builds); tests load random-weight GGUFs written from these layouts into that
+llama.cpp, which refuses a missing, extra or misshapen tensor.
+
+Shapes are in ggml order: shape[0] is the row length (the input width of a matrix).
+"""
 
 from __future__ import annotations
 
-from rigscope.specs import ModelSpec, Tensor
+from collections.abc import Callable
+from dataclasses import dataclass
 
-ARCHS = ("llama", "qwen2", "gemma2", "phi3")
+from rigscope.specs import Architecture, ModelSpec, Tensor
+
+Add = Callable[..., None]  # add(name, *shape): one tensor of the layer being built
 
 
-def build_model(
-    id: str,
-    arch: str,
-    *,
-    layers: int,
-    hidden: int,
-    intermediate: int,
-    heads: int,
-    kv_heads: int,
-    vocab: int,
-    max_context: int,
-    head_dim: int | None = None,
-    tie_embeddings: bool = False,
-    experts: int = 0,
-    experts_used: int = 0,
-    sliding_window: int = 0,
-    swa_every: int = 0,
-    attn_bias: bool = False,
-    rope_freqs: bool = False,
-    published_params: int | None = None,
-    source: str = "",
-) -> ModelSpec:
-    """A ModelSpec whose tensors follow llama.cpp's layout for `arch`."""
-    d = head_dim or hidden // heads
-    E, F, V = hidden, intermediate, vocab
-    q, kv = heads * d, kv_heads * d
+@dataclass(frozen=True)
+class Style:
+    """How one llama.cpp architecture names and arranges what capabilities leave open."""
+
+    attn_norm: bool = True  # attn_norm before attention (olmo2: none)
+    ffn_norm: str = "ffn_norm.weight"  # the norm before the FFN ("": none, cohere)
+    attn_post_norm: bool = False  # post_attention_norm after attention (gemma2/3, olmo2, glm4)
+    ffn_post_norm: bool = False
+    qk_norm: str = "head"  # with qk_norm: "head" {d}, "full" {H*d}, "heads" {d, H} (command-r)
+    fused_qkv: bool = False  # attn_qkv instead of attn_q/k/v (phi3)
+    fused_up_gate: bool = False  # ffn_up {E, 2F} holds gate and up (phi3, glm4)
+    gated_ffn: bool = True  # ffn_gate beside ffn_up (nemotron: relu^2, no gate)
+    norm_bias: bool = False  # LayerNorm biases (phimoe)
+    output_bias: bool = False
+    shared_gate: bool = False  # qwen2moe: a sigmoid gate on the shared expert
+    moe_biases: bool = False  # gpt-oss: router and expert biases
+    tied_always: bool = False  # gemma, command-r: the LM head is the embedding matrix
+    norm_every_layer: bool = False  # nemotron-h: attn_norm before any mixer or FFN
+
+
+_NEMOTRON_H = Style(ffn_norm="", gated_ffn=False, norm_every_layer=True)
+STYLES: dict[str, Style] = {
+    "llama": Style(), "qwen2": Style(), "qwen3": Style(), "exaone": Style(),
+    "granite": Style(), "granitemoe": Style(), "qwen2moe": Style(shared_gate=True),
+    "qwen3moe": Style(), "llama4": Style(), "deepseek2": Style(),
+    "gemma": Style(tied_always=True),
+    "gemma2": Style(attn_post_norm=True, ffn_post_norm=True, tied_always=True),
+    "gemma3": Style(attn_post_norm=True, ffn_post_norm=True),
+    "olmo2": Style(attn_norm=False, ffn_norm="", attn_post_norm=True, ffn_post_norm=True,
+                   qk_norm="full"),
+    "phi3": Style(fused_qkv=True, fused_up_gate=True),
+    "phimoe": Style(norm_bias=True, output_bias=True),
+    "glm4": Style(attn_post_norm=True, ffn_post_norm=True, fused_up_gate=True),
+    "glm4moe": Style(ffn_norm="post_attention_norm.weight"),
+    "command-r": Style(ffn_norm="", qk_norm="heads", tied_always=True),
+    "cohere2": Style(ffn_norm="", tied_always=True),
+    "gpt-oss": Style(ffn_norm="post_attention_norm.weight", moe_biases=True),
+    "nemotron_h": _NEMOTRON_H, "nemotron_h_moe": _NEMOTRON_H,
+    "falcon-h1": Style(ffn_norm="ffn_norm"),  # its loader names the tensor without ".weight"
+    "mamba2": Style(), "granitehybrid": Style(),
+}
+ARCHS = tuple(sorted(STYLES))
+
+
+def style(arch: str) -> Style:
+    return STYLES.get(arch, Style())
+
+
+def build_tensors(a: Architecture) -> tuple[Tensor, ...]:
+    """Every weight tensor of `a`, layer by layer, as llama.cpp's loader expects them."""
+    st = style(a.arch)
+    E, V = a.hidden, a.vocab
     t: list[Tensor] = [Tensor("token_embd.weight", (E, V))]
-    if rope_freqs:
-        t.append(Tensor("rope_freqs.weight", (d // 2,)))
-    for i in range(layers):
-        p = f"blk.{i}."
-        t.append(Tensor(p + "attn_norm.weight", (E,), i))
-        if arch == "phi3":
-            t.append(Tensor(p + "attn_qkv.weight", (E, q + 2 * kv), i))
-        else:
-            t += [
-                Tensor(p + "attn_q.weight", (E, q), i),
-                Tensor(p + "attn_k.weight", (E, kv), i),
-                Tensor(p + "attn_v.weight", (E, kv), i),
-            ]
-        if attn_bias:
-            t += [
-                Tensor(p + "attn_q.bias", (q,), i),
-                Tensor(p + "attn_k.bias", (kv,), i),
-                Tensor(p + "attn_v.bias", (kv,), i),
-            ]
-        t.append(Tensor(p + "attn_output.weight", (q, E), i))
-        if arch == "gemma2":
-            t.append(Tensor(p + "post_attention_norm.weight", (E,), i))
-        t.append(Tensor(p + "ffn_norm.weight", (E,), i))
-        if experts:
-            t += [
-                Tensor(p + "ffn_gate_inp.weight", (E, experts), i),
-                Tensor(p + "ffn_gate_exps.weight", (E, F, experts), i),
-                Tensor(p + "ffn_up_exps.weight", (E, F, experts), i),
-                Tensor(p + "ffn_down_exps.weight", (F, E, experts), i),
-            ]
-        elif arch == "phi3":
-            t += [
-                Tensor(p + "ffn_up.weight", (E, 2 * F), i),
-                Tensor(p + "ffn_down.weight", (F, E), i),
-            ]
-        else:
-            t += [
-                Tensor(p + "ffn_gate.weight", (E, F), i),
-                Tensor(p + "ffn_up.weight", (E, F), i),
-                Tensor(p + "ffn_down.weight", (F, E), i),
-            ]
-        if arch == "gemma2":
-            t.append(Tensor(p + "post_ffw_norm.weight", (E,), i))
+    rot = (a.rope_dim or a.head_dim) // 2
+    if a.rope_factors == "llama3":
+        t.append(Tensor("rope_freqs.weight", (rot,)))
+    elif a.rope_factors == "longrope":
+        t += [Tensor("rope_factors_long.weight", (rot,)),
+              Tensor("rope_factors_short.weight", (rot,))]
+    for i in range(a.layers):
+        t += _layer(a, st, i)
     t.append(Tensor("output_norm.weight", (E,)))
-    if not tie_embeddings:
+    if st.norm_bias:
+        t.append(Tensor("output_norm.bias", (E,)))
+    if not (a.tie_embeddings or st.tied_always):
         t.append(Tensor("output.weight", (E, V)))
-    return ModelSpec(
-        id=id, arch=arch, layers=layers, hidden=hidden, intermediate=intermediate, heads=heads,
-        kv_heads=kv_heads, head_dim=d, head_dim_v=d, vocab=vocab, max_context=max_context,
-        tensors=tuple(t), tie_embeddings=tie_embeddings, experts=experts,
-        experts_used=experts_used, sliding_window=sliding_window, swa_every=swa_every,
-        published_params=published_params, source=source,
-    )
+        if st.output_bias:
+            t.append(Tensor("output.bias", (V,)))
+    return tuple(t)
+
+
+def _layer(a: Architecture, st: Style, i: int) -> list[Tensor]:
+    p, E = f"blk.{i}.", a.hidden
+    t: list[Tensor] = []
+
+    def add(name: str, *shape: int) -> None:
+        t.append(Tensor(p + name, tuple(shape), i))
+
+    attention, mamba, ffn = a.attention[i], a.is_recurrent(i), a.ffn_kinds[i]
+    if st.attn_norm and (attention or mamba or (ffn and st.norm_every_layer)):
+        add("attn_norm.weight", E)
+        if st.norm_bias:
+            add("attn_norm.bias", E)
+    if mamba:
+        _mamba(a, add)
+    if attention:
+        _attention(a, st, add)
+    if ffn:
+        if st.ffn_norm:
+            add(st.ffn_norm, E)
+            if st.norm_bias:
+                add("ffn_norm.bias", E)
+        if ffn == "moe":
+            _moe(a, st, add)
+        else:
+            _dense(st, add, E, a.ffn_width(i))
+        if st.ffn_post_norm:
+            add("post_ffw_norm.weight", E)
+    return t
+
+
+def _attention(a: Architecture, st: Style, add: Add) -> None:
+    E, H, KV = a.hidden, a.heads, a.kv_heads
+    if a.mla is not None:
+        m = a.mla
+        dk = m.nope_dim + m.rope_dim
+        if m.q_lora_rank:
+            add("attn_q_a_norm.weight", m.q_lora_rank)
+        add("attn_kv_a_norm.weight", m.kv_lora_rank)
+        if m.q_lora_rank:
+            add("attn_q_a.weight", E, m.q_lora_rank)
+            add("attn_q_b.weight", m.q_lora_rank, H * dk)
+        else:
+            add("attn_q.weight", E, H * dk)
+        add("attn_kv_a_mqa.weight", E, m.kv_lora_rank + m.rope_dim)
+        add("attn_k_b.weight", m.nope_dim, m.kv_lora_rank, H)
+        add("attn_v_b.weight", m.kv_lora_rank, m.v_dim, H)
+        add("attn_output.weight", H * m.v_dim, E)
+        return
+    q, k, v = H * a.head_dim, KV * a.head_dim, KV * a.head_dim_v
+    if st.fused_qkv:
+        add("attn_qkv.weight", E, q + k + v)
+    else:
+        add("attn_q.weight", E, q)
+        add("attn_k.weight", E, k)
+        add("attn_v.weight", E, v)
+    if a.qkv_bias:
+        add("attn_q.bias", q)
+        add("attn_k.bias", k)
+        add("attn_v.bias", v)
+    if a.qk_norm:
+        if st.qk_norm == "full":
+            add("attn_q_norm.weight", q)
+            add("attn_k_norm.weight", k)
+        elif st.qk_norm == "heads":
+            add("attn_q_norm.weight", a.head_dim, H)
+            add("attn_k_norm.weight", a.head_dim, KV)
+        else:
+            add("attn_q_norm.weight", a.head_dim)
+            add("attn_k_norm.weight", a.head_dim)
+    add("attn_output.weight", H * a.head_dim_v, E)
+    if a.o_bias:
+        add("attn_output.bias", E)
+    if a.attn_sinks:
+        add("attn_sinks.weight", H)
+    if st.attn_post_norm:
+        add("post_attention_norm.weight", E)
+
+
+def _dense(st: Style, add: Add, E: int, width: int, kind: str = "") -> None:
+    """A dense FFN; kind "_shexp" names a MoE layer's shared expert."""
+    if st.fused_up_gate:
+        add(f"ffn_up{kind}.weight", E, 2 * width)
+    else:
+        if st.gated_ffn:
+            add(f"ffn_gate{kind}.weight", E, width)
+        add(f"ffn_up{kind}.weight", E, width)
+    add(f"ffn_down{kind}.weight", width, E)
+
+
+def _moe(a: Architecture, st: Style, add: Add) -> None:
+    moe = a.moe
+    assert moe is not None
+    E, X, F = a.hidden, moe.experts, moe.ffn
+    add("ffn_gate_inp.weight", E, X)
+    if st.moe_biases:
+        add("ffn_gate_inp.bias", X)
+    if moe.probs_bias:
+        add("exp_probs_b.bias", X)
+    if st.gated_ffn:
+        add("ffn_gate_exps.weight", E, F, X)
+    add("ffn_up_exps.weight", E, F, X)
+    add("ffn_down_exps.weight", F, E, X)
+    if st.moe_biases:
+        add("ffn_gate_exps.bias", F, X)
+        add("ffn_up_exps.bias", F, X)
+        add("ffn_down_exps.bias", E, X)
+    if moe.shared:
+        if st.shared_gate:
+            add("ffn_gate_inp_shexp.weight", E)
+        _dense(st, add, E, moe.shared_ffn, "_shexp")
+
+
+def _mamba(a: Architecture, add: Add) -> None:
+    s = a.ssm
+    assert s is not None
+    E = a.hidden
+    conv = s.d_inner + 2 * s.n_groups * s.d_state
+    add("ssm_in.weight", E, s.d_inner + conv + s.heads)
+    add("ssm_conv1d.weight", s.conv_kernel, conv)
+    if s.conv_bias:
+        add("ssm_conv1d.bias", conv)
+    add("ssm_dt.bias", s.heads)
+    add("ssm_a", 1, s.heads)
+    add("ssm_d", 1, s.heads)
+    if s.norm:
+        add("ssm_norm.weight", s.d_inner // s.n_groups, s.n_groups)
+    add("ssm_out.weight", s.d_inner, E)
+
+
+def build_model(id: str, a: Architecture, *, published_params: int | None = None,
+                source: str = "") -> ModelSpec:
+    """A ModelSpec whose tensors follow llama.cpp's layout for `a`."""
+    return ModelSpec(id=id, architecture=a, tensors=build_tensors(a),
+                     published_params=published_params, source=source)

@@ -1,0 +1,62 @@
+"""Every architecture against the real llama.cpp built here: a small random-weight model of
+each (tests/data/small_configs.json, in config.json form), written in llama.cpp's layout as
+rigscope generates it from the config. llama-server refuses a missing, extra or misshapen
+tensor, so loading proves the layout; llama-quantize's output types must be the ones
+rigscope assigns (Q8_0, Q4_K_M); the buffers llama.cpp reports must match the estimate
+(weights and caches within 1%, compute within 12%).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import require_engine
+from rigscope.catalog import gguf_mixes
+from rigscope.estimator import estimate
+from rigscope.estimator.quantize import gguf_types
+from rigscope.llamacpp.probe import probe_buffers, quantize
+from rigscope.llamacpp.synth import write_gguf
+from rigscope.sources import resolve_model
+from rigscope.sources.hf import model_from_config
+from rigscope.specs import Accelerator, Rig
+from rigscope.system import local_cpu_features
+
+pytestmark = pytest.mark.slow
+MIB = 2**20
+CONFIGS = json.loads((Path(__file__).parent / "data" / "small_configs.json").read_text())
+PROBES = [(1024, True, "f16"), (4096, False, "f16")]  # n_ctx over 2 slots, flash attention
+
+
+def this_cpu() -> Rig:
+    features, source = local_cpu_features()
+    return Rig(devices=(), host=Accelerator.cpu(8 * 2**30, features=features,
+                                                features_source=source))
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_llamacpp_loads_quantizes_and_allocates_as_estimated(
+        name: str, smollm2: Path, tmp_path: Path) -> None:
+    require_engine()
+    spec = model_from_config(CONFIGS[name], id=name)
+    f16 = write_gguf(spec, tmp_path / "f16.gguf", smollm2)
+    keep = ["_exps.weight=" + spec.architecture.native_experts.lower()] \
+        if spec.architecture.native_experts else []
+    for mix in ("Q8_0", "Q4_K_M"):
+        out = quantize(f16, tmp_path / f"{mix}.gguf", mix, keep=keep)
+        got = {t.name: t.ggml_type for t in resolve_model(str(out)).tensors}
+        assert got == gguf_types(spec, gguf_mixes()[mix]), mix
+    q8 = tmp_path / "Q8_0.gguf"
+    model = resolve_model(str(q8))
+    for (ctx, fa, kv), reported in zip(PROBES, probe_buffers(q8, PROBES, parallel=2),
+                                       strict=True):
+        (cpu,) = estimate(model, this_cpu(), context=ctx // 2, batch=2, flash_attn=fa,
+                          kv_type=kv).devices
+        total = {k: sum(v.values()) for k, v in reported.items()}
+        assert cpu.weights_bytes / MIB == pytest.approx(total["model"], rel=0.01)
+        caches = total.get("KV", 0) + total.get("RS", 0)
+        assert cpu.kv_bytes / MIB == pytest.approx(caches, rel=0.01), (ctx, fa)
+        assert cpu.compute_bytes / MIB == pytest.approx(total["compute"], rel=0.12), (ctx, fa)
+        assert cpu.overhead_bytes / MIB == pytest.approx(total["output"], abs=0.01)

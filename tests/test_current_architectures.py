@@ -1,0 +1,137 @@
+"""Current architectures from their published config.json: parameters as llama.cpp counts
+them, GGUF sizes as published, caches as llama.cpp allocates them (tests/data/configs, with
+the published figures in its README)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import GIB
+from rigscope.catalog import gguf_mixes
+from rigscope.estimator.memory import (
+    kv_cell_bytes,
+    layer_weights,
+    llamacpp_kv_bytes_by_layer,
+    llamacpp_kv_cells,
+    recurrent_state_bytes,
+)
+from rigscope.sources.hf import architecture_from_config, model_from_config
+from rigscope.specs import ModelSpec
+
+CONFIGS = Path(__file__).parent / "data" / "configs"
+# folder: llama.cpp's parameter count (B), Q4_K_M and Q8_0 tensor data (GiB) as published
+PUBLISHED = {
+    "qwen3-8b": (8.19, 4.68, 8.11),
+    "qwen3-30b-a3b": (30.53, 17.28, 30.25),
+    "deepseek-v3": (671.03, 376.65, 664.29),
+    "gpt-oss-20b": (20.91, None, None),  # published as a file of 11.67 GB: see below
+    "gemma-3-27b-it": (27.01, 15.40, None),
+    "llama-4-scout-17b-16e": (107.77, 60.86, 106.65),
+    "nemotron-3-nano-30b-a3b": (31.58, 22.96, None),
+    "llama-3.3-70b-instruct": (70.55, 39.59, None),
+}
+
+
+def spec(name: str) -> ModelSpec:
+    return model_from_config(json.loads((CONFIGS / name / "config.json").read_text()))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_parameters_within_2_percent_of_llamacpp(name: str) -> None:
+    assert spec(name).params / 1e9 == pytest.approx(PUBLISHED[name][0], rel=0.02)
+
+
+SIZES = [(n, m) for n, v in PUBLISHED.items()
+         for m, x in zip(("Q4_K_M", "Q8_0"), v[1:], strict=True) if x]
+
+
+@pytest.mark.parametrize(("name", "mix"), SIZES)
+def test_gguf_sizes_within_3_percent_of_published(name: str, mix: str) -> None:
+    want = PUBLISHED[name][1 if mix == "Q4_K_M" else 2]
+    assert layer_weights(spec(name), gguf_mixes()[mix]).total / GIB == pytest.approx(
+        want, rel=0.03)
+
+
+def test_gpt_oss_keeps_its_mxfp4_experts_in_q4_k_m() -> None:
+    m = spec("gpt-oss-20b")
+    lw = layer_weights(m, gguf_mixes()["Q4_K_M"])
+    assert lw.types["MXFP4"] == 19_110_297_600 * 17 // 32  # 19.1 B expert weights
+    header = 6e6  # tokenizer and metadata of the published file (201,088 tokens)
+    assert (lw.total + header) / 1e9 == pytest.approx(11.67, rel=0.03)
+
+
+def test_deepseek_caches_the_mla_latent_only() -> None:
+    """llama.cpp caches kv_lora_rank + qk_rope_head_dim values per token and layer (K only):
+    61 x 576 x 2 bytes = 70,272 bytes per token at F16, not 61 x 128 heads x (192 + 128)."""
+    m = spec("deepseek-v3")
+    assert sum(kv_cell_bytes(m, "f16", il) for il in range(m.layers)) == 61 * 576 * 2
+    assert sum(llamacpp_kv_bytes_by_layer(m, 32768, 1, "f16")) == 61 * 576 * 2 * 32768
+
+
+def test_gpt_oss_sliding_layers_keep_the_window_plus_one_ubatch() -> None:
+    """gpt-oss-20b at n_ctx 131072: the full layers hold 131072 cells (3 GiB at F16), the
+    sliding ones 128 + 512 padded to 768 cells, as llama_kv_cache_iswa reports."""
+    m = spec("gpt-oss-20b")
+    assert llamacpp_kv_cells(m, 131072, 1, swa=True) == 768
+    by_layer = llamacpp_kv_bytes_by_layer(m, 131072, 1, "f16")
+    full = sum(b for il, b in enumerate(by_layer) if not m.is_swa_layer(il))
+    swa = sum(b for il, b in enumerate(by_layer) if m.is_swa_layer(il))
+    assert full == 3 * GIB and swa == 12 * 768 * 8 * 64 * 2 * 2
+
+
+def test_gemma3_has_one_global_layer_in_six() -> None:
+    a = architecture_from_config(json.loads(
+        (CONFIGS / "gemma-3-27b-it" / "config.json").read_text())).architecture
+    assert [a.is_swa(il) for il in range(6)] == [True] * 5 + [False]
+    assert a.window == 1024 and a.head_dim == 128 and a.hidden // a.heads != a.head_dim
+    assert a.vision_params > 0  # counted for the non-GGUF engines only
+
+
+def test_llama4_chunks_three_layers_in_four() -> None:
+    a = spec("llama-4-scout-17b-16e").architecture
+    assert a.attention[:4] == ("chunked",) * 3 + ("full",) and a.window == 8192
+    assert a.moe is not None and (a.moe.experts, a.moe.used, a.moe.shared) == (16, 1, 1)
+
+
+def test_nemotron_state_does_not_grow_with_context() -> None:
+    m = spec("nemotron-3-nano-30b-a3b")
+    a = m.architecture
+    assert sum(a.mamba) == 23 and sum(1 for k in a.attention if k) == 6
+    state = sum(recurrent_state_bytes(m, 1, il) for il in range(m.layers))
+    # per Mamba layer: conv (4 - 1) x (4096 + 2 x 8 x 128) and SSM 128 x 4096, F32
+    assert state == 23 * ((3 * (4096 + 2 * 8 * 128) + 128 * 4096) * 4)
+    short = sum(llamacpp_kv_bytes_by_layer(m, 4096, 1, "f16"))
+    long = sum(llamacpp_kv_bytes_by_layer(m, 8192, 1, "f16"))
+    assert long - short == 6 * 2 * 2 * 128 * 2 * 4096  # only attention layers grow
+
+
+def test_active_parameters_of_moe_models() -> None:
+    assert spec("qwen3-30b-a3b").active_params / 1e9 == pytest.approx(3.3, rel=0.05)
+    assert spec("deepseek-v3").active_params / 1e9 == pytest.approx(37.5, rel=0.03)
+
+
+def test_unknown_model_type_with_standard_keys_estimates_with_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rigscope.cli import main
+
+    cfg = {"model_type": "brand_new_lm", "num_hidden_layers": 4, "hidden_size": 512,
+           "num_attention_heads": 8, "num_key_value_heads": 2, "intermediate_size": 1536,
+           "vocab_size": 32000}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert main(["estimate", str(tmp_path), "--gpu", "rtx-4090", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: model_type 'brand_new_lm' is not one rigscope knows" in err
+    assert any("dense Llama-style decoder" in b for b in json.loads(out)["basis"])
+
+
+def test_unknown_model_type_without_standard_keys_names_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rigscope.cli import main
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "odd", "d_model": 8}))
+    assert main(["estimate", str(tmp_path), "--gpu", "rtx-4090"]) == 2
+    err = capsys.readouterr().err
+    assert "lacks num_hidden_layers, hidden_size, num_attention_heads, vocab_size" in err
