@@ -81,10 +81,10 @@ def test_apple(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_gpu_keeps_the_driver_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    on(monkeypatch, run=replay({"nvidia-smi": "NVIDIA Tesla T4, 15360\n"}))
+    on(monkeypatch, run=replay({"nvidia-smi": "NVIDIA Tesla K80, 11441\n"}))
     info = system.detect(measure=False)
     (gpu,) = info.gpus
-    assert gpu.id == "cuda0" and gpu.memory_bytes == 15360 * 2**20
+    assert gpu.id == "cuda0" and gpu.memory_bytes == 11441 * 2**20
 
 
 def test_no_gpu_plans_for_the_cpu() -> None:

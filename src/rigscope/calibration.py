@@ -87,7 +87,7 @@ def rig_args(hardware: str) -> tuple[tuple[str, ...], str | None]:
 def _key(est: MemoryEstimate, kind: str) -> tuple[str, str]:
     dev = est.rig.devices[0] if est.rig.devices else est.rig.host
     if kind == "decode":
-        return "bw_eff", f"{dev.backend}:{dev.hw_class}"
+        return "bw_eff", f"{dev.backend}:{dev.hw_class.removesuffix('-2die')}"
     family = weights_family(est)
     return "pp_eff", f"{dev.backend}:{family}" if dev.backend != "cpu" else "cpu"
 
@@ -104,8 +104,10 @@ def log_error(obs: Sequence[Observation], p: SpeedParams) -> float:
 
 
 def fit_one(obs: Sequence[Observation], p: SpeedParams, field: str, key: str) -> SpeedParams:
-    """The value of p.field[key] that zeroes the summed log error (bisection on a log scale)."""
-    lo, hi = 0.01, 10.0
+    """The value of p.field[key] that zeroes the summed log error (bisection on a log scale),
+    within (0, 1]: an efficiency is a share of a spec figure. Measurements faster than the
+    spec allows leave it at 1, and the spec (or the run's hardware) is what to question."""
+    lo, hi = 0.01, 1.0
 
     def err(v: float) -> float:
         return log_error(obs, with_value(p, field, key, v))

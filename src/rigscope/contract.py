@@ -30,10 +30,14 @@ from rigscope.system import SystemInfo
 
 Doc = dict[str, Any]
 SPEED_KEYS = ("decode_tokens_per_s", "aggregate_tokens_per_s", "prefill_tokens_per_s",
-              "ttft_s", "e2e_s", "load_time_s", "network_s", "decode_band", "prefill_band")
+              "ttft_s", "e2e_s", "load_time_s", "network_s", "decode_band", "prefill_band",
+              "decode_roofline_fraction", "server", "served_decode_tokens_per_s",
+              "served_ttft_s")
 
 
-def _finite(v: float) -> float | None:
+def _finite(v: float | str | None) -> float | str | None:
+    if v is None or isinstance(v, str):
+        return v
     return round(v, 6) if math.isfinite(v) else None
 
 

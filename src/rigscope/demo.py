@@ -70,18 +70,22 @@ def smollm2_gguf() -> Path:
 
 
 def predict(model_spec: str, plan: DemoPlan) -> tuple[MemoryEstimate, dict[str, float]]:
-    """Memory and speed predicted for this machine's CPU, with llama-server's settings."""
+    """Memory and speed predicted for this machine's CPU with llama-server's settings, as its
+    client measures them (the served figures: the server's per-request and per-token
+    costs on top of llama.cpp's own speed)."""
     est = estimate(resolve_model(model_spec), resolve_rig(cpu=""), context=plan.context,
                    batch=plan.slots)
     chat = estimate_speed(est, prompt_tokens=plan.prompt_tokens,
                           output_tokens=plan.output_tokens)
     rag = estimate_speed(est, prompt_tokens=plan.rag_prompt_tokens, output_tokens=32)
-    return est, {"decode": chat.decode_tokens_per_s, "ttft": chat.ttft_s,
-                 "prefill": rag.prefill_tokens_per_s}
+    assert chat.served_decode_tokens_per_s and chat.served_ttft_s and rag.served_ttft_s
+    return est, {"decode": chat.served_decode_tokens_per_s, "ttft": chat.served_ttft_s,
+                 "prefill": plan.rag_prompt_tokens / rag.served_ttft_s}
 
 
 def comparison(pred: dict[str, float], sweep: Run, rag: Run, plan: DemoPlan) -> list[Check]:
-    """Predicted vs measured (concurrency 1: the model's single-stream figures)."""
+    """Predicted vs measured (concurrency 1: the model's single-stream figures; prefill as
+    the client sees it, prompt tokens over time to first token)."""
     c1 = next(s for lv, s in sweep.summarized if lv.concurrency == 1)
     r1 = rag.summarized[0][1]
     itl, ttft, rag_ttft = c1.itl_s.p50, c1.ttft_s.p50, r1.ttft_s.p50
@@ -120,7 +124,7 @@ def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None
     """The whole loop: the runs, predicted vs measured, and the report."""
     info = detect()
     say(f"this machine: {info.cpu_model}, {info.cpu_cores} cores, "
-        f"{info.ram_bytes / GIB:.1f} GiB RAM, {info.ram_gbs or 0:.1f} GB/s read (one core)"
+        f"{info.ram_bytes / GIB:.1f} GiB RAM, {info.ram_gbs or 0:.1f} GB/s read (all cores)"
         + (f", GPUs: {', '.join(g.id for g in info.gpus)}" if info.gpus else ", no GPU"))
     store = Store()
     out_dir = data_dir() / "reports"

@@ -376,6 +376,8 @@ class DeviceUse:
     # what one decoded token touches here, for the speed model
     read_bytes: int = 0  # weight bytes read per token (MoE: active experts; no embedding rows)
     routed_bytes: int = 0  # MoE: all routed experts here (a batch reads more of them)
+    routed_params: int = 0  # their weights
+    moe_layers: int = 0  # layers here that route to experts
     params: int = 0  # weights multiplied per token (2 FLOPs each)
     kv_token_bytes: int = 0  # KV bytes per token of context in full-attention layers
     swa_token_bytes: int = 0  # the same in sliding-window layers (read up to the window)
@@ -491,4 +493,11 @@ class SpeedEstimate:
     network_s: float  # what the network adds to one request's e2e
     decode_band: float  # relative error band (calibration residuals), e.g. 0.15 = +-15%
     prefill_band: float
+    # the decode step's memory time at spec bandwidth over its predicted time: <= 1, and how
+    # close the prediction is to what the hardware physically allows
+    decode_roofline_fraction: float
+    # as a client of the engine's usual server measures them (None: no server modelled)
+    server: str | None = None
+    served_decode_tokens_per_s: float | None = None
+    served_ttft_s: float | None = None
     basis: tuple[str, ...] = field(default=())

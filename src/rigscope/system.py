@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +28,12 @@ from rigscope.hardware import cpu_isa, parse_rig
 from rigscope.llamacpp.build import cpu_flags
 from rigscope.llamacpp.locate import build_record
 from rigscope.paths import data_dir
-from rigscope.records import median
 from rigscope.specs import Accelerator, Rig
 from rigscope.units import GB, GIB, parse_size
 
 Runner = Callable[[list[str]], str | None]  # stdout, or None when missing or failing
 MEASURE_TTL_S = 7 * 24 * 3600  # reuse a RAM bandwidth measurement for a week
+PROBE_VERSION = 2  # 2: RAM read by all cores at once (1: one core)
 
 
 def run_command(cmd: list[str]) -> str | None:
@@ -259,13 +260,22 @@ def apple_chip() -> list[Accelerator]:
 # --- CPU probes ---------------------------------------------------------------------
 
 
-def measure_ram_bandwidth(mib: int = 128, repeats: int = 7) -> float:
-    """GB/s one core reads from RAM: the median of `repeats` sums over a `mib` MiB array
-    (the median, not the best, since a shared machine's bandwidth varies from read to read)."""
+def measure_ram_bandwidth(mib: int = 256, repeats: int = 7) -> float:
+    """GB/s all cores read from RAM together: each sums its share of a `mib` MiB array at
+    once (numpy releases the GIL); the best of `repeats` rounds, since on a shared machine
+    other work only slows a round down. The speed model's CPU efficiency is a share of this
+    figure, the machine's read capability."""
     data = np.ones(mib * 2**20 // 8)
     data.sum()  # fault the pages in first
-    times = [_timed(data.sum) for _ in range(repeats)]
-    return data.nbytes / (median(times) or math.inf) / GB
+    n = max(1, os.cpu_count() or 1)
+    chunks = np.array_split(data, n)
+    with ThreadPoolExecutor(n) as pool:
+        def read_all() -> None:
+            list(pool.map(np.sum, chunks))
+
+        read_all()
+        best = min(_timed(read_all) for _ in range(repeats))
+    return data.nbytes / (best or math.inf) / GB
 
 
 def measure_cpu_tflops(n: int = 1024, repeats: int = 5) -> float:
@@ -286,7 +296,8 @@ def _timed(fn: Callable[[], object]) -> float:
 def measured_cpu(model: str, refresh: bool = False) -> tuple[float, float]:
     """(RAM GB/s, CPU TFLOPS), measured (~0.3 s) or reused from the data dir for a week."""
     path = data_dir() / "system.json"
-    key = {"host": socket.gethostname(), "cpu": model}
+    # the probe's version: a cached figure from an older probe is measured again
+    key = {"host": socket.gethostname(), "cpu": model, "probe": PROBE_VERSION}
     if not refresh and path.exists():
         try:
             cached = json.loads(path.read_text())

@@ -26,7 +26,8 @@ class _Strict(BaseModel):
 
 class GpuEntry(_Strict):
     name: str
-    arch: Literal["ampere", "ada", "hopper", "blackwell", "rdna3", "cdna3"]
+    arch: Literal["volta", "turing", "ampere", "ada", "hopper", "blackwell", "rdna2", "rdna3",
+                  "rdna4", "cdna3"]
     backend: Literal["cuda", "rocm"]
     memory_mib: int = Field(gt=0)
     memory_source: Literal["driver", "spec"]
@@ -39,7 +40,7 @@ class GpuEntry(_Strict):
     price_date: str = ""
     pcie: str
     nvlink_gbs: float = Field(ge=0)
-    hw_class: Literal["gddr", "hbm"]
+    hw_class: Literal["gddr", "hbm", "lpddr"]  # lpddr: a GPU sharing LPDDR5X with its CPU
     source: str = Field(min_length=3)
 
     @model_validator(mode="after")

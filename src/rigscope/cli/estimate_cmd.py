@@ -33,11 +33,12 @@ if TYPE_CHECKING:
               "hardware, unless --gpu/--cpu say otherwise, and its speed constants.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the contract).")
 def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
-                 flash_attn: str | None, repack: str, outputs: str, context: str, batch: int,
+                 flash_attn: str | None, engine_version: str | None, repack: str,
+                 outputs: str, context: str, batch: int,
                  prompt_tokens: int, output_tokens: int, disk: str, network: str,
                  gpus: tuple[str, ...], cpu: str | None, ram: str | None, cpu_isa: str | None,
                  rig_name: str | None, as_json: bool) -> None:
-    """Memory and speed of MODEL (catalog id, HF repo id, config.json, model dir or .gguf)."""
+    """Memory and speed of MODEL (catalog id, Hub repo, config.json, model dir or .gguf)."""
     from rigscope.estimator import estimate
     from rigscope.estimator.speed import estimate_speed
     from rigscope.estimator.speed_params import DEFAULT
@@ -55,9 +56,10 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
     spec = resolve_model(model, quant=quant)
     warn_assumptions(spec)
     est = estimate(spec, rig, quant=quant, engine=engine, context=parse_tokens(context),
-                   batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn),
+                   batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn, engine_version),
                    repack=repack == "on", outputs=outputs)
     speed = estimate_speed(est, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                           engine_version=engine_version,
                            disk=disk, network=network, p=params) if est.runs else None
     if as_json:
         from rigscope.contract import estimate_json
@@ -84,7 +86,8 @@ def warn_assumptions(spec: ModelSpec) -> None:
 @rig_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
-                    flash_attn: str | None, repack: str, outputs: str, batches: str,
+                    flash_attn: str | None, engine_version: str | None, repack: str,
+                    outputs: str, batches: str,
                     gpus: tuple[str, ...], cpu: str | None, ram: str | None,
                     cpu_isa: str | None, as_json: bool) -> None:
     """Largest context that fits, for each number of parallel sequences."""
@@ -102,7 +105,8 @@ def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
     spec = resolve_model(model, quant=quant)
     warn_assumptions(spec)
     limits = [(b, max_context(spec, rig, batch=b, quant=quant, engine=engine, kv_type=kv_type,
-                              flash_attn=flash(flash_attn), repack=repack == "on",
+                              flash_attn=flash(flash_attn, engine_version),
+                              repack=repack == "on",
                               outputs=outputs)) for b in counts]
     if as_json:
         from rigscope.contract import max_context_json

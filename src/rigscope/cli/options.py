@@ -41,20 +41,35 @@ def model_options(f: F) -> F:
                      show_default=True,
                      help="llama.cpp on the CPU: repack weights as the build does (off: "
                           "--no-repack or GGML_CPU_REPACK=OFF).")(f)
+    f = click.option("--engine-version", default=None, metavar="BUILD",
+                     help="the llama.cpp build (b2800) or year the prediction describes "
+                          "(default: today's; builds before b6200 run without flash "
+                          "attention by default).")(f)
     f = click.option("--flash-attn", type=click.Choice(["on", "off"]), default=None,
-                     help="llama.cpp flash attention (default on, as llama.cpp's auto).")(f)
+                     help="llama.cpp flash attention (default on, as llama.cpp's auto; off "
+                          "for an --engine-version before b6200).")(f)
     f = click.option("--kv-type", default="f16", show_default=True,
                      help="KV cache type: f16, bf16, f32, q8_0, q4_0 (llama.cpp), fp8 (vLLM).")(f)
     f = click.option("--engine", default="llama.cpp", show_default=True,
-                     help="llama.cpp, ollama, vllm, transformers, mlx.")(f)
+                     help="llama.cpp, ollama, llama-cpp-python, vllm, transformers, mlx.")(f)
     f = click.option("--quant", default=None,
                      help="Q4_K_M, Q8_0, F16, ... or AWQ, GPTQ, FP8, NF4, MLX-4BIT "
                           "(default: the GGUF's own, else the engine's usual).")(f)
     return f
 
 
-def flash(value: str | None) -> bool | None:
-    return None if value is None else value == "on"
+def flash(value: str | None, engine_version: str | None = None) -> bool | None:
+    """--flash-attn as given; unset: llama.cpp's default for the build (None: today's)."""
+    if value is not None:
+        return value == "on"
+    if engine_version is None:
+        return None
+    from rigscope.estimator.speed_params import flash_attn_default
+
+    try:
+        return flash_attn_default(engine_version)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--engine-version") from None
 
 
 def make_rig(gpus: tuple[str, ...], cpu: str | None, ram: str | None,

@@ -87,8 +87,8 @@ def estimate(
     if quant is None and model.checkpoint_format == q.name and eng.family != "llama.cpp":
         notes.append(f"{q.name}: the checkpoint's own format (its quantization_config)")
     notes.extend((*model.warnings, *model.notes))
-    if eng.name == "ollama":
-        notes.append("Ollama runs llama.cpp: llama.cpp's memory rules apply")
+    if eng.name in ("ollama", "llama-cpp-python"):
+        notes.append(f"{eng.name} runs llama.cpp: llama.cpp's memory rules apply")
     if eng.family == "llama.cpp" and flash_attn is None:
         notes.append("flash attention on, as llama-server's default '-fa auto' turns it on "
                      "(--flash-attn off for builds before mid-2025)")

@@ -11,6 +11,8 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
     Engine("llama.cpp", "llama.cpp", _ALL, "Q4_K_M",
            "llama.cpp (llama-server): GGUF files, layer split over GPUs, spills to RAM"),
     Engine("ollama", "llama.cpp", _ALL, "Q4_K_M", "Ollama: runs llama.cpp"),
+    Engine("llama-cpp-python", "llama.cpp", _ALL, "Q4_K_M",
+           "llama-cpp-python's server: runs llama.cpp, one request at a time"),
     Engine("vllm", "vllm", frozenset({"cuda", "rocm"}), "BF16",
            "vLLM: tensor parallel over GPUs, paged KV cache"),
     Engine("transformers", "transformers", frozenset({"cpu", "cuda", "rocm"}), "BF16",

@@ -49,6 +49,7 @@ class LayerWeights:
     active_per_layer: tuple[int, ...]  # bytes one token reads (MoE: the experts it uses)
     active_params_per_layer: tuple[int, ...]  # weights one token multiplies, per layer
     routed_per_layer: tuple[int, ...]  # bytes of the routed experts, all of them, per layer
+    routed_params_per_layer: tuple[int, ...]  # their weights
     output_params: int  # weights of the LM head
 
     @property
@@ -70,7 +71,8 @@ def layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
 
 def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     n = model.layers
-    per_layer, active, active_params, routed = [0] * n, [0] * n, [0] * n, [0] * n
+    per_layer, active, active_params = [0] * n, [0] * n, [0] * n
+    routed, routed_params = [0] * n, [0] * n
     embd = output = output_unique = other = output_params = 0
     types: dict[str, int] = {}
     for t in model.tensors:
@@ -82,6 +84,7 @@ def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
             active[t.layer] += int(nbytes * used)
             if "_exps" in t.name:
                 routed[t.layer] += nbytes
+                routed_params[t.layer] += t.n_elements
             active_params[t.layer] += int(t.n_elements * used)
         elif t.name == "token_embd.weight":
             embd = nbytes
@@ -99,6 +102,7 @@ def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
         per_layer=tuple(per_layer), token_embd=embd, output=output, output_unique=output_unique,
         other=other, types=types, active_per_layer=tuple(active),
         active_params_per_layer=tuple(active_params), routed_per_layer=tuple(routed),
+        routed_params_per_layer=tuple(routed_params),
         output_params=output_params,
     )
 
@@ -226,6 +230,8 @@ def recurrent_state_bytes(model: ModelSpec, batch: int, il: int | None = None,
 class SpeedFields(TypedDict):
     read_bytes: int
     routed_bytes: int
+    routed_params: int
+    moe_layers: int
     params: int
     kv_token_bytes: int
     swa_token_bytes: int
@@ -250,6 +256,8 @@ def speed_fields(
     return SpeedFields(
         read_bytes=int(read * share),
         routed_bytes=int(sum(lw.routed_per_layer[il] for il in layers) * share),
+        routed_params=int(sum(lw.routed_params_per_layer[il] for il in layers) * share),
+        moe_layers=sum(1 for il in layers if a.ffn_kinds[il] == "moe"),
         params=int(params * share),
         kv_token_bytes=int(full * kv_share), swa_token_bytes=int(swa * kv_share),
         state_read_bytes=int(state * kv_share),

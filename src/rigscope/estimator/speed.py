@@ -26,8 +26,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rigscope.errors import unknown
-from rigscope.estimator.speed_params import DEFAULT, SpeedParams, kernel_family
+from rigscope.errors import RigscopeError, unknown
+from rigscope.estimator.serving import server_for
+from rigscope.estimator.speed_params import (
+    DEFAULT,
+    LATEST_ERA,
+    SpeedParams,
+    era_of,
+    kernel_family,
+)
 from rigscope.specs import Accelerator, DeviceUse, MemoryEstimate, ModelSpec, SpeedEstimate
 from rigscope.units import GB, format_bytes
 
@@ -92,88 +99,155 @@ def weight_read_bytes(use: DeviceUse, est: MemoryEstimate, batch: int) -> float:
     return use.read_bytes - one + use.routed_bytes * covered
 
 
+def expert_active_params(use: DeviceUse, est: MemoryEstimate) -> float:
+    """The routed-expert weights one token multiplies on this device."""
+    moe = est.model.architecture.moe
+    return use.routed_params * moe.used / moe.experts if moe and use.routed_params else 0.0
+
+
+def moe_efficiency(est: MemoryEstimate, ubatch: int, backend: str, p: SpeedParams) -> float:
+    """How full the expert mat-muls' tiles are in a prefill ubatch: each expert sees
+    ubatch x used / experts tokens; below the backend's tile height the rest of a tile is
+    computed for nothing."""
+    moe = est.model.architecture.moe
+    if moe is None:
+        return 1.0
+    per_expert = ubatch * moe.used / moe.experts
+    return min(1.0, per_expert / p.moe_tile.get(backend, 64.0))
+
+
 def allreduce_seconds(est: MemoryEstimate, p: SpeedParams) -> float:
     """Tensor parallelism: two all-reduces per layer, a ring of 2(n-1) steps each."""
     n = len(est.devices)
     return 2 * est.model.layers * 2 * (n - 1) * p.allreduce_step_s if n > 1 else 0.0
 
 
+@dataclass(frozen=True)
+class Step:
+    """One decode step: its seconds, and the seconds the memory alone would need at spec
+    bandwidth (their ratio is how close the prediction is to the physical limit)."""
+
+    seconds: float
+    roofline_seconds: float
+
+
+def cpu_share(dev: Accelerator, cpu_threads: float) -> tuple[float, float]:
+    """(bandwidth, compute) multipliers for a server computing on a share of the CPU's
+    cores: compute scales with the cores; memory bandwidth saturates at about half of them."""
+    if dev.backend != "cpu" or cpu_threads >= 1:
+        return 1.0, 1.0
+    return min(1.0, 2 * cpu_threads), cpu_threads
+
+
+def decode_step(est: MemoryEstimate, context: float, batch: int = 1,
+                p: SpeedParams = DEFAULT, cpu_threads: float = 1.0) -> Step:
+    """One decode step of `batch` sequences, each with `context` tokens before.
+
+    Per device: weights (MoE: the experts the batch routes to) at the kernel family's share
+    of bandwidth, the KV cache (capped at the window in sliding layers) and Mamba state at
+    attention's share, or the mat-muls at the compute peak's share when a batch makes them
+    the bound; plus a cost per layer (and per MoE layer, for routing). Layer-split devices
+    run one after another; tensor-parallel ones (vLLM) at once, plus all-reduces."""
+    family = weights_family(est)
+    window = est.model.sliding_window
+    tensor_parallel = est.engine.family == "vllm"
+    times, floors = [], []
+    for part in parts(est):
+        bw_share, compute_share = cpu_share(part.dev, cpu_threads)
+        bw = p.bandwidth(part.dev, family) * bw_share
+        kv_bw = p.kv_bandwidth(part.dev, est.flash_attn) * bw_share
+        spec = (part.dev.bandwidth_gbs or 0) * GB
+        if bw <= 0 or kv_bw <= 0:
+            return Step(math.inf, 0.0)
+        weights = weight_read_bytes(part.use, est, batch)
+        cache = batch * (kv_read_bytes(part.use, context, window)
+                         + 2 * part.use.state_read_bytes)  # Mamba state: read, written back
+        mem_t = weights / bw + cache / kv_bw
+        flops = p.flops(part.dev, family) * compute_share
+        compute_t = 2 * part.use.params * batch / flops if flops > 0 else 0.0
+        layer_s = p.vllm_layer_s if tensor_parallel else p.layer_s.get(part.dev.backend, 50e-6)
+        times.append(max(mem_t, compute_t) + part.use.layers * layer_s
+                     + part.use.moe_layers * p.moe_layer_s)
+        floors.append((weights + cache) / spec)
+    if tensor_parallel:  # the GPUs work at once on slices of every layer
+        return Step(max(times) + allreduce_seconds(est, p), max(floors))
+    return Step(sum(times) + max(len(times) - 1, 0) * p.hop_s, sum(floors))
+
+
 def decode_step_seconds(
     est: MemoryEstimate, context: float, batch: int = 1, p: SpeedParams = DEFAULT
 ) -> float:
     """Seconds for one decode step of `batch` sequences, each with `context` tokens before."""
-    family = weights_family(est)
-    window = est.model.sliding_window
-    tensor_parallel = est.engine.family == "vllm"
-    times = []
-    for part in parts(est):
-        bw = p.bandwidth(part.dev, family)
-        kv_bw = (part.dev.bandwidth_gbs or 0) * GB * p.kv_eff.get(part.dev.backend, 0.3)
-        if bw <= 0 or kv_bw <= 0:
-            return math.inf
-        # weights, the KV cache read back, and Mamba layers' state read and written again
-        mem_t = (weight_read_bytes(part.use, est, batch) / bw
-                 + batch * (kv_read_bytes(part.use, context, window)
-                            + 2 * part.use.state_read_bytes) / kv_bw)
-        flops = p.flops(part.dev, family)
-        compute_t = 2 * part.use.params * batch / flops if flops > 0 else 0.0
-        layer_s = p.vllm_layer_s if tensor_parallel else p.layer_s.get(part.dev.backend, 50e-6)
-        times.append(max(mem_t, compute_t) + part.use.layers * layer_s)
-    if tensor_parallel:  # the GPUs work at once on slices of every layer
-        return max(times) + allreduce_seconds(est, p)
-    return sum(times) + max(len(times) - 1, 0) * p.hop_s
+    return decode_step(est, context, batch, p).seconds
 
 
-def attention_pairs(m: ModelSpec, n: int) -> float:
-    """Query-key pairs a layer scores over an n-token prompt, averaged over the model's
-    layers: n^2 / 2 under causal attention, about n x window under a sliding window or
-    chunks (Llama 4), none in a Mamba or FFN-only layer."""
+def attention_pairs(m: ModelSpec, n: int, depth: int = 0) -> float:
+    """Query-key pairs a layer scores over n prompt tokens that follow `depth` tokens
+    already cached, averaged over the model's layers: n x depth + n^2 / 2 under causal
+    attention, about n x window under a sliding window (chunks: half a chunk), none in a
+    Mamba or FFN-only layer."""
     a = m.architecture
     total = 0.0
+    full = n * depth + n * n / 2
     for kind in a.attention:
-        if kind in ("sliding", "chunked") and a.window < n:
-            w = a.window
-            total += n * w - w * w / 2 if kind == "sliding" else n * w / 2
+        if kind in ("sliding", "chunked") and a.window < n + depth:
+            total += min(full, n * a.window if kind == "sliding" else n * a.window / 2)
         elif kind:
-            total += n * n / 2
+            total += full
     return total / max(a.layers, 1)
 
 
-def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT) -> float:
-    """Seconds to process an n-token prompt (llama.cpp's ppN)."""
+def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT,
+                    depth: int = 0, ubatch: int = 512, cpu_threads: float = 1.0) -> float:
+    """Seconds to process an n-token prompt (llama.cpp's ppN; after `depth` tokens already
+    in the cache: ppN @ dD), in physical batches of `ubatch` tokens.
+
+    Per ubatch and device: the mat-muls at the compute peak's share (expert mat-muls at a
+    lower share while their tiles are part empty, moe_efficiency), or reading the weights
+    the ubatch touches (every expert some token routes to) when that takes longer; plus
+    attention, plus a fixed cost per layer and ubatch. Layer-split GPUs pipeline ubatches
+    within a logical batch of 2048."""
     if n_tokens <= 0:
         return 0.0
     family = weights_family(est)
     m = est.model
     ps = parts(est)
     gpu = est.rig.devices[0] if est.rig.devices and not est.rig.unified else None
+    ub = max(1, min(ubatch, n_tokens))
+    n_ub = math.ceil(n_tokens / ub)
     per_dev = []
     for part in ps:
+        touched = weight_read_bytes(part.use, est, ub)
         if part.dev.backend == "cpu" and gpu is not None and n_tokens >= 32:
             # llama.cpp runs big batches of CPU-held layers on the GPU, copying their
-            # weights over PCIe once per 512-token ubatch
-            copies = math.ceil(n_tokens / 512) * weight_read_bytes(
-                part.use, est, min(n_tokens, 512)) / (pcie_gbs(gpu) * GB)
+            # weights over PCIe once per ubatch
+            copies = n_ub * touched / (pcie_gbs(gpu) * GB)
             per_dev.append(copies + 2 * part.use.params * n_tokens / p.flops(gpu, family))
             continue
-        flops = p.flops(part.dev, family)
-        attn = (part.dev.fp16_tflops or 0) * 1e12 * p.attn_eff.get(part.dev.backend, 0.1)
-        if part.dev.arch == "hopper":
-            attn *= p.hopper_peak
-        if flops <= 0 or attn <= 0:
+        bw_share, compute_share = cpu_share(part.dev, cpu_threads)
+        flops = p.flops(part.dev, family) * compute_share
+        attn = p.attention_flops(part.dev, est.flash_attn) * compute_share
+        bw = p.bandwidth(part.dev, family) * bw_share
+        if flops <= 0 or attn <= 0 or bw <= 0:
             return math.inf
-        linear = 2 * part.use.params * n_tokens / flops
-        attn_flops = 4 * m.heads * m.head_dim * part.use.layers * attention_pairs(m, n_tokens)
-        per_dev.append(linear + attn_flops / attn)
+        experts = expert_active_params(part.use, est)
+        dense = part.use.params - experts
+        compute = 2 * ub * (dense / flops + experts / (
+            flops * moe_efficiency(est, ub, part.dev.backend, p)))
+        linear = n_ub * max(compute, touched / bw)
+        attn_flops = (4 * m.heads * m.head_dim * part.use.layers
+                      * attention_pairs(m, n_tokens, depth))
+        launches = n_ub * part.use.layers * p.pp_layer_s.get(part.dev.backend, 0.0)
+        per_dev.append(linear + attn_flops / attn + launches)
     if est.engine.family == "vllm":
-        return max(per_dev) + allreduce_seconds(est, p) * math.ceil(n_tokens / 512)
+        return max(per_dev) + allreduce_seconds(est, p) * n_ub
     serial = sum(per_dev)
     gpus = [x for x, part in zip(per_dev, ps, strict=True) if part.dev.backend != "cpu"]
     if len(gpus) > 1:
-        # micro-batches of 512 pipelined through the GPUs within each logical batch of 2048
-        u = max(1, min(4, math.ceil(n_tokens / 512)))
+        # ubatches pipelined through the GPUs within each logical batch of 2048
+        u = max(1, min(max(2048 // ub, 1), n_ub))
         serial += (sum(gpus) + (u - 1) * max(gpus)) / u - sum(gpus)
-    return serial + max(len(ps) - 1, 0) * p.hop_s * math.ceil(n_tokens / 512)
+    return serial + max(len(ps) - 1, 0) * p.hop_s * n_ub
 
 
 # --- request-level times: TTFT, end-to-end, model load, network -------------------------
@@ -205,27 +279,47 @@ CHUNK_BYTES = 150  # one streamed SSE chunk per token
 def estimate_speed(
     est: MemoryEstimate, *, prompt_tokens: int = 512, output_tokens: int = 128,
     disk: str = "nvme", network: str = "loopback", p: SpeedParams = DEFAULT,
+    engine_version: str | None = None,
 ) -> SpeedEstimate:
-    """Decode/prefill rates and request times for a placed model."""
+    """Decode/prefill rates and request times for a placed model, for a llama.cpp build of
+    `engine_version`'s era (a build number or a year; default: today's)."""
     if disk not in DISKS:
         raise unknown("disk", disk, DISKS)
     if network not in NETWORKS:
         raise unknown("network", network, NETWORKS)
     net = NETWORKS[network]
     batch = est.batch
+    try:
+        era = era_of(engine_version)
+    except ValueError as e:
+        raise RigscopeError(str(e)) from None
+    slow_decode, slow_prefill = p.era_factor(era, "decode"), p.era_factor(era, "prefill")
     mid = prompt_tokens + output_tokens / 2  # decode cost is linear in context: the mean
-    step = decode_step_seconds(est, mid, batch, p)
+    decode = decode_step(est, mid, batch, p)
+    decode = Step(decode.seconds / slow_decode, decode.roofline_seconds)
+    step = decode.seconds
     n_prefill = max(prompt_tokens, 1)
-    prefill_s = prefill_seconds(est, n_prefill, p)
+    prefill_s = prefill_seconds(est, n_prefill, p) / slow_prefill
     upload = (prompt_tokens * REQUEST_BYTES_PER_TOKEN + 1024) / (net.gbs * 1e9)
     stream = output_tokens * CHUNK_BYTES / (net.gbs * 1e9)
     net_first = net.connect_s + upload + net.rtt_s / 2
     # without a prompt the first token costs one decode step
     ttft = net_first + (prefill_s if prompt_tokens else decode_step_seconds(est, 0, batch, p))
     e2e = ttft + max(output_tokens - 1, 0) * step + stream
+    server = server_for(est.engine.name)
+    served_step = served_ttft = None
+    if server is not None:
+        served_step = (decode_step(est, mid, batch, p, server.cpu_threads).seconds / slow_decode
+                       + server.token_seconds(est.model.vocab))
+        served_ttft = net_first + server.request_s + server.token_seconds(est.model.vocab) + (
+            prefill_seconds(est, n_prefill, p, cpu_threads=server.cpu_threads) / slow_prefill
+            if prompt_tokens else served_step)
     load, load_basis = _load_seconds(est, disk)
     ps = parts(est)
     bytes_per_token = sum(x.use.read_bytes for x in ps)
+    main = est.rig.devices[0] if est.rig.devices else est.rig.host
+    category = f"{main.backend} {main.hw_class}"
+    decode_band, prefill_band = p.band("decode", main), p.band("prefill", main)
     hops = len(ps) - 1
     family = weights_family(est)
     basis = [
@@ -241,10 +335,23 @@ def estimate_speed(
         + "; ".join(_counted(f"{x.use.id} {p.flops(x.dev, family) / 1e12:.1f} TFLOPS "
                              "effective" for x in ps)),
         f"TTFT = network {net_first * 1e3:.1f} ms ({network}) + prefill {prefill_s:.3f} s",
+        *([f"served through {server.name}: +{server.request_s * 1e3:.0f} ms per request, "
+           f"+{server.token_seconds(est.model.vocab) * 1e3:.2f} ms per token"
+           + (f", the model on {server.cpu_threads:.0%} of the CPU's cores"
+              if server.cpu_threads < 1 and not est.rig.devices else "")
+           + f" ({server.source})"] if server else []),
         load_basis,
-        f"error band: +-{p.decode_band:.0%} decode, +-{p.prefill_band:.0%} prefill (90th "
-        "percentile of cross-validated calibration residuals, llama.cpp builds of 2023-2025; "
-        "newer builds prefill up to 40% faster)",
+        f"describes llama.cpp builds of {era if era != LATEST_ERA else '2025-2026'}"
+        + (f" (decode at {slow_decode:.0%}, prefill at {slow_prefill:.0%} of today's builds)"
+           if era != LATEST_ERA else "; --engine-version for older builds")
+        + ("" if est.engine.family == "llama.cpp" else " (llama.cpp's eras; this engine's "
+           "are not modelled)"),
+        f"error band: +-{decode_band:.0%} decode, +-{prefill_band:.0%} prefill (90th "
+        f"percentile of the cross-validated residuals of {category} rows, each predicted by a "
+        "fit that never saw its GPU; benchmarks/fit_speed.py --cv)",
+        f"decode at {decode.roofline_seconds / step:.0%} of the memory roofline (the bytes a "
+        "token reads over spec bandwidth)" if step > 0 and math.isfinite(step) else
+        "decode: no roofline (no bandwidth known)",
     ]
     if est.offloaded_layers:
         host = [x for x in ps if x.dev.backend == "cpu"]
@@ -260,7 +367,13 @@ def estimate_speed(
         aggregate_tokens_per_s=batch / step if step > 0 else math.inf,
         prefill_tokens_per_s=n_prefill / prefill_s if prefill_s > 0 else math.inf,
         ttft_s=ttft, e2e_s=e2e, load_time_s=load, network_s=net_first + stream,
-        decode_band=p.decode_band, prefill_band=p.prefill_band, basis=tuple(basis),
+        decode_band=decode_band, prefill_band=prefill_band,
+        decode_roofline_fraction=(decode.roofline_seconds / step
+                                  if step > 0 and math.isfinite(step) else 0.0),
+        server=server.name if server else None,
+        served_decode_tokens_per_s=1 / served_step if served_step else None,
+        served_ttft_s=served_ttft,
+        basis=tuple(basis),
     )
 
 
