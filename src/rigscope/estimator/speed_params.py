@@ -49,15 +49,21 @@ ERAS = ("2023", "2024", "2025+")
 LATEST_ERA = "2025+"
 
 
-def era_of(version: str | int | None) -> str:
-    """The era of a llama.cpp build: its number (b2800, 2800) or a year (2024); none: today."""
-    if version is None or version == "":
-        return LATEST_ERA
+def _version(version: str | int) -> tuple[int, bool]:
+    """(number, is a year) of a llama.cpp build number (b2800, 2800) or a year (2024)."""
     text = str(version).strip().lower().removeprefix("b")
     if not text.isdigit():
         raise ValueError(f"engine version {version!r}: give a llama.cpp build (b2800) or a year")
     n = int(text)
-    if 2020 <= n <= 2100:  # a year
+    return n, 2020 <= n <= 2100
+
+
+def era_of(version: str | int | None) -> str:
+    """The era of a llama.cpp build: its number (b2800, 2800) or a year (2024); none: today."""
+    if version is None or version == "":
+        return LATEST_ERA
+    n, year = _version(version)
+    if year:
         return "2023" if n <= 2023 else "2024" if n == 2024 else LATEST_ERA
     # builds: b1700 was tagged in January 2024, b4400 in January 2025
     return "2023" if n < 1700 else "2024" if n < 4400 else LATEST_ERA
@@ -70,11 +76,8 @@ def flash_attn_default(version: str | int | None) -> bool:
     """Whether a build of this version turns flash attention on by default."""
     if version is None or version == "":
         return True
-    text = str(version).strip().lower().removeprefix("b")
-    if not text.isdigit():
-        raise ValueError(f"engine version {version!r}: give a llama.cpp build (b2800) or a year")
-    n = int(text)
-    return n >= 2026 if 2020 <= n <= 2100 else n >= FLASH_DEFAULT_BUILD
+    n, year = _version(version)
+    return n >= 2026 if year else n >= FLASH_DEFAULT_BUILD
 
 
 def kernel_family(ggml_type: str) -> str:
