@@ -24,6 +24,7 @@ from rigscope.demo import DemoResult
 from rigscope.evaluation.run import EvalRun
 from rigscope.plan import Option, Plan
 from rigscope.records import Run
+from rigscope.rigcost import RigCost
 from rigscope.sources import CatalogRow
 from rigscope.specs import DeviceUse, MemoryEstimate, ModelSpec, Rig, SpeedEstimate
 from rigscope.system import SystemInfo
@@ -96,6 +97,19 @@ def max_context_json(model: ModelSpec, rig: Rig, limits: list[tuple[int, int]]) 
             "limits": [{"batch": b, "max_context": c} for b, c in limits]}
 
 
+def _round(v: float | None, digits: int) -> float | None:
+    return None if v is None else round(v, digits)
+
+
+def price_json(p: RigCost | None) -> Doc | None:
+    """A rig's price: GPUs plus platform, the record used (kind, as-of, source)."""
+    if p is None:
+        return None
+    return {"total_usd": p.total_usd, "gpus_usd": p.gpus_usd, "platform_usd": p.platform_usd,
+            "kind": p.kind, "as_of": p.as_of, "source": p.source, "machine": p.machine,
+            "platform": p.platform}
+
+
 def option_json(o: Option) -> Doc:
     s = o.speed
     return {
@@ -104,11 +118,16 @@ def option_json(o: Option) -> Doc:
         "decode_tokens_per_s": round(s.decode_tokens_per_s, 3),
         "aggregate_tokens_per_s": round(s.aggregate_tokens_per_s, 3),
         "prefill_tokens_per_s": round(s.prefill_tokens_per_s, 1), "ttft_s": round(s.ttft_s, 4),
-        "price_usd": o.price.usd if o.price else None,
-        "price_source": o.price.label if o.price else None,
+        "price_usd": o.price.total_usd if o.price else None,
+        "price": price_json(o.price),
         "usd_per_tokens_per_s": round(o.usd_per_tps, 2) if o.usd_per_tps else None,
-        "watts": o.watts,
+        "rent_usd_per_hour": _round(o.rent_usd_per_hour, 2),
+        "break_even_hours": _round(o.break_even_hours, 0),
+        "watts": _round(o.watts, 1),
         "tokens_per_joule": round(o.tokens_per_joule, 4) if o.tokens_per_joule else None,
+        "power_usd_per_month": _round(o.power_usd_per_month, 2),
+        "psu_w": o.price.psu_w if o.price else None,
+        "links": o.rig.links,
         "memory_used_bytes": o.memory.total_bytes, "pareto": o.pareto, "notes": list(o.notes),
     }
 
@@ -121,7 +140,9 @@ def plan_json(plan: Plan) -> Doc:
                      "prompt_tokens": w.prompt_tokens, "output_tokens": w.output_tokens,
                      "min_tps": w.min_tps, "max_ttft": w.max_ttft, "budget": w.budget,
                      "max_watts": w.max_watts, "quant": w.quant, "min_quant": w.min_quant,
-                     "engines": list(w.engines), "profile": w.profile},
+                     "engines": list(w.engines), "profile": w.profile,
+                     "max_gpus": w.gpu_count_max, "kwh_usd": w.kwh_usd,
+                     "hours_per_day": w.hours_per_day},
         "options": [option_json(o) for o in plan.options],
         "rejected": [{"rig": r.rig, "model": r.model, "quant": r.quant, "engine": r.engine,
                       "reason": r.reason} for r in plan.rejected],

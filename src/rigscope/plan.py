@@ -28,6 +28,19 @@ from rigscope.estimator.speed import estimate_speed
 from rigscope.estimator.speed_params import DEFAULT, SpeedParams
 from rigscope.hardware import DEFAULT_HOST_RAM, apple_host
 from rigscope.prices import Price
+from rigscope.rigcost import (
+    DEFAULT_HOURS_PER_DAY,
+    DEFAULT_KWH_USD,
+    RigCost,
+    break_even_hours,
+    circuit_note,
+    monthly_power_usd,
+    platform_for,
+    platforms,
+    rent_per_hour,
+    rig_cost,
+    rig_watts,
+)
 from rigscope.specs import (
     Accelerator,
     Engine,
@@ -57,7 +70,7 @@ GGUF_CANDIDATES = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q3_K_M"
 FORMAT_CANDIDATES = {"vllm": ("BF16", "FP8", "AWQ"), "mlx": ("BF16", "MLX-8BIT", "MLX-4BIT"),
                      "transformers": ("BF16", "INT8", "NF4")}
 CPU_RAM_SIZES = (64, 128, 256)  # GB of the CPU-only boxes considered
-HOST_W = 150.0  # watts of a GPU box's CPU, board and fans under load (assumed)
+MAX_GPUS = 4  # GPUs per rig a plan considers unless asked for more
 
 
 @dataclass(frozen=True)
@@ -74,8 +87,10 @@ class Workload:
     quant: str | None = None  # exactly this quantization
     min_quant: str | None = "Q4_K_M"  # quality floor
     engines: tuple[str, ...] = ("llama.cpp", "vllm", "mlx")  # names in ENGINES
-    gpu_count_max: int = 8
+    gpu_count_max: int = MAX_GPUS
     profile: str | None = None
+    kwh_usd: float = DEFAULT_KWH_USD  # electricity price
+    hours_per_day: float = DEFAULT_HOURS_PER_DAY  # of generating, for the power bill
 
 
 @dataclass(frozen=True)
@@ -84,15 +99,18 @@ class Option:
     model: ModelSpec
     memory: MemoryEstimate
     speed: SpeedEstimate
-    price: Price | None
+    price: RigCost | None
     watts: float | None
     notes: tuple[str, ...] = field(default=())
     pareto: bool = False
+    rent_usd_per_hour: float | None = None
+    break_even_hours: float | None = None
+    power_usd_per_month: float | None = None
 
     @property
     def usd_per_tps(self) -> float | None:
         agg = self.speed.aggregate_tokens_per_s
-        return self.price.usd / agg if self.price and agg > 0 else None
+        return self.price.total_usd / agg if self.price and agg > 0 else None
 
     @property
     def tokens_per_joule(self) -> float | None:
@@ -130,15 +148,20 @@ def workload_from(models: Sequence[ModelSpec], profile: str | None = None,
     return Workload(models=tuple(models), profile=profile, **values)  # type: ignore[arg-type]
 
 
-def candidate_rigs(gpu_count_max: int = 8, ids: Iterable[str] | None = None) -> list[Rig]:
-    """1..gpu_count_max of each catalog GPU, each Apple chip at each size, CPU-only boxes."""
+def candidate_rigs(gpu_count_max: int = MAX_GPUS, ids: Iterable[str] | None = None
+                   ) -> list[Rig]:
+    """1..gpu_count_max of each catalog GPU on each platform that holds that many (3 or more:
+    a board with x16 links or a mining frame with x1 risers), each Apple chip at each size,
+    CPU-only boxes."""
     wanted = set(ids) if ids is not None else None
     rigs = []
     for g in gpus().values():
         if wanted is None or g.id in wanted:
             host = Accelerator.cpu(max(DEFAULT_HOST_RAM, 2 * g.memory_bytes))
-            rigs += [Rig(devices=(g,) * n, host=host, host_default=True)
-                     for n in range(1, gpu_count_max + 1)]
+            for n in range(1, (1 if g.hw_class == "lpddr" else gpu_count_max) + 1):
+                links: list[str | None] = [*sorted({p.links for p in platforms(n)})] or [None]
+                rigs += [Rig(devices=(g,) * n, host=host, host_default=True, links=li)
+                         for li in links]
     for chip in apple_chips():
         if wanted is None or chip in wanted:
             for gb in apple_memory_options(chip):
@@ -173,28 +196,6 @@ def _is_gguf(name: str) -> bool:
     return name.upper() in gguf_mixes() or name.upper() in ("FP16", "FP32")
 
 
-def rig_watts(rig: Rig) -> float | None:
-    if not rig.devices:
-        return None
-    if any(d.tdp_w is None for d in rig.devices):
-        return None
-    gpu_w = sum(d.tdp_w or 0 for d in rig.devices)
-    return gpu_w if rig.unified else gpu_w + HOST_W
-
-
-def rig_price(rig: Rig, prices: dict[str, Price]) -> Price | None:
-    if rig.local:
-        return Price(0.0, "this machine (owned)")
-    if not rig.devices:
-        return prices.get(rig.id)
-    if rig.unified:
-        return prices.get(rig.devices[0].id)
-    each = [prices.get(d.id) for d in rig.devices]
-    if any(p is None for p in each):
-        return None
-    return Price(sum(p.usd for p in each if p), each[0].label if each[0] else "")
-
-
 def notes_for(rig: Rig, engine: Engine, users: int, mem: MemoryEstimate) -> tuple[str, ...]:
     notes = []
     backend = rig.devices[0].backend if rig.devices else "cpu"
@@ -202,10 +203,13 @@ def notes_for(rig: Rig, engine: Engine, users: int, mem: MemoryEstimate) -> tupl
         notes.append("ROCm needs more setup than CUDA")
     if backend == "metal" and users > 1:
         notes.append("Metal batches concurrent users less well than CUDA")
-    if len(rig.devices) >= 2 and rig.devices[0].fp16_accumulate == "fp16":
-        notes.append("consumer boards may run two cards at PCIe x8/x8")
-    if len(rig.devices) > 4 and backend != "metal":
-        notes.append("more than 4 GPUs needs a server board or risers")
+    plat = platform_for(rig)
+    if plat is not None and len(rig.devices) > 1:
+        notes.append(f"{plat.name}, {plat.links} links"
+                     + (": layer split only, slower prefill" if plat.links == "x1" else ""))
+    circuit = circuit_note(rig)
+    if circuit:
+        notes.append(circuit)
     if mem.kv_type != "f16":
         notes.append(f"KV cache at {mem.kv_type}")
     if engine.family == "vllm":
@@ -242,13 +246,13 @@ def make_plan(
                 rejected.append(Rejection(rig.id, model.id, w.quant or "-", "-",
                                           "no requested engine runs here"))
                 continue
-            price, watts = rig_price(rig, prices), rig_watts(rig)
+            price, watts = rig_cost(rig, prices), rig_watts(rig)
             if w.budget is not None and price is None:
                 rejected.append(Rejection(rig.id, model.id, "-", "-", "no price"))
                 continue
-            if w.budget is not None and price is not None and price.usd > w.budget:
+            if w.budget is not None and price is not None and price.total_usd > w.budget:
                 rejected.append(Rejection(rig.id, model.id, "-", "-",
-                                          f"price ${price.usd:,.0f} over budget"))
+                                          f"price ${price.total_usd:,.0f} over budget"))
                 continue
             if w.max_watts is not None and watts is not None and watts > w.max_watts:
                 rejected.append(Rejection(rig.id, model.id, "-", "-",
@@ -266,7 +270,7 @@ def make_plan(
 
 
 def _best_on(
-    model: ModelSpec, rig: Rig, engine: Engine, w: Workload, price: Price | None,
+    model: ModelSpec, rig: Rig, engine: Engine, w: Workload, price: RigCost | None,
     watts: float | None, all_configs: bool, params: SpeedParams,
 ) -> tuple[list[Option], tuple[str, str], int]:
     quants = _quants_for(engine, w)
@@ -298,8 +302,13 @@ def _best_on(
             if miss:
                 reason = (quant.name, miss)
                 continue
-            found.append(Option(rig=rig, model=model, memory=mem, speed=speed, price=price,
-                                watts=watts, notes=notes_for(rig, engine, w.users, mem)))
+            rent = rent_per_hour(rig)
+            found.append(Option(
+                rig=rig, model=model, memory=mem, speed=speed, price=price, watts=watts,
+                notes=notes_for(rig, engine, w.users, mem), rent_usd_per_hour=rent,
+                break_even_hours=break_even_hours(price.total_usd, rent, watts, w.kwh_usd)
+                if price else None,
+                power_usd_per_month=monthly_power_usd(watts, w.kwh_usd, w.hours_per_day)))
             break  # a quantized KV cache only when f16 does not do
         if found and not all_configs:
             break
@@ -332,14 +341,14 @@ def _unmet(speed: SpeedEstimate, w: Workload) -> str | None:
 
 def _rank_key(o: Option) -> tuple[float, float, float]:
     """Cheapest first (unknown prices last), then better quality, then faster."""
-    return (o.price.usd if o.price else math.inf, -o.memory.quant.rank,
+    return (o.price.total_usd if o.price else math.inf, -o.memory.quant.rank,
             -o.speed.aggregate_tokens_per_s)
 
 
 def _mark_pareto(options: list[Option]) -> list[Option]:
     """Flag options no other option beats on both price and aggregate speed."""
     def key(o: Option) -> tuple[float, float]:
-        return (o.price.usd if o.price else 0.0, -o.speed.aggregate_tokens_per_s)
+        return (o.price.total_usd if o.price else 0.0, -o.speed.aggregate_tokens_per_s)
 
     priced = sorted((o for o in options if o.price), key=key)
     best, frontier = -1.0, set()

@@ -338,6 +338,7 @@ class Rig:
     host: Accelerator
     host_default: bool = False  # the RAM size was assumed, not given
     local: bool = False  # this machine (plans price it as owned)
+    links: str | None = None  # how the GPUs connect: x16, x8/x8, x1 (risers); None: unknown
 
     @property
     def unified(self) -> bool:
@@ -345,7 +346,9 @@ class Rig:
 
     @property
     def id(self) -> str:
-        return f"local:{self.spec}" if self.local else self.spec
+        if self.local:
+            return f"local:{self.spec}"
+        return self.spec + (" (x1 risers)" if self.links == "x1" else "")
 
     @property
     def spec(self) -> str:

@@ -322,6 +322,91 @@ class QuantFile(_Strict):
         return self
 
 
+_AS_OF = r"^(19|20)\d\d(-[01]\d)?$"
+
+
+class _Priced(_Strict):
+    usd: float | None = Field(default=None, gt=0)
+    low: float | None = Field(default=None, gt=0)
+    high: float | None = Field(default=None, gt=0)
+    as_of: str = Field(pattern=_AS_OF)
+    source: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _has_amount(self) -> _Priced:
+        if self.usd is None and (self.low is None or self.high is None):
+            raise ValueError("give usd, or low and high")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError("low is above high")
+        return self
+
+    @property
+    def amount(self) -> float:
+        """The typical figure: usd, else the middle of the quoted range."""
+        return self.usd if self.usd is not None else ((self.low or 0) + (self.high or 0)) / 2
+
+
+class GpuPriceEntry(_Priced):
+    id: str
+    kind: Literal["used", "street", "msrp"]
+    machine: str | None = None  # the price buys a whole machine (DGX Spark)
+
+
+class ApplePriceEntry(_Priced):
+    chip: str
+    memory_gb: int = Field(gt=0)
+    machine: str
+    kind: Literal["used", "street", "msrp"]
+
+
+class PlatformEntry(_Priced):
+    name: str
+    gpus: tuple[int, int]
+    links: Literal["x16", "x8/x8", "x1"]
+    psu_w: float = Field(gt=0)
+
+
+class RentEntry(_Strict):
+    id: str
+    on_demand: float = Field(gt=0)
+    spot: float | None = Field(default=None, gt=0)
+    as_of: str = Field(pattern=_AS_OF)
+    source: str = Field(min_length=3)
+
+
+class PowerEntry(_Strict):
+    id: str  # a GPU id or an Apple chip family (m3-ultra)
+    watts: float = Field(gt=0)
+    scope: Literal["card", "package", "wall"]
+    as_of: str = Field(pattern=_AS_OF)
+    source: str = Field(min_length=3)
+
+
+class PriceBookFile(_Strict):
+    gpu: list[GpuPriceEntry]
+    apple: list[ApplePriceEntry]
+    platform: list[PlatformEntry]
+    rent: list[RentEntry]
+    power: list[PowerEntry]
+
+    @model_validator(mode="after")
+    def _ids_known(self) -> PriceBookFile:
+        known = set(accelerator_file().gpus)
+        families = set(accelerator_file().apple)
+        for gid in [*(r.id for r in self.gpu), *(r.id for r in self.rent)]:
+            if gid not in known:
+                raise ValueError(f"unknown GPU id {gid!r}")
+        for p in self.power:
+            if p.id not in known | families:
+                raise ValueError(f"unknown GPU or Apple family {p.id!r}")
+        for a in self.apple:
+            if a.chip not in apple_chips():
+                raise ValueError(f"unknown Apple chip {a.chip!r}")
+            if a.memory_gb not in apple_memory_options(a.chip):
+                raise ValueError(f"{a.chip} does not come with {a.memory_gb} GB")
+        return self
+
+
 class AcceleratorFile(_Strict):
     gpus: dict[str, GpuEntry]
     apple: dict[str, AppleEntry]
@@ -443,6 +528,13 @@ def metal_working_set(memory_bytes: int) -> int:
 @cache
 def accelerator_file() -> AcceleratorFile:
     result: AcceleratorFile = _load("accelerators.toml", AcceleratorFile)
+    return result
+
+
+@cache
+def price_book() -> PriceBookFile:
+    """Used, street and list prices, platforms, rent and measured power (prices.toml)."""
+    result: PriceBookFile = _load("prices.toml", PriceBookFile)
     return result
 
 

@@ -25,7 +25,16 @@ PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | a
 @click.option("--min-quant", help="Quality floor (default Q4_K_M; code: Q8_0).")
 @click.option("--engine", "engines", multiple=True,
               help="llama.cpp, ollama, vllm, transformers, mlx (default: llama.cpp, vllm, mlx).")
-@click.option("--gpu-count-max", type=click.IntRange(1, 16), default=8, show_default=True)
+@click.option("--max-gpus", "--gpu-count-max", "gpu_count_max", type=click.IntRange(1, 8),
+              default=4, show_default=True, help="Most GPUs per rig (5-8 need a server board "
+              "or a mining frame with several PSUs, priced as such).")
+@click.option("--price-kind", type=click.Choice(["used", "street", "msrp"]),
+              help="Price every part at this kind of price (default: used where a used "
+              "market exists, else street, else MSRP).")
+@click.option("--kwh-price", type=click.FloatRange(0, 10), default=0.17, show_default=True,
+              help="Electricity, USD per kWh (power cost and rent-vs-buy).")
+@click.option("--hours", type=click.FloatRange(0, 24), default=8.0, show_default=True,
+              help="Hours a day of generating, for the monthly power cost.")
 @click.option("--price", "price_opts", multiple=True, metavar="ID=USD",
               help="Override a price, e.g. rtx-3090=750 (repeatable).")
 @click.option("--prices", "price_file", type=click.Path(dir_okay=False),
@@ -45,10 +54,12 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
              output_tokens: int | None, min_tps: float | None, max_ttft: float | None,
              budget: float | None, max_watts: float | None, quant: str | None,
              min_quant: str | None, engines: tuple[str, ...], gpu_count_max: int,
+             price_kind: str | None, kwh_price: float, hours: float,
              price_opts: tuple[str, ...], price_file: str | None, gpus: tuple[str, ...],
              local: bool, rig_name: str | None, tiers: bool,
              all_configs: bool, top: int, as_json: bool) -> None:
-    """Rank rigs (1-8 of each GPU, Apple chips, CPU) for MODELS under a workload."""
+    """Rank rigs (1-4 of each GPU with the platform that holds them, Apple machines, CPU
+    boxes) for MODELS under a workload, priced as people pay (used, street, list)."""
     from pathlib import Path
 
     from rigscope import plan as planning
@@ -76,9 +87,9 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, min_tps=min_tps,
         max_ttft=max_ttft, budget=budget, max_watts=max_watts, quant=quant,
         min_quant=min_quant, engines=engines or None,
-        gpu_count_max=gpu_count_max,
+        gpu_count_max=gpu_count_max, kwh_usd=kwh_price, hours_per_day=hours,
     )
-    prices = price_table(price_opts, Path(price_file) if price_file else None)
+    prices = price_table(price_opts, Path(price_file) if price_file else None, price_kind)
     rigs = [parse_rig([g]) for g in gpus] if gpus else planning.candidate_rigs(gpu_count_max)
     if local and not gpus:
         from dataclasses import replace

@@ -28,6 +28,18 @@ def _title(w: Workload) -> str:
     return " · ".join(parts)
 
 
+def _price_notes(o: Option) -> tuple[str, ...]:
+    p = o.price
+    if p is None or p.kind == "owned":
+        return ()
+    what = p.machine or (f"GPUs ${p.gpus_usd:,.0f} ({p.kind} {p.as_of}) + {p.platform} "
+                         f"${p.platform_usd:,.0f}" if p.platform else f"{p.kind} {p.as_of}")
+    out = [what]
+    if o.break_even_hours is not None:
+        out.append(f"buying beats renting after {o.break_even_hours:,.0f} h of use")
+    return tuple(out)
+
+
 def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
     con = console or Console()
     users = plan.workload.users
@@ -37,7 +49,7 @@ def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
               pad_edge=False, padding=(0, 1, 0, 0))
     cols = ["#", "rig", "quant", "engine", "tok/s" if users == 1 else "tok/s/user"]
     cols += ["all tok/s"] if users > 1 else []
-    cols += ["TTFT s", "price", "$/tok/s"] + (["W", "tok/J"] if wide else [])
+    cols += ["TTFT s", "price", "$/tok/s", "rent $/h"] + (["W", "tok/J"] if wide else [])
     for col in cols:
         t.add_column(col, justify="left" if col in ("rig", "quant", "engine") else "right",
                      no_wrap=True)
@@ -49,22 +61,24 @@ def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
                + (f" ({o.model.id})" if multi_model else ""), o.memory.quant.name,
                o.memory.engine.name, f"{s.decode_tokens_per_s:,.1f}"]
         row += [f"{s.aggregate_tokens_per_s:,.0f}"] if users > 1 else []
-        row += [f"{s.ttft_s:,.2f}", f"${o.price.usd:,.0f}" if o.price else "-",
-                _num(o.usd_per_tps, ",.0f")]
+        row += [f"{s.ttft_s:,.2f}", f"${o.price.total_usd:,.0f}" if o.price else "-",
+                _num(o.usd_per_tps, ",.0f"), _num(o.rent_usd_per_hour, ",.2f")]
         row += [_num(o.watts, ".0f"), _num(o.tokens_per_joule, ".3f")] if wide else []
         t.add_row(*row)
-        for n in o.notes:
+        for n in _price_notes(o) + o.notes:
             notes.setdefault(n, []).append(i)
     con.print(t)
     for n, rows in notes.items():
         con.print(f"  [dim]#{','.join(map(str, rows))}:[/] {n}", highlight=False)
-    labels = sorted({o.price.label for o in plan.options[:top] if o.price})
+    kinds = sorted({o.price.kind for o in plan.options[:top] if o.price})
+    w = plan.workload
     con.print(f"{len(plan.options)} rigs fit ({plan.evaluated} configurations estimated); "
-              f"prices: {', '.join(labels) or 'none known'}")
+              f"prices: {', '.join(kinds) or 'none known'} (--json gives each record's source); "
+              f"power at ${w.kwh_usd:g}/kWh, {w.hours_per_day:g} h/day")
     pareto = [o for o in plan.options if o.pareto and o.price]
     if pareto:
         con.print("Pareto front (price -> aggregate tok/s): " + ", ".join(
-            f"{o.rig.id} {o.memory.quant.name} ${o.price.usd:,.0f} -> "
+            f"{o.rig.id} {o.memory.quant.name} ${o.price.total_usd:,.0f} -> "
             f"{o.speed.aggregate_tokens_per_s:,.0f}" for o in pareto if o.price))
     reasons: dict[str, int] = {}
     for r in plan.rejected:  # group like reasons: numbers and units vary
@@ -88,7 +102,7 @@ def print_tiers(w: Workload, result: dict[int, list[Option]],
         for i, o in enumerate(opts):
             t.add_row(f"{ctx:,}" if i == 0 else "", o.rig.id, o.memory.quant.name,
                       f"{o.speed.decode_tokens_per_s:,.1f}",
-                      f"${o.price.usd:,.0f}" if o.price else "-",
+                      f"${o.price.total_usd:,.0f}" if o.price else "-",
                       f"{o.memory.total_bytes / 2**30:,.1f} GiB")
         t.add_section()
     con.print(t)

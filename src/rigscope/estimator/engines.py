@@ -39,6 +39,9 @@ def why_not(e: Engine, rig: Rig) -> str | None:
     """Why `e` cannot run on `rig` at all (None: it can)."""
     backend = rig_backend(rig)
     if backend in e.backends:
+        if e.family == "vllm" and len(rig.devices) > 1 and rig.links == "x1":
+            return (f"{e.name} splits every layer across the GPUs (tensor parallel): over x1 "
+                    "risers it collapses (8x MI50 on vLLM: 6-7 tok/s)")
         return None
     need = " or ".join(sorted(e.backends))
     return f"--engine {e.name} needs {need} devices; this rig has {backend}"

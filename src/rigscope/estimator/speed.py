@@ -48,6 +48,20 @@ def pcie_gbs(dev: Accelerator) -> float:
     return per_lane * int(m.group(2)) * 0.8
 
 
+# GB/s between GPUs by the rig's link class (one direction, spec x 80% as pcie_gbs): PCIe 4.0
+# x16 and x8; PCIe 3.0 x1 through the USB risers of a mining board.
+LINK_GBS = {"x16": 31.5 * 0.8, "x8/x8": 15.75 * 0.8, "x1": 0.985 * 0.8}
+
+
+def handoff_seconds(est: MemoryEstimate, tokens: int) -> float:
+    """Layer split: the activations of `tokens` tokens (f32, hidden wide) cross each link
+    between consecutive GPUs. Counted only when the rig states its links."""
+    n = len(est.rig.devices)
+    if n < 2 or est.rig.links not in LINK_GBS or est.engine.family == "vllm":
+        return 0.0
+    return (n - 1) * tokens * est.model.hidden * 4 / (LINK_GBS[est.rig.links] * GB)
+
+
 @dataclass(frozen=True)
 class Part:
     """One device's share of a step, with the accelerator that runs it."""
@@ -171,7 +185,8 @@ def decode_step(est: MemoryEstimate, context: float, batch: int = 1,
         floors.append((weights + cache) / spec)
     if tensor_parallel:  # the GPUs work at once on slices of every layer
         return Step(max(times) + allreduce_seconds(est, p), max(floors))
-    return Step(sum(times) + max(len(times) - 1, 0) * p.hop_s, sum(floors))
+    return Step(sum(times) + max(len(times) - 1, 0) * p.hop_s + handoff_seconds(est, batch),
+                sum(floors))
 
 
 def decode_step_seconds(
@@ -247,7 +262,7 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
         # ubatches pipelined through the GPUs within each logical batch of 2048
         u = max(1, min(max(2048 // ub, 1), n_ub))
         serial += (sum(gpus) + (u - 1) * max(gpus)) / u - sum(gpus)
-    return serial + max(len(ps) - 1, 0) * p.hop_s * n_ub
+    return serial + max(len(ps) - 1, 0) * p.hop_s * n_ub + handoff_seconds(est, n_tokens)
 
 
 # --- request-level times: TTFT, end-to-end, model load, network -------------------------
