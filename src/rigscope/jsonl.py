@@ -15,17 +15,23 @@ def read_objects(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise RigscopeError(f"cannot read {what} {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise RigscopeError(f"{path}: not UTF-8 text (byte {e.start})") from None
     out = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except ValueError:
-            raise RigscopeError(f"{path}:{n}: not JSON") from None
+            obj = json.loads(line, parse_constant=_no_constant)
+        except ValueError as e:
+            raise RigscopeError(f"{path}:{n}: not JSON ({str(e)[:80]})") from None
         if not isinstance(obj, dict):
             raise RigscopeError(f"{path}:{n}: expected a JSON object")
         out.append((n, obj))
     if not out:
         raise RigscopeError(f"{path}: no {what} entries")
     return out
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from rigscope import validate
 from rigscope.errors import RigscopeError
 
 GIB = 1024**3  # memory sizes: llama.cpp, nvidia-smi and RAM ("64 GB" of RAM is 64 GiB)
@@ -26,18 +27,9 @@ def parse_size(text: str) -> int:
     return int(value * scale)
 
 
-def parse_tokens(text: str | int) -> int:
-    """'8k' -> 8192, '32768' -> 32768. Must be positive."""
-    if isinstance(text, int):
-        n = text
-    else:
-        m = re.match(r"^\s*(\d+)\s*([kK])?\s*$", text)
-        if not m:
-            raise RigscopeError(f"invalid token count {text!r}; use e.g. 4096 or 8k")
-        n = int(m.group(1)) * (1024 if m.group(2) else 1)
-    if n <= 0:
-        raise RigscopeError(f"invalid token count {text!r}; must be positive")
-    return n
+def parse_tokens(text: str | int, name: str = "token count") -> int:
+    """'8k' -> 8192, '32768' -> 32768: positive, at most validate.MAX_TOKENS."""
+    return validate.tokens(text, name)
 
 
 def format_bytes(n: float) -> str:

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from rigscope import validate
+
 Clock = Callable[[], float]
 
 
@@ -138,9 +140,7 @@ class Pool:
 
     def __init__(self, base_url: str, clock: Clock = time.perf_counter,
                  connect_timeout: float = 10.0) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        parts = urlsplit(validate.url(base_url))
         self.scheme = parts.scheme
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from rigscope import validate
 from rigscope.bench.clients import Work
 from rigscope.errors import RigscopeError
 from rigscope.jsonl import read_objects
@@ -94,6 +95,18 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     for n, item in read_objects(path, "workload file"):
         if not (item.get("prompt") or item.get("messages")):
             raise RigscopeError(f"{path}:{n}: needs a 'prompt' or 'messages'")
+        if "prompt" in item and not isinstance(item["prompt"], str):
+            raise RigscopeError(f"{path}:{n}: 'prompt' must be a string")
+        messages = item.get("messages", [])
+        if not isinstance(messages, list) or not all(
+                isinstance(m, dict) and isinstance(m.get("content", ""), str) for m in messages):
+            raise RigscopeError(f"{path}:{n}: 'messages' must be a list of "
+                                "{\"role\": ..., \"content\": \"...\"} objects")
+        if "output_tokens" in item:
+            out = item["output_tokens"]
+            if isinstance(out, bool) or not isinstance(out, int):
+                raise RigscopeError(f"{path}:{n}: 'output_tokens' must be a whole number")
+            validate.tokens(out, f"{path}:{n}: output_tokens")
         if "prompt" not in item:
             item["prompt"] = "\n".join(m.get("content", "") for m in item["messages"])
         items.append(item)

@@ -235,7 +235,11 @@ def model_record(model_id: str, a: Architecture, *, params: int, source: str,
 def write_entry(path: Path, model_id: str, record: str) -> None:
     """Put a model_record into a catalog file: replace the model's entry (and its
     sub-tables) where it is, or append it; the result must load."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise RigscopeError(f"cannot read catalog {path}: "
+                            f"{getattr(e, 'strerror', None) or 'not UTF-8 text'}") from None
     blocks: list[list[str]] = []
     current: list[str] = []
     for line in text.splitlines(keepends=True):
@@ -256,9 +260,17 @@ def write_entry(path: Path, model_id: str, record: str) -> None:
     if not placed:
         out.append(("\n" if out and not out[-1].endswith("\n\n") else "") + record + "\n")
     new = "".join(out).rstrip("\n") + "\n"
-    ModelFile.model_validate(tomllib.loads(new))  # never write a catalog that fails to load
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new, encoding="utf-8")
+    try:  # never write a catalog that fails to load
+        ModelFile.model_validate(tomllib.loads(new))
+    except ValidationError as e:
+        raise RigscopeError(f"cannot add this model: {why_invalid(e)}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RigscopeError(f"catalog {path} is not TOML: {e}") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(new, encoding="utf-8")
+    except OSError as e:
+        raise RigscopeError(f"cannot write catalog {path}: {e.strerror}") from None
 
 
 def _key(header: str) -> str:
@@ -506,8 +518,17 @@ def _user_models(path: str, stamp: int) -> dict[str, ModelEntry]:
     try:
         result = ModelFile.model_validate(tomllib.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError) as e:
-        raise RigscopeError(f"user catalog {path} is invalid: {e}") from e
+        why = why_invalid(e) if isinstance(e, ValidationError) else " ".join(str(e).split())
+        raise RigscopeError(f"user catalog {path} is invalid: {why}") from e
     return result.models
+
+
+def why_invalid(e: ValidationError) -> str:
+    """A pydantic error in one line: the first bad field, its message and input."""
+    first = e.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"{where}: {first['msg']} (got {first.get('input')!r:.60}){more}"
 
 
 def model_aliases() -> dict[str, str]:

@@ -47,8 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="rigscope", standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # usage errors too: one line, as rigscope's own
+        msg = " ".join(e.format_message().split())
+        hint = ""
+        if isinstance(e, click.UsageError) and e.ctx is not None:
+            hint = f" (rigscope {e.ctx.command_path.partition(' ')[2] or ''} --help)".replace(
+                "  ", " ")
+        click.echo(f"rigscope: error: {msg[:1].lower() + msg[1:]}{hint}", err=True)
         return e.exit_code
     except click.Abort:
         click.echo("aborted", err=True)

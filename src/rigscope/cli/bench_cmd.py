@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import click
 
-from rigscope.cli.options import db_option
+from rigscope.cli.options import Number, Url, db_option
 
 
-def _floats(text: str | None, what: str) -> tuple[float, ...]:
-    from rigscope.errors import RigscopeError
+def _floats(text: str | None, what: str, integer: bool = False) -> tuple[float, ...]:
+    from rigscope.validate import number_list
 
-    if not text:
-        return ()
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise RigscopeError(f"invalid {what} {text!r}; use e.g. 1,4,16") from None
-    if not values or min(values) <= 0:
-        raise RigscopeError(f"invalid {what} {text!r}; values must be positive")
-    return values
+    return number_list(text, what, integer=integer, high=1e6) if text else ()
 
 
 def parse_slo(text: str | None):  # noqa: ANN201
@@ -40,7 +32,7 @@ def parse_slo(text: str | None):  # noqa: ANN201
 
 
 @click.command("bench")
-@click.option("--url", required=True, help="Server base URL, e.g. http://127.0.0.1:8080")
+@click.option("--url", required=True, type=Url(), help="Server base URL, e.g. http://127.0.0.1:8080")
 @click.option("--model", required=True, help="Model name the server knows.")
 @click.option("--api", type=click.Choice(["openai", "openai-completions", "ollama",
                                           "ollama-chat", "llamacpp"]),
@@ -50,14 +42,15 @@ def parse_slo(text: str | None):  # noqa: ANN201
 @click.option("--poisson", is_flag=True, help="Poisson arrivals at --rate (default: constant).")
 @click.option("--requests", type=click.IntRange(min=1), default=16, show_default=True,
               help="Measured requests per level.")
-@click.option("--duration", type=float, help="Seconds per level (instead of --requests).")
+@click.option("--duration", type=Number(0, 86400, low_open=True),
+              help="Seconds per level (instead of --requests).")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
               help="Requests per level excluded from results.")
 @click.option("--prompt-tokens", type=click.IntRange(min=1), default=512, show_default=True)
 @click.option("--output-tokens", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--workload", default="synthetic", show_default=True,
               help="synthetic, chat, rag, code, agent, or a .jsonl file.")
-@click.option("--timeout", type=float, default=600, show_default=True,
+@click.option("--timeout", type=Number(0, 86400, low_open=True), default=600, show_default=True,
               help="Seconds a request may take.")
 @click.option("--slo", help="e.g. ttft=0.5,itl=0.05: goodput; without --concurrency, search "
               "the highest concurrency that meets it (p90).")
@@ -89,7 +82,7 @@ def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, ra
     if concurrency and rate:
         raise RigscopeError("give --concurrency or --rate, not both")
     limits = parse_slo(slo)
-    levels = tuple(int(c) for c in _floats(concurrency, "--concurrency"))
+    levels = tuple(int(c) for c in _floats(concurrency, "--concurrency", integer=True))
     if not levels:
         levels = (0,) if limits and not rate else (1,)
     key = os.environ.get(api_key_env) if api_key_env else api_key_from_env()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rigscope.cli.options import echo_json
+from rigscope.cli.options import Number, echo_json
 
 
 def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -78,7 +78,8 @@ def models_cmd(ctx: click.Context, search: str | None, as_json: bool) -> None:
 @click.option("--id", "model_id", help="catalog id (default: the folder or repo name)")
 @click.option("--alias", "aliases", multiple=True,
               help="a name it is also known by, e.g. a Hub repo id (repeatable)")
-@click.option("--params", type=int, help="the published parameter count to check it by")
+@click.option("--params", type=Number(0, 1e14, low_open=True, integer=True),
+              help="the published parameter count to check it by")
 @click.option("--source", "source_text", help="where the config and the count come from")
 @click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False),
               help="catalog file to write (default: your own, in the user data dir)")

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from rigscope.cli.options import echo_json, flash, make_rig, model_options, rig_options
+from rigscope.cli.options import (
+    Tokens,
+    echo_json,
+    flash,
+    make_rig,
+    model_options,
+    rig_options,
+)
 
 if TYPE_CHECKING:
     from rigscope.specs import ModelSpec
@@ -15,9 +22,10 @@ if TYPE_CHECKING:
 @click.command("estimate")
 @click.argument("model")
 @model_options
-@click.option("--context", default="4096", show_default=True,
+@click.option("--context", default="4096", show_default=True, type=Tokens(),
               help="Tokens of KV cache per sequence (8192, 8k, 32k).")
-@click.option("--batch", default=1, show_default=True, type=int, help="Parallel sequences.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536),
+              help="Parallel sequences.")
 @click.option("--prompt-tokens", default=512, show_default=True, type=click.IntRange(min=0),
               help="Prompt length for prefill and TTFT.")
 @click.option("--output-tokens", default=128, show_default=True, type=click.IntRange(min=1),
@@ -34,7 +42,7 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the contract).")
 def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
                  flash_attn: str | None, engine_version: str | None, repack: str,
-                 outputs: str, context: str, batch: int,
+                 outputs: str, context: int, batch: int,
                  prompt_tokens: int, output_tokens: int, disk: str, network: str,
                  gpus: tuple[str, ...], cpu: str | None, ram: str | None, cpu_isa: str | None,
                  rig_name: str | None, as_json: bool) -> None:
@@ -43,7 +51,6 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
     from rigscope.estimator.speed import estimate_speed
     from rigscope.estimator.speed_params import DEFAULT
     from rigscope.sources import resolve_model
-    from rigscope.units import parse_tokens
 
     params = DEFAULT
     if rig_name:
@@ -55,7 +62,7 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
     rig = make_rig(gpus, cpu, ram, cpu_isa)
     spec = resolve_model(model, quant=quant)
     warn_assumptions(spec)
-    est = estimate(spec, rig, quant=quant, engine=engine, context=parse_tokens(context),
+    est = estimate(spec, rig, quant=quant, engine=engine, context=context,
                    batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn, engine_version),
                    repack=repack == "on", outputs=outputs)
     speed = estimate_speed(est, prompt_tokens=prompt_tokens, output_tokens=output_tokens,

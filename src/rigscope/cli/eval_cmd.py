@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from rigscope.cli.options import db_option, echo_json, open_store
+from rigscope.cli.options import Number, db_option, echo_json, open_store
 
 
 @click.command("eval")
@@ -19,7 +19,7 @@ from rigscope.cli.options import db_option, echo_json, open_store
               help="Answers per task (different seeds).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
               help="Requests in flight per endpoint.")
-@click.option("--timeout", type=float, default=300, show_default=True)
+@click.option("--timeout", type=Number(0, 86400, low_open=True), default=300, show_default=True)
 @click.option("--allow-weak-sandbox", is_flag=True,
               help="Without bubblewrap, run model-written code in a network namespace with "
                    "rlimits and an audit hook (not a security boundary) instead of refusing.")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from rigscope.cli.options import db_option, echo_json, open_store
+from rigscope.cli.options import Url, db_option, echo_json, open_store
 
 if TYPE_CHECKING:
     from rigscope.records import Run
@@ -18,7 +18,7 @@ def _runs(run_ids: tuple[str, ...], db: str | None) -> list[Run]:
 
 
 @click.command("demo")
-@click.option("--url", help="Benchmark your own server instead of starting llama.cpp.")
+@click.option("--url", type=Url(), help="Benchmark your own server instead of starting llama.cpp.")
 @click.option("--model", help="Model name on --url.")
 @click.option("--model-spec", help="What --model is (catalog id, config.json, .gguf), to "
               "predict it.")

@@ -13,6 +13,53 @@ if TYPE_CHECKING:
 
 F = Callable[..., Any]
 
+
+class Number(click.ParamType):
+    """A finite number in a range stated next to the option; errors are rigscope's one line."""
+
+    name = "number"
+
+    def __init__(self, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, integer: bool = False) -> None:
+        self.low, self.high, self.low_open, self.integer = low, high, low_open, integer
+        self.name = "integer" if integer else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float | int:
+        from rigscope import validate
+
+        name = param.opts[0] if param and param.opts else self.name
+        x = validate.number(value, name, low=self.low, high=self.high, low_open=self.low_open)
+        if self.integer:
+            if x != int(x):
+                from rigscope.errors import RigscopeError
+
+                raise RigscopeError(f"invalid {name} {value!r}; use a whole number")
+            return int(x)
+        return x
+
+
+class Tokens(click.ParamType):
+    """A token count: 4096, 8k, 1m (positive, at most validate.MAX_TOKENS)."""
+
+    name = "tokens"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        from rigscope import validate
+
+        return validate.tokens(value, param.opts[0] if param and param.opts else "tokens")
+
+
+class Url(click.ParamType):
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        from rigscope import validate
+
+        return validate.url(value, param.opts[0] if param and param.opts else "URL")
+
 db_option = click.option("--db", type=click.Path(dir_okay=False),
                          help="SQLite file (default: runs.db in the data dir).")
 

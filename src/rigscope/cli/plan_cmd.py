@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import click
 
+from rigscope.cli.options import Number, Tokens
+
 PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | agent (long context)"
 
 
 @click.command("plan")
 @click.argument("models", nargs=-1)
-@click.option("--min-params", type=float, help="Any catalog model with at least this many "
+@click.option("--min-params", type=Number(0, 1e5, low_open=True),
+              help="Any catalog model with at least this many "
               "billion parameters (instead of naming models).")
 @click.option("--profile", type=click.Choice(["chat", "rag", "code", "agent"]), help=PROFILE_HELP)
-@click.option("--context", help="Tokens of context per user (8192, 8k, 32k).")
+@click.option("--context", type=Tokens(), help="Tokens of context per user (8192, 8k, 32k).")
 @click.option("--users", type=click.IntRange(min=1), help="Concurrent users (sequences).")
 @click.option("--prompt-tokens", type=click.IntRange(min=0), help="Prompt length (TTFT).")
 @click.option("--output-tokens", type=click.IntRange(min=1), help="Answer length.")
-@click.option("--min-tps", type=float, help="Decode tok/s each user must see (default 5, "
+@click.option("--min-tps", type=Number(0, 1e6), help="Decode tok/s each user must see (default 5, "
               "about reading speed; 0 for none).")
-@click.option("--max-ttft", type=float, help="Longest acceptable time to first token, s.")
-@click.option("--budget", type=float, help="Most the rig may cost, USD.")
-@click.option("--max-watts", type=float, help="Power cap for the rig, W.")
+@click.option("--max-ttft", type=Number(0, 86400, low_open=True),
+              help="Longest acceptable time to first token, s.")
+@click.option("--budget", type=Number(0, 1e9, low_open=True), help="Most the rig may cost, USD.")
+@click.option("--max-watts", type=Number(0, 1e6, low_open=True), help="Power cap for the rig, W.")
 @click.option("--quant", help="Exactly this quantization.")
 @click.option("--min-quant", help="Quality floor (default Q4_K_M; code: Q8_0).")
 @click.option("--engine", "engines", multiple=True,
@@ -31,9 +35,9 @@ PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | a
 @click.option("--price-kind", type=click.Choice(["used", "street", "msrp"]),
               help="Price every part at this kind of price (default: used where a used "
               "market exists, else street, else MSRP).")
-@click.option("--kwh-price", type=click.FloatRange(0, 10), default=0.17, show_default=True,
+@click.option("--kwh-price", type=Number(0, 10), default=0.17, show_default=True,
               help="Electricity, USD per kWh (power cost and rent-vs-buy).")
-@click.option("--hours", type=click.FloatRange(0, 24), default=8.0, show_default=True,
+@click.option("--hours", type=Number(0, 24), default=8.0, show_default=True,
               help="Hours a day of generating, for the monthly power cost.")
 @click.option("--price", "price_opts", multiple=True, metavar="ID=USD",
               help="Override a price, e.g. rtx-3090=750 (repeatable).")
@@ -47,7 +51,8 @@ PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | a
 @click.option("--tiers", is_flag=True, help="Cheapest rigs per context tier (4k..128k).")
 @click.option("--all", "all_configs", is_flag=True, help="Every fitting quantization, not "
               "just each rig's best.")
-@click.option("--top", type=int, default=15, show_default=True, help="Rows in the table.")
+@click.option("--top", type=click.IntRange(1, 10000), default=15, show_default=True,
+              help="Rows in the table.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | None,
              context: str | None, users: int | None, prompt_tokens: int | None,
@@ -68,7 +73,6 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
     from rigscope.hardware import parse_rig
     from rigscope.prices import price_table
     from rigscope.sources import catalog_model, resolve_model
-    from rigscope.units import parse_tokens
 
     if models and min_params:
         raise RigscopeError("name models or give --min-params, not both")
@@ -83,7 +87,7 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
     else:
         raise RigscopeError("name a model (e.g. llama-3-8b) or give --min-params")
     w = planning.workload_from(
-        specs, profile, context=parse_tokens(context) if context else None, users=users,
+        specs, profile, context=context, users=users,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, min_tps=min_tps,
         max_ttft=max_ttft, budget=budget, max_watts=max_watts, quant=quant,
         min_quant=min_quant, engines=engines or None,
