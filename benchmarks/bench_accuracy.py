@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from rigscope.bench.fake_server import read_log
+from rigscope.bench.fake_server import read_log, served_rate
 from rigscope.bench.run import BenchConfig
 from rigscope.bench.run import run_bench as run
+from rigscope.contract import run_json
 from rigscope.store import Store
 
 
@@ -34,15 +35,17 @@ def start_server(log: Path, *knobs: str) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def accuracy(concurrency: int, requests: int, tmp: Path) -> None:
-    log = tmp / f"acc-{concurrency}.jsonl"
-    proc, url = start_server(log, "--ttft", "0.05", "--itl", "0.01")
+def accuracy(concurrency: int, requests: int, tmp: Path, warmup: int | None = None,
+             ttft: float = 0.05, itl: float = 0.01, tokens: int = 32) -> None:
+    log = tmp / f"acc-{concurrency}-{requests}.jsonl"
+    proc, url = start_server(log, "--ttft", str(ttft), "--itl", str(itl))
     try:
         store = Store(tmp / "acc.db")
         run_id, _ = run(BenchConfig(url=url, model="fake-model", concurrency=(concurrency,),
-                                    requests=requests, warmup=concurrency, output_tokens=32),
-                        store)
-        doc = store.run(run_id)
+                                    requests=requests,
+                                    warmup=concurrency if warmup is None else warmup,
+                                    output_tokens=tokens), store)
+        doc = run_json(store.run(run_id))
     finally:
         proc.terminate()
         proc.wait()
@@ -54,13 +57,15 @@ def accuracy(concurrency: int, requests: int, tmp: Path) -> None:
     client_itl = statistics.median(r["itl_s"] for r, _ in pairs)
     server_itl = statistics.median((s.sent[-1] - s.sent[0]) / (len(s.sent) - 1) for _, s in pairs)
     level = doc["levels"][0]
-    server_tps = sum(s.tokens for _, s in pairs) / (max(s.sent[-1] for _, s in pairs)
-                                                      - min(s.received for _, s in pairs))
+    server_tps = served_rate(served, concurrency)
+    server_wall = served_rate(served)
     print(f"concurrency {concurrency:3}: n={len(pairs):4}  TTFT p50 client-server "
           f"{(client_ttft - server_ttft) * 1e3:+6.2f} ms  ITL client-server "
           f"{(client_itl - server_itl) * 1e3:+6.3f} ms  throughput "
           f"{level['output_tokens_per_s']:8.1f} vs server {server_tps:8.1f} tok/s "
-          f"({(level['output_tokens_per_s'] / server_tps - 1) * 100:+.1f}%)")
+          f"({(level['output_tokens_per_s'] / server_tps - 1) * 100:+.1f}%; wall "
+          f"{level['output_tokens_per_s_wall']:.1f} vs {server_wall:.1f}, "
+          f"{(level['output_tokens_per_s_wall'] / server_wall - 1) * 100:+.1f}%)")
 
 
 def ceiling(seconds: float, tmp: Path) -> None:
@@ -75,7 +80,7 @@ def ceiling(seconds: float, tmp: Path) -> None:
                                     output_tokens=16), store)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_SELF)
-        level = store.run(run_id)["levels"][0]
+        level = run_json(store.run(run_id))["levels"][0]
     finally:
         proc.terminate()
         proc.wait()
@@ -96,6 +101,9 @@ def main() -> None:
         tmp = Path(d)
         for c, n in ((1, 20), (16, 160), (64, 384)):
             accuracy(c, n // 2 if args.quick else n, tmp)
+        print("ragged last wave (64 measured + 1 warm-up; TTFT 100 ms, 10 ms/token, 64 tokens):")
+        for c in (16, 64):
+            accuracy(c, 64, tmp, warmup=1, ttft=0.1, itl=0.01, tokens=64)
         ceiling(2.0 if args.quick else 5.0, tmp)
 
 

@@ -127,3 +127,103 @@ def test_jsonl_workload(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"output_tokens": 3}\n')
     with pytest.raises(RigscopeError, match="needs a 'prompt'"):
         Workload("file", path=tmp_path / "bad.jsonl")
+
+
+# --- the HTTP client: framing edge cases, every address, 1xx ------------------------------
+
+async def _raw_server(script: list[list[bytes | float]]) -> tuple[asyncio.Server, int]:
+    """Answer the n-th request on a connection with script[n]: bytes are written, floats are
+    pauses (seconds) between writes."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for steps in script:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            for step in steps:
+                if isinstance(step, float):
+                    await writer.drain()
+                    await asyncio.sleep(step)
+                else:
+                    writer.write(step)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("ending", [
+    [b"0\r\n", 0.05, b"\r\n"],  # the closing CRLF arrives in a later packet
+    [b"0\r\nX-Trailer: 1\r\n", 0.05, b"Another: 2\r\n\r\n"],  # trailers, split
+    [b"0\r\n\r\n"],
+])
+def test_chunked_end_and_trailers_are_consumed_before_reuse(ending: list[bytes | float]
+                                                             ) -> None:
+    async def go() -> list[bytes]:
+        server, port = await _raw_server([
+            [CHUNKED, b"5\r\nhello\r\n", *ending],
+            [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        ])
+        pool = Pool(f"http://127.0.0.1:{port}")
+        try:
+            first = await (await pool.request("GET", "/a")).read()
+            second = await pool.request("GET", "/b")
+            assert second.timings.reused  # the same connection, read cleanly
+            return [first, await second.read()]
+        finally:
+            await pool.close()
+            server.close()
+    assert asyncio.run(go()) == [b"hello", b"ok"]
+
+
+def test_informational_responses_are_skipped() -> None:
+    async def go() -> tuple[int, bytes]:
+        server, port = await _raw_server([[
+            b"HTTP/1.1 100 Continue\r\n\r\n", 0.02,
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone"]])
+        pool = Pool(f"http://127.0.0.1:{port}")
+        try:
+            r = await pool.request("POST", "/x", b"{}")
+            return r.status, await r.read()
+        finally:
+            await pool.close()
+            server.close()
+    assert asyncio.run(go()) == (200, b"done")
+
+
+def test_every_address_is_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name whose first address (IPv6 ::1) refuses, against an IPv4-only server."""
+    async def go() -> bytes:
+        server, port = await _raw_server([[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nv4"]])
+        loop = asyncio.get_running_loop()
+
+        async def resolve(host: str, port: int, **kw: object) -> list[tuple]:  # type: ignore[type-arg]
+            assert host == "both.example"
+            import socket
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        monkeypatch.setattr(loop, "getaddrinfo", resolve)
+        pool = Pool(f"http://both.example:{port}")
+        try:
+            return await (await pool.request("GET", "/")).read()
+        finally:
+            await pool.close()
+            server.close()
+    assert asyncio.run(go()) == b"v4"
+
+
+def test_unreachable_names_every_address() -> None:
+    async def go() -> str | None:
+        pool = Pool("http://127.0.0.1:9")
+        try:
+            return await pool.reachable()
+        finally:
+            await pool.close()
+    why = asyncio.run(go())
+    assert why and why.startswith("connect_error") and "127.0.0.1" in why

@@ -60,6 +60,8 @@ def observations(run: Run, rig: Rig | None = None) -> list[Observation]:
     rig = rig or run_rig(run)
     if not spec or rig is None:
         return []
+    if cfg.get("source") == "llama-bench":
+        return _llama_bench_observations(run, rig)
     est = estimate(resolve_model(spec), rig, quant=cfg.get("quant"), context=max(
         cfg["prompt_tokens"] + cfg["output_tokens"], 512), flash_attn=cfg.get("flash_attn"))
     out = []
@@ -73,6 +75,26 @@ def observations(run: Run, rig: Rig | None = None) -> list[Observation]:
         if ttft:
             out.append(Observation("prefill", cfg["prompt_tokens"] / ttft, est,
                                    cfg["prompt_tokens"], cfg["output_tokens"], run.run_id))
+    return out
+
+
+def _llama_bench_observations(run: Run, rig: Rig) -> list[Observation]:
+    """An imported llama-bench run: each repetition of a ppN test is a prefill observation
+    of N tokens, of a tgN test a decode one (tests at a depth, or mixing both, are left
+    out)."""
+    cfg = run.config
+    tests = [t for t in cfg.get("tests", []) if not t.get("n_depth") and t.get("tokens_per_s")]
+    model = resolve_model(cfg["model_spec"])
+    out = []
+    for t in tests:
+        n_prompt, n_gen = int(t["n_prompt"]), int(t["n_gen"])
+        if bool(n_prompt) == bool(n_gen):
+            continue
+        est = estimate(model, rig, quant=cfg.get("quant"), context=max(n_prompt + n_gen, 512),
+                       flash_attn=t.get("flash_attn", cfg.get("flash_attn")))
+        kind = "prefill" if n_prompt else "decode"
+        out += [Observation(kind, float(x), est, n_prompt or 1, n_gen or 1, run.run_id)
+                for x in t.get("samples_tokens_per_s") or [t["tokens_per_s"]]]
     return out
 
 

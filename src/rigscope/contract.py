@@ -165,13 +165,30 @@ def run_json(run: Run) -> Doc:
         "levels": [{"level_id": lv.level_id, "concurrency": lv.concurrency, "rate": lv.rate,
                     **(asdict(lv.summary) if lv.summary else {})} for lv in run.levels],
         "requests": [asdict(r) for r in run.requests],
-    }
+    } | imported_json(run)
+
+
+def imported_json(run: Run) -> Doc:
+    """What an imported run adds: its source; llama-bench's tests, hardware and model."""
+    source = run.config.get("source")
+    if not source:
+        return {}
+    doc: Doc = {"source": source}
+    if source == "llama-bench":
+        doc |= {"tests": [{k: t[k] for k in ("name", "n_prompt", "n_gen", "n_depth",
+                                             "tokens_per_s", "stddev_tokens_per_s")}
+                          for t in run.config.get("tests", [])],
+                "hardware": run.config.get("hardware_info"),
+                "model": run.config.get("model_info")}
+    return doc
 
 
 CONTRACT_LEVEL_KEYS = ("concurrency", "rate", "requests_ok", "requests_failed", "errors",
                        "output_tokens_per_s", "requests_per_s")
 LEVEL_DETAIL_KEYS = ("ttft_s", "itl_s", "e2e_s", "chunk_gap_s", "dispatch_delay_s",
-                     "goodput_requests_per_s", "output_tokens", "active_window_s",
+                     "goodput_requests_per_s", "output_tokens_per_s_wall",
+                     "requests_per_s_wall", "output_tokens", "active_window_s",
+                     "steady_window_s",
                      "token_count_mismatches", "connections_reused", "network")
 
 

@@ -80,8 +80,11 @@ class LevelSummary:
     output_tokens_per_s: float = 0.0
     requests_per_s: float = 0.0
     goodput_requests_per_s: float | None = None
+    output_tokens_per_s_wall: float = 0.0  # over the whole active window, ramp and tail in
+    requests_per_s_wall: float = 0.0
     output_tokens: int = 0
     active_window_s: float = 0.0
+    steady_window_s: float = 0.0  # the window the throughput figures cover
     token_count_mismatches: int = 0
     connections_reused: int = 0
     network: NetworkSummary = field(default_factory=NetworkSummary)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,24 @@ class Store:
     def set_summary(self, level_id: int, summary: LevelSummary) -> None:
         self.db.execute("UPDATE levels SET summary = ? WHERE level_id = ?",
                         (json.dumps(dataclasses.asdict(summary)), level_id))
+
+    def add_finished_run(self, url: str, model: str, api: str, config: dict[str, Any],
+                         label: str | None,
+                         levels: Sequence[tuple[int | None, float | None, LevelSummary]]
+                         ) -> str:
+        """A run measured elsewhere (an imported file): the run and its level summaries in
+        one transaction, so a failure leaves nothing behind."""
+        self.db.execute("BEGIN")
+        try:
+            run_id = self.new_run(url, model, api, config, label)
+            for position, (concurrency, rate, summary) in enumerate(levels):
+                self.set_summary(self.new_level(run_id, position, concurrency, rate), summary)
+            self.finish_run(run_id, "done")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return run_id
 
     def add_request(self, run_id: str, level_id: int, r: Any) -> None:
         """Insert and commit one finished request (a crash loses nothing that completed)."""

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from rigscope.bench.metrics import steady_interval
+
 
 @dataclass
 class FakeConfig:
@@ -234,6 +236,18 @@ def _sse(obj: dict[str, Any]) -> bytes:
 def _prompt_tokens(req: dict[str, Any]) -> int:
     text = req.get("prompt") or " ".join(m.get("content", "") for m in req.get("messages", []))
     return len(str(text).split())
+
+
+def served_rate(served: list[Served], concurrency: int | None = None) -> float:
+    """Output tokens per second the server realized: over the same steady interval the
+    client's summary uses (metrics.steady_interval, on the server's own times), or over
+    the whole span when `concurrency` is None."""
+    spans = [(s.received, s.sent[-1]) for s in served if s.sent]
+    window = steady_interval(spans, concurrency) if concurrency else None
+    t0, t1 = window or (min(a for a, _ in spans), max(b for _, b in spans))
+    written = sum(s.tokens / len(s.sent) for s in served if s.sent
+                  for c in s.sent if t0 <= c <= t1)
+    return written / (t1 - t0)
 
 
 def read_log(path: Path) -> list[Served]:

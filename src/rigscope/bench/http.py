@@ -9,6 +9,7 @@ pool opens as many as the callers need.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -81,7 +82,8 @@ class Response:
                             break
                         size = int(buf[pos:eol].split(b";", 1)[0].strip() or b"0", 16)
                         if size == 0:
-                            ended = True  # trailers, if any, are not read
+                            ended = True
+                            pos = eol + 2
                             break
                         end = eol + 2 + size
                         if len(buf) < end + 2:
@@ -90,6 +92,19 @@ class Response:
                         pos = end + 2
                     if out:
                         yield b"".join(out)
+                # the last chunk is followed by trailer lines, if any, and an empty line: read
+                # them all before the connection carries another response
+                tail = buf[pos:]
+                while not (tail.startswith(b"\r\n") or b"\r\n\r\n" in tail):
+                    data = await _wait(reader.read(65536), stall_timeout)
+                    if not data:
+                        raise HTTPFailure("connection_reset", "stream ended in the trailers")
+                    tail += data
+                rest = tail[2:] if tail.startswith(b"\r\n") else tail.split(b"\r\n\r\n", 1)[1]
+                if rest:  # bytes no request asked for: the connection cannot be trusted
+                    self._pool._discard(self._conn)
+                    self._done = True
+                    return
             elif "content-length" in self.headers:
                 left = int(self.headers["content-length"])
                 while left > 0:
@@ -153,27 +168,45 @@ class Pool:
         self.host_header = parts.netloc
 
     async def _open(self, t: Timings) -> _Conn:
+        """A new connection: every address the name resolves to is tried in turn (IPv6 and
+        IPv4, in the resolver's order) until one accepts."""
         loop = asyncio.get_running_loop()
         host = self.host
+        t0 = self.clock()
         try:
-            t0 = self.clock()
-            infos = await loop.getaddrinfo(host, self.port, type=0, proto=6)
-            t1 = self.clock()
-            t.dns_s = t1 - t0
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(str(infos[0][4][0]), self.port), self.connect_timeout)
-            t2 = self.clock()
-            t.connect_s = t2 - t1
-            if self._ssl is not None:
-                await writer.start_tls(self._ssl, server_hostname=host)
-                t.tls_s = self.clock() - t2
+            infos = await loop.getaddrinfo(host, self.port, type=socket.SOCK_STREAM)
         except OSError as e:
             raise HTTPFailure("connect_error", f"{self.host}:{self.port}: {e}") from None
-        except TimeoutError:
-            raise HTTPFailure("connect_timeout", f"{self.host}:{self.port}") from None
-        conn = _Conn(reader, writer)
-        self._all.add(conn)
-        return conn
+        t1 = self.clock()
+        t.dns_s = t1 - t0
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        errors = []
+        for address in addresses:
+            start = self.clock()
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(address, self.port), self.connect_timeout)
+            except OSError as e:
+                errors.append(f"{address}: {e.strerror or e}")
+                continue
+            except TimeoutError:
+                errors.append(f"{address}: no answer in {self.connect_timeout:g} s")
+                continue
+            t2 = self.clock()
+            t.connect_s = t2 - start
+            if self._ssl is not None:
+                try:
+                    await writer.start_tls(self._ssl, server_hostname=host)
+                except (OSError, ssl.SSLError) as e:
+                    writer.close()
+                    raise HTTPFailure("tls_error", f"{self.host}:{self.port}: {e}") from None
+                t.tls_s = self.clock() - t2
+            conn = _Conn(reader, writer)
+            self._all.add(conn)
+            return conn
+        timed_out = all("no answer" in e for e in errors)
+        raise HTTPFailure("connect_timeout" if timed_out else "connect_error",
+                          f"{self.host}:{self.port}: " + "; ".join(errors))
 
     async def reachable(self) -> str | None:
         """None when a fresh connection opens; else why not ('connect_error: ... refused')."""
@@ -222,13 +255,22 @@ class Pool:
             except HTTPFailure:
                 self._discard(conn)
                 raise
-        lines = raw.decode("latin-1").split("\r\n")
-        try:
-            _, code, *reason = lines[0].split(" ", 2)
-            status = int(code)
-        except ValueError:
-            self._discard(conn)
-            raise HTTPFailure("malformed_response", lines[0][:80]) from None
+        while True:
+            lines = raw.decode("latin-1").split("\r\n")
+            try:
+                _, code, *reason = lines[0].split(" ", 2)
+                status = int(code)
+            except ValueError:
+                self._discard(conn)
+                raise HTTPFailure("malformed_response", lines[0][:80]) from None
+            if not 100 <= status < 200 or status == 101:
+                break
+            try:  # 100 Continue, 103 Early Hints: the final response follows
+                raw = await _wait(conn.reader.readuntil(b"\r\n\r\n"), header_timeout)
+            except (ConnectionError, asyncio.IncompleteReadError) as e:
+                self._discard(conn)
+                raise HTTPFailure("connection_reset", str(e) or type(e).__name__) from None
+            t.headers = self.clock()
         hdrs = {}
         for line in lines[1:]:
             if ":" in line:

@@ -76,8 +76,57 @@ class Slo:
             limit is None or (v is not None and v <= limit) for limit, v in checks)
 
 
-def summarize(results: Sequence[RequestResult], slo: Slo | None = None) -> LevelSummary:
-    """A level's summary over its measured (non-warmup) requests."""
+def steady_interval(spans: Sequence[tuple[float, float]], concurrency: int | None
+                    ) -> tuple[float, float] | None:
+    """The interval in which requests spanning (start, end) ran at their load.
+
+    Closed loop (`concurrency` workers): from the first moment `concurrency` requests were in
+    flight to the last moment they still were, so the ramp and the ragged last wave are
+    outside. Open loop (`concurrency` None): from the first completion (the ramp is over) to
+    the last start (the drain begins)."""
+    if not spans:
+        return None
+    if concurrency is None:
+        t0, t1 = min(e for _, e in spans), max(s for s, _ in spans)
+        return (t0, t1) if t1 > t0 else None
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    n = 0
+    first: float | None = None
+    last: float | None = None
+    for t, step in events:
+        before = n
+        n += step
+        if n >= concurrency and first is None:
+            first = t
+        if before >= concurrency > n:
+            last = t
+    if first is None or last is None or last <= first:
+        return None
+    return first, last
+
+
+def steady_window(results: Sequence[RequestResult], concurrency: int | None
+                  ) -> tuple[float, float] | None:
+    """steady_interval of a level's requests on the client's clock (warm-up requests hold
+    slots too, so they count)."""
+    return steady_interval([(r.start, r.end) for r in results
+                            if r.status == "ok" and r.end is not None], concurrency)
+
+
+def _tokens_between(r: RequestResult, t0: float, t1: float) -> float:
+    """Output tokens of r whose chunks arrived in [t0, t1] (a chunk may carry several)."""
+    if not r.output_tokens:
+        return 0.0
+    if not r.chunk_times:
+        return float(r.output_tokens) if r.end is not None and t0 <= r.end <= t1 else 0.0
+    per_chunk = r.output_tokens / len(r.chunk_times)
+    return per_chunk * sum(1 for c in r.chunk_times if t0 <= r.start + c <= t1)
+
+
+def summarize(results: Sequence[RequestResult], slo: Slo | None = None,
+              concurrency: int | None = None) -> LevelSummary:
+    """A level's summary over its measured (non-warmup) requests; throughput over the
+    steady window (see steady_window), with the whole active window's figures beside it."""
     measured = [r for r in results if not r.warmup]
     ok = [r for r in measured if r.status == "ok"]
     errors: dict[str, int] = {}
@@ -88,6 +137,17 @@ def summarize(results: Sequence[RequestResult], slo: Slo | None = None) -> Level
     starts = [r.start for r in ok]
     window = (max(ends) - min(starts)) if ends and starts else 0.0
     tokens = sum(r.output_tokens or 0 for r in ok)
+    steady = steady_window(results, concurrency)
+    if steady is None:  # too few requests to reach the load: the wall figures are all there is
+        steady_s, steady_tokens, steady_done = window, float(tokens), ok
+    else:
+        t0, t1 = steady
+        steady_s = t1 - t0
+        # every request's work inside the window counts, a warm-up's too: it held a slot
+        # and the server did it
+        done = [r for r in results if r.status == "ok"]
+        steady_tokens = sum(_tokens_between(r, t0, t1) for r in done)
+        steady_done = [r for r in done if r.end is not None and t0 < r.end <= t1]
     return LevelSummary(
         requests_ok=len(ok),
         requests_failed=len(measured) - len(ok),
@@ -97,12 +157,15 @@ def summarize(results: Sequence[RequestResult], slo: Slo | None = None) -> Level
         e2e_s=Stats.of([r.e2e_s for r in ok if r.e2e_s is not None]),
         chunk_gap_s=Stats.of([g for r in ok for g in r.chunk_gaps]),
         dispatch_delay_s=Stats.of([r.dispatch_delay_s for r in measured]),
-        output_tokens_per_s=tokens / window if window > 0 else 0.0,
-        requests_per_s=len(ok) / window if window > 0 else 0.0,
-        goodput_requests_per_s=(sum(1 for r in ok if slo.met_by(r)) / window
-                                if slo and window > 0 else None),
+        output_tokens_per_s=steady_tokens / steady_s if steady_s > 0 else 0.0,
+        requests_per_s=len(steady_done) / steady_s if steady_s > 0 else 0.0,
+        goodput_requests_per_s=(sum(1 for r in steady_done if slo.met_by(r)) / steady_s
+                                if slo and steady_s > 0 else None),
+        output_tokens_per_s_wall=tokens / window if window > 0 else 0.0,
+        requests_per_s_wall=len(ok) / window if window > 0 else 0.0,
         output_tokens=tokens,
         active_window_s=window,
+        steady_window_s=steady_s,
         token_count_mismatches=sum(1 for r in ok if r.token_mismatch),
         connections_reused=sum(1 for r in measured if r.reused),
         network=NetworkSummary(

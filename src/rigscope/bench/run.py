@@ -136,13 +136,16 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
             try:
                 results = await run_level(target, workload, spec, done, config.seed + position)
             except ServerGone as gone:
-                store.set_summary(level_id, summarize(gone.results, config.slo))
+                store.set_summary(level_id, summarize(gone.results, config.slo,
+                                                     spec.concurrency if spec.rate is None
+                                                     else None))
                 kept = sum(1 for r in gone.results if r.status == "ok")
                 raise RigscopeError(
                     f"{config.url} stopped answering at {name}, {gone.during()}: {gone.why}; "
                     f"the {kept} requests completed before are kept in run {run_id}",
                     exit_code=1) from None
-            summary = summarize(results, config.slo)
+            summary = summarize(results, config.slo,
+                                spec.concurrency if spec.rate is None else None)
             store.set_summary(level_id, summary)
             progress.level_done(summary)
             return summary

@@ -49,6 +49,54 @@ def show_cmd(run_id: str, db: str | None, as_json: bool) -> None:
         print_run(run)
 
 
+@runs_cmd.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--hardware", metavar="RIG", help="What it ran on (rtx-4090, 2xrtx-3090), when "
+              "the file does not say it in words rigscope knows.")
+@click.option("--model-spec", metavar="MODEL", help="The model as rigscope knows it (catalog "
+              "id, config.json, .gguf), when the file's name and size do not tell.")
+@click.option("--label", help="A name for the imported run(s).")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def import_cmd(file: str, hardware: str | None, model_spec: str | None, label: str | None,
+               db: str | None, as_json: bool) -> None:
+    """Store results measured by llama-bench (-o json/jsonl), GuideLLM (benchmarks.json),
+    AIPerf (profile export json/csv) or vLLM (bench serve --save-result); the format is told
+    from the content. Imported llama-bench runs can calibrate (rigscope calibrate)."""
+    from pathlib import Path
+
+    from rigscope.errors import RigscopeError
+    from rigscope.imports import parse_import
+
+    path = Path(file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RigscopeError(f"{path}: not UTF-8 text") from None
+    runs = parse_import(text, path.name)
+    if hardware:
+        from rigscope.hardware import parse_rig
+
+        parse_rig([hardware])  # a bad id fails here, before anything is stored
+    if model_spec:
+        from rigscope.sources import resolve_model
+
+        resolve_model(model_spec)
+    store = _store(db)
+    out = []
+    for imp in runs:
+        config = imp.config | {"imported_from": path.name}
+        config |= {k: v for k, v in (("hardware", hardware), ("model_spec", model_spec)) if v}
+        run_id = store.add_finished_run(imp.url, imp.model, imp.source, config,
+                                        label or f"{imp.source}: {path.name}", imp.levels)
+        out.append({"run_id": run_id, "source": imp.source})
+    if as_json:
+        echo_json({"runs": out})
+        return
+    for r in out:
+        click.echo(f"{r['run_id']}: imported from {path.name} ({r['source']})")
+
+
 @runs_cmd.command("export")
 @click.argument("run_id")
 @db_option
