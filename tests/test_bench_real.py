@@ -25,8 +25,13 @@ def test_bench_real_server(llama_server: LlamaServer, tmp_path: Path,
         assert level["requests_ok"] == 3 and level["requests_failed"] == 0
         assert level["ttft_s"]["p50"] > 0 and level["output_tokens_per_s"] > 0
     assert main(["runs", "show", doc["run_id"], "--db", db, "--json"]) == 0
-    stored = json.loads(capsys.readouterr().out)["requests"]
+    shown = json.loads(capsys.readouterr().out)
+    stored = shown["requests"]
     assert len(stored) == 8 and all(r["status"] == "ok" for r in stored)
+    # llama-server's /metrics and /slots were sampled on the run's timeline
+    assert shown["config"]["telemetry"] == ["metrics", "slots"]
+    assert {x["source"] for x in shown["telemetry"]} == {"metrics", "slots"}
+    assert any(x["data"].get("slots_busy", 0) >= 1 for x in shown["telemetry"])
     # llama-server streams usage: its count, with ignore_eos, is what was asked for
     assert all(r["output_tokens"] == 16 for r in stored)
     assert all(r["prompt_tokens"] and r["prompt_tokens"] >= 64 for r in stored)

@@ -19,7 +19,7 @@ def test_schema(tmp_path: Path) -> None:
     db = store.db
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"runs", "levels", "requests", "evals", "eval_results"}
+    assert tables == {"runs", "levels", "requests", "evals", "eval_results", "telemetry"}
     cols = [r[1] for r in db.execute("PRAGMA table_info(requests)")]
     assert cols == ["id", "run_id", "level_id", *REQUEST_COLUMNS]
     runs = [r[1] for r in db.execute("PRAGMA table_info(runs)")]

@@ -165,6 +165,7 @@ def run_json(run: Run) -> Doc:
         "levels": [{"level_id": lv.level_id, "concurrency": lv.concurrency, "rate": lv.rate,
                     **(asdict(lv.summary) if lv.summary else {})} for lv in run.levels],
         "requests": [asdict(r) for r in run.requests],
+        "telemetry": [asdict(x) for x in run.telemetry],
     } | imported_json(run)
 
 

@@ -143,6 +143,16 @@ class StoredRequest:
 
 
 @dataclass(frozen=True)
+class Sample:
+    """One telemetry reading: when (the run's clock), from where, what (see
+    bench/telemetry.py for the names)."""
+
+    t: float
+    source: str  # "metrics" | "slots" | "ollama_ps" | "nvml"
+    data: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Level:
     level_id: int
     position: int
@@ -199,6 +209,7 @@ class Run:
     config: dict[str, Any]  # the BenchConfig as given (+ "prediction" from the demo)
     levels: tuple[Level, ...]
     requests: tuple[StoredRequest, ...]
+    telemetry: tuple[Sample, ...] = ()
 
     @property
     def name(self) -> str:

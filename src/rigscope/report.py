@@ -42,6 +42,8 @@ def _levels(run: Run) -> list[tuple[int, LevelSummary]]:
 
 
 def fig_throughput(runs: Sequence[Run]):  # noqa: ANN201
+    if not any(_levels(r) for r in runs):
+        return None
     plt = _plt()
     fig, ax = plt.subplots()
     for i, run in enumerate(runs):
@@ -164,9 +166,66 @@ def fig_memory(runs: Sequence[Run]):  # noqa: ANN201
     return fig
 
 
+TELEMETRY_PANELS = (
+    ("requests", ("requests_running", "requests_waiting", "slots_busy")),
+    ("share, %", ("kv_cache_usage", "prefix_cache_hit_rate", "gpu_share", "gpu_util_pct")),
+    ("GPU power, W", ("gpu_power_w",)),
+)
+PERCENT_SHARES = ("kv_cache_usage", "prefix_cache_hit_rate", "gpu_share")
+
+
+def fig_telemetry(runs: Sequence[Run]):  # noqa: ANN201
+    """What the server and the GPU said over each run's timeline."""
+    runs = [r for r in runs if r.telemetry]
+    if not runs:
+        return None
+    panels = [(label, keys) for label, keys in TELEMETRY_PANELS
+              if any(k in x.data for r in runs for x in r.telemetry for k in keys)]
+    if not panels:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False,
+                             figsize=(6.4, 1.9 + 1.6 * len(panels)))
+    for (label, keys), ax in zip(panels, axes[:, 0], strict=True):
+        for i, run in enumerate(runs):
+            t0 = min(x.t for x in run.telemetry)
+            for j, key in enumerate(k for k in keys if any(k in x.data for x in run.telemetry)):
+                pts = [(x.t - t0, x.data[key] * (100 if key in PERCENT_SHARES else 1))
+                       for x in run.telemetry if key in x.data]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=COLORS[(i + j) % 6],
+                        linestyle=("-", "--", ":", "-.")[j % 4],
+                        label=f"{key}" + (f" ({run.name})" if len(runs) > 1 else ""))
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    axes[-1, 0].set_xlabel("seconds since the run's first sample")
+    axes[0, 0].set_title("Server and GPU telemetry")
+    return fig
+
+
+def _memory_table(runs: Sequence[Run]) -> str:
+    """Predicted memory beside what the GPU (NVML) or Ollama reported at most."""
+    rows = []
+    for run in runs:
+        predicted = sum(d.weights_bytes + d.kv_bytes + d.compute_bytes + d.overhead_bytes
+                        for d in run.predicted_memory)
+        for key, what in (("gpu_memory_used_bytes", "GPU memory used (NVML)"),
+                          ("vram_bytes", "model in VRAM (Ollama)")):
+            seen = [x.data[key] for x in run.telemetry if key in x.data]
+            if seen and predicted:
+                rows.append(f"<tr><td>{html.escape(run.name)}</td><td>{what}</td>"
+                            f"<td>{predicted / MIB:,.0f}</td><td>{max(seen) / MIB:,.0f}</td>"
+                            f"<td>{(predicted / max(seen) - 1) * 100:+.1f}%</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>Memory: predicted vs reported</h2><table><tr><th>run</th><th>reported by"
+            "</th><th>predicted MiB</th><th>reported MiB (max)</th><th>error</th></tr>"
+            + "".join(rows) + "</table>")
+
+
 FIGURES = [("throughput", fig_throughput), ("latency", fig_latency),
            ("distributions", fig_distributions), ("network", fig_network),
-           ("predicted", fig_predicted), ("memory", fig_memory)]
+           ("predicted", fig_predicted), ("memory", fig_memory),
+           ("telemetry", fig_telemetry)]
 
 
 def _svg(fig: Any) -> str:
@@ -264,7 +323,8 @@ def render(runs: Sequence[Run], png_dir: Path | None = None,
         f"{r.status}</p>" for r in runs)
     names = [r.name for r in runs] + [e["eval_id"] for e in evals]
     title = "rigscope report: " + ", ".join(html.escape(n) for n in names)
-    levels = f"<h2>Levels</h2>{_table(runs)}{_prediction_table(runs)}" if runs else ""
+    levels = (f"<h2>Levels</h2>{_table(runs)}{_prediction_table(runs)}{_memory_table(runs)}"
+              if runs else "")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{CSS}</style></head><body><h1>{title}</h1>{meta}"
             f"{levels}{_eval_tables(evals)}<h2>Plots</h2>{''.join(figs)}</body></html>")

@@ -13,7 +13,7 @@ from typing import Any
 
 from rigscope.errors import RigscopeError
 from rigscope.paths import data_dir
-from rigscope.records import Level, LevelSummary, Run, StoredRequest
+from rigscope.records import Level, LevelSummary, Run, Sample, StoredRequest
 
 MIGRATIONS = [
     # 1: runs, their levels, and every request with all its timestamps
@@ -52,6 +52,14 @@ MIGRATIONS = [
         ttft_s REAL, itl_s REAL, output_tokens INTEGER, isolation TEXT
     );
     CREATE INDEX eval_results_by_eval ON eval_results(eval_id);
+    """,
+    # 3: what the server and the GPU said during a run, on the run's clock
+    """
+    CREATE TABLE telemetry (
+        id INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id),
+        t REAL NOT NULL, source TEXT NOT NULL, data TEXT NOT NULL
+    );
+    CREATE INDEX telemetry_by_run ON telemetry(run_id);
     """,
 ]
 REQUEST_COLUMNS = ("idx", "warmup", "status", "reason", "detail", "intended", "start", "dns_s",
@@ -138,6 +146,11 @@ class Store:
         self.db.execute("COMMIT")
         return run_id
 
+    def add_telemetry(self, run_id: str, t: float, source: str,
+                      data: dict[str, float]) -> None:
+        self.db.execute("INSERT INTO telemetry (run_id, t, source, data) VALUES (?, ?, ?, ?)",
+                        (run_id, t, source, json.dumps(data)))
+
     def add_request(self, run_id: str, level_id: int, r: Any) -> None:
         """Insert and commit one finished request (a crash loses nothing that completed)."""
         values = (r.index, int(r.warmup), r.status, r.reason, r.detail, r.intended, r.start,
@@ -206,6 +219,9 @@ class Store:
                                summary=LevelSummary.from_dict(json.loads(lv["summary"]))
                                if lv["summary"] else None) for lv in levels),
             requests=tuple(self._request(q) for q in reqs),
+            telemetry=tuple(Sample(q["t"], q["source"], json.loads(q["data"])) for q in
+                            self.db.execute("SELECT t, source, data FROM telemetry WHERE "
+                                            "run_id = ? ORDER BY id", (run_id,))),
         )
 
     @staticmethod

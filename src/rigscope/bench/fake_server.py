@@ -40,6 +40,7 @@ class FakeConfig:
     stall_s: float = 30.0
     answers: str | None = None  # JSON file {prompt substring: reply}: answer from it
     logprob_shift: float = 0.0  # perturbs the log-probabilities it reports (0: none)
+    metrics: int = 1  # serve a vLLM-style /metrics page (0: none)
     seed: int = 0
 
 
@@ -102,6 +103,15 @@ class FakeServer:
         if method == "GET" and path.endswith("/v1/models"):
             self._json(writer, 200, {"object": "list", "data": [{"id": c.model,
                                                                    "object": "model"}]})
+            return True
+        if method == "GET" and path.endswith("/metrics") and c.metrics:
+            page = ("# TYPE vllm:num_requests_running gauge\n"
+                    f'vllm:num_requests_running{{model_name="{c.model}"}} {self._active}\n'
+                    f'vllm:num_requests_waiting{{model_name="{c.model}"}} 0\n'
+                    f'vllm:kv_cache_usage_perc{{model_name="{c.model}"}} '
+                    f"{min(1.0, self._active / 64)}\n").encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(page), page))
             return True
         if method != "POST" or not path.endswith(("/chat/completions", "/v1/completions")):
             self._json(writer, 404, {"error": {"message": f"no route {method} {path}"}})

@@ -8,7 +8,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from rigscope.bench import telemetry
 from rigscope.bench.clients import APIS, detect_api, served_models
 from rigscope.bench.http import HTTPFailure, Pool
 from rigscope.bench.load import LevelSpec, ServerGone, Target, run_level
@@ -47,6 +49,7 @@ class BenchConfig:
     model_spec: str | None = None  # catalog id, config.json or .gguf
     quant: str | None = None
     flash_attn: bool | None = None
+    telemetry: bool = True  # sample the server's /metrics, /slots or /api/ps, and NVML
     api_key: str | None = field(default=None, repr=False)  # never stored or printed
 
     def public(self) -> dict[str, Any]:
@@ -118,6 +121,7 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
     if run_id_out is not None:
         run_id_out.append(run_id)
     status = "cancelled"
+    watcher = await _start_telemetry(config, target, store, run_id)
     try:
         position = 0
 
@@ -165,9 +169,34 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
         status = "failed"
         raise
     finally:
+        if watcher is not None:
+            task, pool = watcher
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await pool.close()
         store.finish_run(run_id, status)
         await target.pool.close()
     return run_id
+
+
+async def _start_telemetry(config: BenchConfig, target: Target, store: Store, run_id: str
+                           ) -> tuple[asyncio.Task[None], Pool] | None:
+    """Detect the telemetry sources and sample them (on a pool of their own) until the run
+    ends; the sources found are noted in the run's config."""
+    if not config.telemetry:
+        return None
+    pool = Pool(config.url, clock=target.pool.clock)
+    local = urlsplit(config.url).hostname in ("127.0.0.1", "::1", "localhost")
+    sources = await telemetry.detect(pool, target.api.name, target.headers, local,
+                                     telemetry.load_nvml() if local else None)
+    store.update_config(run_id, {"telemetry": [s.name for s in sources]})
+    if not sources:
+        await pool.close()
+        return None
+
+    def keep(t: float, source: str, data: dict[str, float]) -> None:
+        store.add_telemetry(run_id, t, source, data)
+    return asyncio.create_task(telemetry.sample(sources, pool.clock, keep)), pool
 
 
 async def _search(level: Callable[[LevelSpec], Any], slo: Slo, base: LevelSpec) -> None:

@@ -55,6 +55,8 @@ def parse_slo(text: str | None):  # noqa: ANN201
 @click.option("--slo", help="e.g. ttft=0.5,itl=0.05: goodput; without --concurrency, search "
               "the highest concurrency that meets it (p90).")
 @click.option("--no-fixed-length", is_flag=True, help="Let the server stop at EOS.")
+@click.option("--no-telemetry", is_flag=True, help="Do not sample the server's /metrics, "
+              "/slots or /api/ps, nor the local GPUs (NVML).")
 @click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key "
               "(default: RIGSCOPE_API_KEY, then OPENAI_API_KEY).")
 @click.option("--hardware", metavar="RIG", help="What the server runs on (rtx-4090, 2xrtx-3090, "
@@ -69,7 +71,8 @@ def parse_slo(text: str | None):  # noqa: ANN201
 def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, rate: str | None,
               poisson: bool, requests: int, duration: float | None, warmup: int,
               prompt_tokens: int, output_tokens: int, workload: str, timeout: float,
-              slo: str | None, no_fixed_length: bool, api_key_env: str | None,
+              slo: str | None, no_fixed_length: bool, no_telemetry: bool,
+              api_key_env: str | None,
               hardware: str | None, model_spec: str | None, quant: str | None, seed: int,
               label: str | None, db: str | None, as_json: bool) -> None:
     """Benchmark a running server (vLLM, llama.cpp, Ollama, any OpenAI-compatible API)."""
@@ -93,7 +96,8 @@ def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, ra
         poisson=poisson, requests=None if duration else requests, duration=duration,
         warmup=warmup, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
         workload=workload, timeout=timeout, label=label, slo=limits, seed=seed,
-        fixed_length=not no_fixed_length, api_key=key, hardware=hardware,
+        fixed_length=not no_fixed_length, telemetry=not no_telemetry, api_key=key,
+        hardware=hardware,
         model_spec=model_spec, quant=quant,
     )
     from rigscope.cli.bench_render import LiveProgress, print_run
