@@ -44,7 +44,7 @@ def test_mistral_q8_for_several_users_is_tight_on_16gb_and_comfortable_on_24gb()
 
 def test_long_contexts_push_toward_48gb_or_more() -> None:
     w = workload_from([model("llama-3.1-70b")], engines=("llama.cpp", "mlx"))
-    result = tiers(w, price_table(), rigs=candidate_rigs(2))
+    result = tiers(w, price_table(), rigs=candidate_rigs(2)).by_context
     for o in result[131072]:
         assert sum(d.memory_bytes for d in o.rig.devices) >= 48 * GIB
     assert result[4096] and result[131072]

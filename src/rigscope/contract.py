@@ -22,7 +22,7 @@ from rigscope.catalog import formats as weight_formats
 from rigscope.comparison import Comparison
 from rigscope.demo import DemoResult
 from rigscope.evaluation.run import EvalRun
-from rigscope.plan import Option, Plan
+from rigscope.plan import Option, Plan, Tiers
 from rigscope.records import Run
 from rigscope.rigcost import RigCost
 from rigscope.sources import CatalogRow
@@ -150,10 +150,10 @@ def plan_json(plan: Plan) -> Doc:
     }
 
 
-def tiers_json(result: dict[int, list[Option]]) -> Doc:
+def tiers_json(result: Tiers) -> Doc:
     """`rigscope plan --tiers --json`."""
     return {"tiers": [{"context": ctx, "options": [option_json(o) for o in opts]}
-                      for ctx, opts in result.items()]}
+                      for ctx, opts in result.by_context.items()]}
 
 
 def run_json(run: Run) -> Doc:

@@ -359,17 +359,24 @@ def _mark_pareto(options: list[Option]) -> list[Option]:
     return [replace(o, pareto=id(o) in frontier) for o in options]
 
 
-def tiers(w: Workload, prices: dict[str, Price], per_tier: int = 3,
-          rigs: Sequence[Rig] | None = None, params: SpeedParams = DEFAULT
-          ) -> dict[int, list[Option]]:
+@dataclass(frozen=True)
+class Tiers:
     """For each context tier, the cheapest rigs that fit with HEADROOM of memory to spare."""
+
+    workload: Workload
+    by_context: dict[int, list[Option]]
+
+
+def tiers(w: Workload, prices: dict[str, Price], per_tier: int = 3,
+          rigs: Sequence[Rig] | None = None, params: SpeedParams = DEFAULT) -> Tiers:
+    """The cheapest `per_tier` roomy rigs at each context in TIERS."""
     rigs = list(rigs) if rigs is not None else candidate_rigs(w.gpu_count_max)
     out = {}
     for ctx in TIERS:
         plan = make_plan(replace(w, context=ctx), prices, rigs, params=params)
         roomy = [o for o in plan.options if _headroom(o.memory) >= HEADROOM]
         out[ctx] = roomy[:per_tier]
-    return out
+    return Tiers(w, out)
 
 
 def _headroom(mem: MemoryEstimate) -> float:

@@ -14,6 +14,7 @@ from rigscope.cli.eval_cmd import eval_cmd
 from rigscope.cli.loop_cmds import calibrate_cmd, compare_cmd, demo_cmd, report_cmd
 from rigscope.cli.plan_cmd import plan_cmd
 from rigscope.cli.runs_cmd import runs_cmd
+from rigscope.cli.serve_cmd import serve_cmd
 from rigscope.cli.system_cmd import system_cmd
 
 
@@ -37,6 +38,7 @@ cli.add_command(calibrate_cmd)
 cli.add_command(compare_cmd)
 cli.add_command(report_cmd)
 cli.add_command(eval_cmd)
+cli.add_command(serve_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,6 @@ import click
 from rigscope.cli.options import (
     Tokens,
     echo_json,
-    flash,
-    make_rig,
     model_options,
     rig_options,
 )
@@ -47,27 +45,15 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
                  gpus: tuple[str, ...], cpu: str | None, ram: str | None, cpu_isa: str | None,
                  rig_name: str | None, as_json: bool) -> None:
     """Memory and speed of MODEL (catalog id, Hub repo, config.json, model dir or .gguf)."""
-    from rigscope.estimator import estimate
-    from rigscope.estimator.speed import estimate_speed
-    from rigscope.estimator.speed_params import DEFAULT
-    from rigscope.sources import resolve_model
+    from rigscope.answers import EstimateQuery, estimate_answer
 
-    params = DEFAULT
-    if rig_name:
-        from rigscope.calibration import profile_params, rig_args
-
-        params, hardware = profile_params(rig_name)
-        if not gpus and cpu is None:
-            gpus, cpu = rig_args(hardware)
-    rig = make_rig(gpus, cpu, ram, cpu_isa)
-    spec = resolve_model(model, quant=quant)
+    spec, est, speed = estimate_answer(EstimateQuery.from_options(
+        model=model, quant=quant, engine=engine, kv_type=kv_type, flash_attn=flash_attn,
+        engine_version=engine_version, repack=repack, outputs=outputs, gpus=gpus,
+        cpu=cpu, ram=ram, cpu_isa=cpu_isa, context=context, batch=batch,
+        prompt_tokens=prompt_tokens, output_tokens=output_tokens, disk=disk, network=network,
+        rig_name=rig_name))
     warn_assumptions(spec)
-    est = estimate(spec, rig, quant=quant, engine=engine, context=context,
-                   batch=batch, kv_type=kv_type, flash_attn=flash(flash_attn, engine_version),
-                   repack=repack == "on", outputs=outputs)
-    speed = estimate_speed(est, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-                           engine_version=engine_version,
-                           disk=disk, network=network, p=params) if est.runs else None
     if as_json:
         from rigscope.contract import estimate_json
 
@@ -98,23 +84,13 @@ def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
                     gpus: tuple[str, ...], cpu: str | None, ram: str | None,
                     cpu_isa: str | None, as_json: bool) -> None:
     """Largest context that fits, for each number of parallel sequences."""
-    from rigscope.errors import RigscopeError
-    from rigscope.estimator import max_context
-    from rigscope.sources import resolve_model
+    from rigscope.answers import ModelQuery, batches_of, max_context_answer
 
-    try:
-        counts = [int(b) for b in batches.split(",") if b.strip()]
-    except ValueError:
-        raise RigscopeError(f"invalid --batch {batches!r}; use e.g. 1,2,4") from None
-    if not counts or min(counts) <= 0:
-        raise RigscopeError(f"invalid --batch {batches!r}; counts must be positive")
-    rig = make_rig(gpus, cpu, ram, cpu_isa)
-    spec = resolve_model(model, quant=quant)
+    spec, rig, limits = max_context_answer(ModelQuery.from_options(
+        model=model, quant=quant, engine=engine, kv_type=kv_type, flash_attn=flash_attn,
+        engine_version=engine_version, repack=repack, outputs=outputs, gpus=gpus,
+        cpu=cpu, ram=ram, cpu_isa=cpu_isa), batches_of(batches))
     warn_assumptions(spec)
-    limits = [(b, max_context(spec, rig, batch=b, quant=quant, engine=engine, kv_type=kv_type,
-                              flash_attn=flash(flash_attn, engine_version),
-                              repack=repack == "on",
-                              outputs=outputs)) for b in counts]
     if as_json:
         from rigscope.contract import max_context_json
 

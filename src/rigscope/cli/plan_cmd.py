@@ -55,7 +55,7 @@ PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | a
               help="Rows in the table.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | None,
-             context: str | None, users: int | None, prompt_tokens: int | None,
+             context: int | None, users: int | None, prompt_tokens: int | None,
              output_tokens: int | None, min_tps: float | None, max_ttft: float | None,
              budget: float | None, max_watts: float | None, quant: str | None,
              min_quant: str | None, engines: tuple[str, ...], gpu_count_max: int,
@@ -65,60 +65,26 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
              all_configs: bool, top: int, as_json: bool) -> None:
     """Rank rigs (1-4 of each GPU with the platform that holds them, Apple machines, CPU
     boxes) for MODELS under a workload, priced as people pay (used, street, list)."""
-    from pathlib import Path
-
-    from rigscope import plan as planning
+    from rigscope import contract
+    from rigscope.answers import PlanQuery, plan_answer
+    from rigscope.cli import plan_render as render
     from rigscope.cli.options import echo_json
-    from rigscope.errors import RigscopeError
-    from rigscope.hardware import parse_rig
-    from rigscope.prices import price_table
-    from rigscope.sources import catalog_model, resolve_model
+    from rigscope.plan import Plan
 
-    if models and min_params:
-        raise RigscopeError("name models or give --min-params, not both")
-    if min_params:
-        from rigscope.catalog import models as catalog
-
-        specs = [catalog_model(m) for m, e in catalog().items() if e.params >= min_params * 1e9]
-        if not specs:
-            raise RigscopeError(f"no catalog model has {min_params:g} B parameters or more")
-    elif models:
-        specs = [resolve_model(m) for m in models]
-    else:
-        raise RigscopeError("name a model (e.g. llama-3-8b) or give --min-params")
-    w = planning.workload_from(
-        specs, profile, context=context, users=users,
+    result = plan_answer(PlanQuery.from_options(
+        models=models, min_params=min_params, profile=profile, context=context, users=users,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, min_tps=min_tps,
         max_ttft=max_ttft, budget=budget, max_watts=max_watts, quant=quant,
-        min_quant=min_quant, engines=engines or None,
-        gpu_count_max=gpu_count_max, kwh_usd=kwh_price, hours_per_day=hours,
-    )
-    prices = price_table(price_opts, Path(price_file) if price_file else None, price_kind)
-    rigs = [parse_rig([g]) for g in gpus] if gpus else planning.candidate_rigs(gpu_count_max)
-    if local and not gpus:
-        from dataclasses import replace
-
-        from rigscope.system import local_rig
-
-        rigs.insert(0, replace(local_rig(), local=True))
-    from rigscope import contract
-    from rigscope.cli import plan_render as render
-    from rigscope.estimator.speed_params import DEFAULT
-
-    params = DEFAULT
-    if rig_name:
-        from rigscope.calibration import profile_params
-
-        params = profile_params(rig_name)[0]
-    if tiers:
-        result = planning.tiers(w, prices, rigs=rigs, params=params)
+        min_quant=min_quant, engines=engines, gpu_count_max=gpu_count_max,
+        price_kind=price_kind, kwh_price=kwh_price, hours=hours, price_opts=price_opts,
+        price_file=price_file, gpus=gpus,
+        local=local, rig_name=rig_name, tiers=tiers, all_configs=all_configs))
+    if isinstance(result, Plan):
         if as_json:
-            echo_json(contract.tiers_json(result))
+            echo_json(contract.plan_json(result))
         else:
-            render.print_tiers(w, result)
-        return
-    plan = planning.make_plan(w, prices, rigs, all_configs=all_configs, params=params)
-    if as_json:
-        echo_json(contract.plan_json(plan))
+            render.print_plan(result, top)
+    elif as_json:
+        echo_json(contract.tiers_json(result))
     else:
-        render.print_plan(plan, top)
+        render.print_tiers(result)

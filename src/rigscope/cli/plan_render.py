@@ -8,7 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from rigscope.plan import Option, Plan, Workload
+from rigscope.plan import Option, Plan, Tiers, Workload
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -89,9 +89,9 @@ def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
                   + "; ".join(f"{n} {k}" for k, n in sorted(reasons.items(), key=lambda x: -x[1])))
 
 
-def print_tiers(w: Workload, result: dict[int, list[Option]],
-                console: Console | None = None) -> None:
+def print_tiers(tiers: Tiers, console: Console | None = None) -> None:
     con = console or Console()
+    w, result = tiers.workload, tiers.by_context
     t = Table(title=f"{', '.join(m.id for m in w.models)} · {w.users} user(s): cheapest rigs "
                     "with 10% memory to spare, by context", title_justify="left")
     for col in ("context", "rig", "quant", "tok/s/user", "price", "memory used"):

@@ -1,0 +1,242 @@
+"""The questions the command line and the web API both answer, as typed queries: one place
+turns a query into the library's result, so both print exactly the same JSON (contract.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Self
+
+from rigscope import contract, validate
+from rigscope.errors import RigscopeError
+from rigscope.estimator import estimate, max_context
+from rigscope.estimator.speed import estimate_speed
+from rigscope.estimator.speed_params import DEFAULT, flash_attn_default
+from rigscope.plan import Plan, Tiers
+from rigscope.specs import MemoryEstimate, ModelSpec, Rig, SpeedEstimate
+from rigscope.system import resolve_rig
+
+Doc = contract.Doc
+
+
+# option names that differ from the query's field names
+RENAMED = {"price_opts": "prices", "gpu_count_max": "max_gpus"}
+
+
+def _from_options(cls: type[Any], options: dict[str, Any]) -> Any:
+    """A query from a command's options as click passes them (the web API passes the same):
+    renamed ones mapped, on/off switches made booleans, presentation options dropped."""
+    names = {f.name for f in fields(cls)}
+    kw = {}
+    for key, value in options.items():
+        key = RENAMED.get(key, key)
+        if key not in names:
+            continue  # as_json, top, ...: how to show the answer, not the question
+        if key == "repack" and isinstance(value, str):
+            value = value == "on"
+        if isinstance(value, list):
+            value = tuple(value)
+        kw[key] = value
+    return cls(**kw)
+
+
+@dataclass(frozen=True)
+class ModelQuery:
+    """What every memory question names: the model, its format and engine, the rig."""
+
+    model: str
+    quant: str | None = None
+    engine: str = "llama.cpp"
+    kv_type: str = "f16"
+    flash_attn: str | None = None  # "on" | "off" | None (the build's default)
+    engine_version: str | None = None
+    repack: bool = True
+    outputs: str = "sequences"
+    gpus: tuple[str, ...] = ()
+    cpu: str | None = None
+    ram: str | None = None
+    cpu_isa: str | None = None
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Self:
+        result: Self = _from_options(cls, options)
+        return result
+
+
+@dataclass(frozen=True)
+class EstimateQuery(ModelQuery):
+    context: int = 4096
+    batch: int = 1
+    prompt_tokens: int = 512
+    output_tokens: int = 128
+    disk: str = "nvme"
+    network: str = "loopback"
+    rig_name: str | None = None  # a calibrated rig profile
+
+
+def flash(value: str | None, engine_version: str | None) -> bool | None:
+    """--flash-attn as given; unset: llama.cpp's default for the build (None: today's)."""
+    if value is not None:
+        if value not in ("on", "off"):
+            raise RigscopeError(f"invalid --flash-attn {value!r}; valid: on, off")
+        return value == "on"
+    if engine_version is None:
+        return None
+    try:
+        return flash_attn_default(engine_version)
+    except ValueError as e:
+        raise RigscopeError(f"invalid --engine-version: {e}") from None
+
+
+def model_of(q: ModelQuery, allow_files: bool = True) -> ModelSpec:
+    """The model a query names; `allow_files` False refuses paths (a server's files)."""
+    from rigscope.sources import resolve_model
+
+    if not allow_files and _looks_like_path(q.model):
+        raise RigscopeError(f"model {Path(q.model).name!r}: this server reads no local "
+                            "files (start it with --allow-local-files); use a catalog id "
+                            "or a Hub repo (owner/name)")
+    return resolve_model(q.model, quant=q.quant)
+
+
+def _looks_like_path(text: str) -> bool:
+    t = text.strip()
+    return (t.startswith((".", "/", "~", "\\")) or t.lower().endswith((".gguf", ".json"))
+            or t.count("/") > 1 or Path(t).exists())
+
+
+def estimate_answer(q: EstimateQuery, allow_files: bool = True
+                    ) -> tuple[ModelSpec, MemoryEstimate, SpeedEstimate | None]:
+    """Memory on each device and, when it runs, the speed."""
+    params = DEFAULT
+    gpus, cpu = q.gpus, q.cpu
+    if q.rig_name:
+        from rigscope.calibration import profile_params, rig_args
+
+        params, hardware = profile_params(q.rig_name)
+        if not gpus and cpu is None:
+            gpus, cpu = rig_args(hardware)
+    rig = resolve_rig(gpus, cpu, q.ram, q.cpu_isa)
+    spec = model_of(q, allow_files)
+    est = estimate(spec, rig, quant=q.quant, engine=q.engine, context=q.context,
+                   batch=q.batch, kv_type=q.kv_type,
+                   flash_attn=flash(q.flash_attn, q.engine_version), repack=q.repack,
+                   outputs=q.outputs)
+    speed = estimate_speed(est, prompt_tokens=q.prompt_tokens, output_tokens=q.output_tokens,
+                           engine_version=q.engine_version, disk=q.disk, network=q.network,
+                           p=params) if est.runs else None
+    return spec, est, speed
+
+
+def estimate_doc(q: EstimateQuery, allow_files: bool = True) -> Doc:
+    """`rigscope estimate --json`."""
+    _, est, speed = estimate_answer(q, allow_files)
+    return contract.estimate_json(est, speed)
+
+
+def max_context_answer(q: ModelQuery, batches: tuple[int, ...], allow_files: bool = True
+                       ) -> tuple[ModelSpec, Rig, list[tuple[int, int]]]:
+    rig = resolve_rig(q.gpus, q.cpu, q.ram, q.cpu_isa)
+    spec = model_of(q, allow_files)
+    fa = flash(q.flash_attn, q.engine_version)
+    limits = [(b, max_context(spec, rig, batch=b, quant=q.quant, engine=q.engine,
+                              kv_type=q.kv_type, flash_attn=fa, repack=q.repack,
+                              outputs=q.outputs)) for b in batches]
+    return spec, rig, limits
+
+
+def max_context_doc(q: ModelQuery, batches: tuple[int, ...], allow_files: bool = True) -> Doc:
+    """`rigscope max-context --json`."""
+    spec, rig, limits = max_context_answer(q, batches, allow_files)
+    return contract.max_context_json(spec, rig, limits)
+
+
+def batches_of(text: str) -> tuple[int, ...]:
+    """'1,2,4' -> (1, 2, 4)."""
+    return tuple(int(b) for b in validate.number_list(text, "--batch", integer=True,
+                                                      high=65536))
+
+
+@dataclass(frozen=True)
+class PlanQuery:
+    models: tuple[str, ...] = ()
+    min_params: float | None = None  # billions: every catalog model this large
+    profile: str | None = None
+    context: int | None = None
+    users: int | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    min_tps: float | None = None
+    max_ttft: float | None = None
+    budget: float | None = None
+    max_watts: float | None = None
+    quant: str | None = None
+    min_quant: str | None = None
+    engines: tuple[str, ...] = ()
+    max_gpus: int = 4
+    price_kind: str | None = None
+    kwh_price: float = 0.17
+    hours: float = 8.0
+    prices: tuple[str, ...] = ()  # ID=USD overrides
+    price_file: str | None = None
+    gpus: tuple[str, ...] = ()  # only these rigs
+    local: bool = True  # this machine, priced as owned
+    rig_name: str | None = None
+    tiers: bool = False
+    all_configs: bool = False
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Self:
+        result: Self = _from_options(cls, options)
+        return result
+
+
+def plan_answer(q: PlanQuery, allow_files: bool = True) -> Plan | Tiers:
+    """A Plan, or with `tiers` the cheapest rigs per context tier."""
+    from rigscope import plan as planning
+    from rigscope.catalog import models as catalog
+    from rigscope.hardware import parse_rig
+    from rigscope.prices import price_table
+    from rigscope.sources import catalog_model
+
+    if q.models and q.min_params:
+        raise RigscopeError("name models or give --min-params, not both")
+    if q.min_params:
+        specs = [catalog_model(m) for m, e in catalog().items()
+                 if e.params >= q.min_params * 1e9]
+        if not specs:
+            raise RigscopeError(f"no catalog model has {q.min_params:g} B parameters or more")
+    elif q.models:
+        specs = [model_of(ModelQuery(m), allow_files) for m in q.models]
+    else:
+        raise RigscopeError("name a model (e.g. llama-3-8b) or give --min-params")
+    w = planning.workload_from(
+        specs, q.profile, context=q.context, users=q.users, prompt_tokens=q.prompt_tokens,
+        output_tokens=q.output_tokens, min_tps=q.min_tps, max_ttft=q.max_ttft,
+        budget=q.budget, max_watts=q.max_watts, quant=q.quant, min_quant=q.min_quant,
+        engines=q.engines or None, gpu_count_max=q.max_gpus, kwh_usd=q.kwh_price,
+        hours_per_day=q.hours)
+    if q.price_file and not allow_files:
+        raise RigscopeError("this server reads no local files: give prices as ID=USD")
+    prices = price_table(q.prices, Path(q.price_file) if q.price_file else None, q.price_kind)
+    rigs = [parse_rig([g]) for g in q.gpus] if q.gpus else planning.candidate_rigs(q.max_gpus)
+    if q.local and not q.gpus:
+        from rigscope.system import local_rig
+
+        rigs.insert(0, replace(local_rig(), local=True))
+    params = DEFAULT
+    if q.rig_name:
+        from rigscope.calibration import profile_params
+
+        params = profile_params(q.rig_name)[0]
+    if q.tiers:
+        return planning.tiers(w, prices, rigs=rigs, params=params)
+    return planning.make_plan(w, prices, rigs, all_configs=q.all_configs, params=params)
+
+
+def plan_doc(q: PlanQuery, allow_files: bool = True) -> Doc:
+    """`rigscope plan --json` (with tiers: `plan --tiers --json`)."""
+    result = plan_answer(q, allow_files)
+    if isinstance(result, Plan):
+        return contract.plan_json(result)
+    return contract.tiers_json(result)
