@@ -56,11 +56,26 @@ class ModelQuery:
     cpu: str | None = None
     ram: str | None = None
     cpu_isa: str | None = None
+    mem_fraction: float | None = None  # vLLM, SGLang, TensorRT-LLM: the engine's own knob
 
     @classmethod
     def from_options(cls, **options: Any) -> Self:
         result: Self = _from_options(cls, options)
         return result
+
+    def flash(self) -> bool | None:
+        """--flash-attn for llama.cpp; other engines choose their own kernels."""
+        from rigscope.estimator.engines import get_engine
+
+        if get_engine(self.engine).family != "llama.cpp":
+            return None
+        return flash(self.flash_attn, self.engine_version)
+
+    def options(self) -> dict[str, Any]:
+        """estimate()'s and max_context()'s options for this query."""
+        return {"quant": self.quant, "engine": self.engine, "kv_type": self.kv_type,
+                "flash_attn": self.flash(), "repack": self.repack, "outputs": self.outputs,
+                "mem_fraction": self.mem_fraction, "engine_version": self.engine_version}
 
 
 @dataclass(frozen=True)
@@ -118,12 +133,10 @@ def estimate_answer(q: EstimateQuery, allow_files: bool = True
             gpus, cpu = rig_args(hardware)
     rig = resolve_rig(gpus, cpu, q.ram, q.cpu_isa)
     spec = model_of(q, allow_files)
-    est = estimate(spec, rig, quant=q.quant, engine=q.engine, context=q.context,
-                   batch=q.batch, kv_type=q.kv_type,
-                   flash_attn=flash(q.flash_attn, q.engine_version), repack=q.repack,
-                   outputs=q.outputs)
+    est = estimate(spec, rig, context=q.context, batch=q.batch, **q.options())
+    build = q.engine_version if est.engine.family == "llama.cpp" else None
     speed = estimate_speed(est, prompt_tokens=q.prompt_tokens, output_tokens=q.output_tokens,
-                           engine_version=q.engine_version, disk=q.disk, network=q.network,
+                           engine_version=build, disk=q.disk, network=q.network,
                            p=params) if est.runs else None
     return spec, est, speed
 
@@ -138,10 +151,7 @@ def max_context_answer(q: ModelQuery, batches: tuple[int, ...], allow_files: boo
                        ) -> tuple[ModelSpec, Rig, list[tuple[int, int]]]:
     rig = resolve_rig(q.gpus, q.cpu, q.ram, q.cpu_isa)
     spec = model_of(q, allow_files)
-    fa = flash(q.flash_attn, q.engine_version)
-    limits = [(b, max_context(spec, rig, batch=b, quant=q.quant, engine=q.engine,
-                              kv_type=q.kv_type, flash_attn=fa, repack=q.repack,
-                              outputs=q.outputs)) for b in batches]
+    limits = [(b, max_context(spec, rig, batch=b, **q.options())) for b in batches]
     return spec, rig, limits
 
 

@@ -85,6 +85,7 @@ def estimate_json(est: MemoryEstimate, speed: SpeedEstimate | None = None) -> Do
             "offloaded_layers": est.offloaded_layers,
             "offloaded_bytes": est.offloaded_bytes,
             "max_sequences": est.max_sequences,
+            "kv_capacity_tokens": est.kv_capacity_tokens,
         },
         "speed": speed_json(speed),
         "basis": list(est.basis) + list(speed.basis if speed else ()),

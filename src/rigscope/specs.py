@@ -413,6 +413,8 @@ class Request:
     flash_attn: bool
     repack: bool = True  # llama.cpp on the CPU: repack weights where the build does
     outputs: str = "sequences"  # llama.cpp: logits rows reserved (see memory.logits_rows)
+    mem_fraction: float | None = None  # the engine's own memory knob (None: its default)
+    engine_version: str | None = None  # vLLM: 0.7.1 (V0) or later (V1)
 
 
 @dataclass(frozen=True)
@@ -427,7 +429,8 @@ class MemoryEstimate:
     offloaded_bytes: int
     weights_bytes: int
     kv_cache_bytes: int
-    max_sequences: int | None = None  # vLLM: sequences of `context` the KV pool holds
+    max_sequences: int | None = None  # paged engines: sequences of `context` the pool holds
+    kv_capacity_tokens: int | None = None  # paged engines: the pool in tokens, as printed
     basis: tuple[str, ...] = field(default=())
 
     @property

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 @click.option("--rig", "rig_name", help="A calibrated rig profile (rigscope calibrate): its "
               "hardware, unless --gpu/--cpu say otherwise, and its speed constants.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the contract).")
-def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
+def estimate_cmd(model: str, quant: str | None, engine: str, mem_fraction: float | None,
+                 kv_type: str,
                  flash_attn: str | None, engine_version: str | None, repack: str,
                  outputs: str, context: int, batch: int,
                  prompt_tokens: int, output_tokens: int, disk: str, network: str,
@@ -50,7 +51,8 @@ def estimate_cmd(model: str, quant: str | None, engine: str, kv_type: str,
     spec, est, speed = estimate_answer(EstimateQuery.from_options(
         model=model, quant=quant, engine=engine, kv_type=kv_type, flash_attn=flash_attn,
         engine_version=engine_version, repack=repack, outputs=outputs, gpus=gpus,
-        cpu=cpu, ram=ram, cpu_isa=cpu_isa, context=context, batch=batch,
+        cpu=cpu, ram=ram, cpu_isa=cpu_isa, mem_fraction=mem_fraction, context=context,
+        batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, disk=disk, network=network,
         rig_name=rig_name))
     warn_assumptions(spec)
@@ -78,7 +80,8 @@ def warn_assumptions(spec: ModelSpec) -> None:
               help="Parallel sequences to try, comma-separated.")
 @rig_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
+def max_context_cmd(model: str, quant: str | None, engine: str,
+                    mem_fraction: float | None, kv_type: str,
                     flash_attn: str | None, engine_version: str | None, repack: str,
                     outputs: str, batches: str,
                     gpus: tuple[str, ...], cpu: str | None, ram: str | None,
@@ -89,7 +92,7 @@ def max_context_cmd(model: str, quant: str | None, engine: str, kv_type: str,
     spec, rig, limits = max_context_answer(ModelQuery.from_options(
         model=model, quant=quant, engine=engine, kv_type=kv_type, flash_attn=flash_attn,
         engine_version=engine_version, repack=repack, outputs=outputs, gpus=gpus,
-        cpu=cpu, ram=ram, cpu_isa=cpu_isa), batches_of(batches))
+        cpu=cpu, ram=ram, cpu_isa=cpu_isa, mem_fraction=mem_fraction), batches_of(batches))
     warn_assumptions(spec)
     if as_json:
         from rigscope.contract import max_context_json

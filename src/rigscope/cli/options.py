@@ -91,14 +91,20 @@ def model_options(f: F) -> F:
     f = click.option("--engine-version", default=None, metavar="BUILD",
                      help="the llama.cpp build (b2800) or year the prediction describes "
                           "(default: today's; builds before b6200 run without flash "
-                          "attention by default).")(f)
+                          "attention by default); for vLLM its version (0.7.1: engine V0, "
+                          "which profiles the whole max-model-len).")(f)
     f = click.option("--flash-attn", type=click.Choice(["on", "off"]), default=None,
                      help="llama.cpp flash attention (default on, as llama.cpp's auto; off "
                           "for an --engine-version before b6200).")(f)
     f = click.option("--kv-type", default="f16", show_default=True,
                      help="KV cache type: f16, bf16, f32, q8_0, q4_0 (llama.cpp), fp8 (vLLM).")(f)
+    f = click.option("--mem-fraction", type=Number(0, 1, low_open=True),
+                     help="vLLM: --gpu-memory-utilization (0.9); SGLang: "
+                          "--mem-fraction-static (0.8-0.88 by GPU memory); TensorRT-LLM: "
+                          "kv_cache_free_gpu_mem_fraction (0.9).")(f)
     f = click.option("--engine", default="llama.cpp", show_default=True,
-                     help="llama.cpp, ollama, llama-cpp-python, vllm, transformers, mlx.")(f)
+                     help="llama.cpp, ollama, llama-cpp-python, vllm, sglang, tensorrt-llm, "
+                          "transformers, mlx.")(f)
     f = click.option("--quant", default=None,
                      help="Q4_K_M, Q8_0, F16, ... or AWQ, GPTQ, FP8, NF4, MLX-4BIT "
                           "(default: the GGUF's own, else the engine's usual).")(f)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from rigscope.catalog import lookup_quant
 from rigscope.errors import RigscopeError, unknown
-from rigscope.estimator import llamacpp, mlx, transformers, vllm
+from rigscope.estimator import llamacpp, mlx, paged, transformers
 from rigscope.estimator.engines import get_engine
 from rigscope.specs import Engine, MemoryEstimate, ModelSpec, Quant, Request, Rig
 
@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_CONTEXT", "OUTPUTS", "Request", "estimate", "max_context", "
 DEFAULT_CONTEXT = 4096
 OUTPUTS = ("sequences", "ubatch")
 Placer = Callable[[Request, Rig], MemoryEstimate]
-PLACERS: dict[str, Placer] = {"llama.cpp": llamacpp.place, "vllm": vllm.vllm,
+PLACERS: dict[str, Placer] = {"llama.cpp": llamacpp.place, "vllm": paged.paged,
                               "transformers": transformers.transformers, "mlx": mlx.mlx}
 
 
@@ -61,6 +61,8 @@ def estimate(
     flash_attn: bool | None = None,
     repack: bool = True,
     outputs: str = "sequences",
+    mem_fraction: float | None = None,
+    engine_version: str | None = None,
 ) -> MemoryEstimate:
     """Memory per device for `model` on `rig`: weights, KV cache, compute, overhead, fit.
 
@@ -81,7 +83,8 @@ def estimate(
         raise unknown("outputs", outputs, OUTPUTS)
     req = Request(model=model, quant=q, engine=eng, context=ctx, batch=batch,
                   kv_type=kv_type.lower(), flash_attn=True if flash_attn is None else flash_attn,
-                  repack=repack, outputs=outputs)
+                  repack=repack, outputs=outputs, mem_fraction=mem_fraction,
+                  engine_version=engine_version)
     est = place(req, rig)
     notes = []
     if quant is None and model.checkpoint_format == q.name and eng.family != "llama.cpp":

@@ -15,12 +15,13 @@ RUNTIME_OVERHEAD = {"cuda": 400 * MIB, "rocm": 512 * MIB, "metal": 0, "cpu": 0}
 def result(
     req: Request, rig: Rig, devices: list[DeviceUse], host: DeviceUse, *, fits: bool, runs: bool,
     offloaded_layers: int, offloaded_bytes: int, weights: int, kv: int, basis: list[str],
-    max_sequences: int | None = None,
+    max_sequences: int | None = None, kv_capacity_tokens: int | None = None,
 ) -> MemoryEstimate:
     return MemoryEstimate(
         request=req, rig=rig, devices=tuple(devices), host=host, fits=fits, runs=runs,
         offloaded_layers=offloaded_layers, offloaded_bytes=offloaded_bytes,
         weights_bytes=weights, kv_cache_bytes=kv, max_sequences=max_sequences,
+        kv_capacity_tokens=kv_capacity_tokens,
         basis=tuple(basis),
     )
 

@@ -15,6 +15,12 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
            "llama-cpp-python's server: runs llama.cpp, one request at a time"),
     Engine("vllm", "vllm", frozenset({"cuda", "rocm"}), "BF16",
            "vLLM: tensor parallel over GPUs, paged KV cache"),
+    # the same weight formats and tensor parallelism as vLLM (family "vllm"); each sizes
+    # its KV pool by its own rule (estimator/paged.py)
+    Engine("sglang", "vllm", frozenset({"cuda", "rocm"}), "BF16",
+           "SGLang: tensor parallel over GPUs, a token pool with a radix (prefix) cache"),
+    Engine("tensorrt-llm", "vllm", frozenset({"cuda"}), "BF16",
+           "TensorRT-LLM (trtllm-serve): tensor parallel over GPUs, paged KV blocks"),
     Engine("transformers", "transformers", frozenset({"cpu", "cuda", "rocm"}), "BF16",
            "Hugging Face transformers + accelerate (device_map='auto')"),
     Engine("mlx", "mlx", frozenset({"metal"}), "MLX-4BIT", "mlx-lm on Apple silicon"),
