@@ -57,6 +57,15 @@ class ModelQuery:
     ram: str | None = None
     cpu_isa: str | None = None
     mem_fraction: float | None = None  # vLLM, SGLang, TensorRT-LLM: the engine's own knob
+    nodes: int = 1
+    interconnect: str | None = None
+
+    def rig(self, gpus: tuple[str, ...] | None = None, cpu: str | None = None) -> Rig:
+        from rigscope.hardware import multi_node
+
+        one = resolve_rig(self.gpus if gpus is None else gpus,
+                          self.cpu if gpus is None else cpu, self.ram, self.cpu_isa)
+        return multi_node(one, self.nodes, self.interconnect)
 
     @classmethod
     def from_options(cls, **options: Any) -> Self:
@@ -131,7 +140,7 @@ def estimate_answer(q: EstimateQuery, allow_files: bool = True
         params, hardware = profile_params(q.rig_name)
         if not gpus and cpu is None:
             gpus, cpu = rig_args(hardware)
-    rig = resolve_rig(gpus, cpu, q.ram, q.cpu_isa)
+    rig = q.rig(gpus, cpu)
     spec = model_of(q, allow_files)
     est = estimate(spec, rig, context=q.context, batch=q.batch, **q.options())
     build = q.engine_version if est.engine.family == "llama.cpp" else None
@@ -149,7 +158,7 @@ def estimate_doc(q: EstimateQuery, allow_files: bool = True) -> Doc:
 
 def max_context_answer(q: ModelQuery, batches: tuple[int, ...], allow_files: bool = True
                        ) -> tuple[ModelSpec, Rig, list[tuple[int, int]]]:
-    rig = resolve_rig(q.gpus, q.cpu, q.ram, q.cpu_isa)
+    rig = q.rig()
     spec = model_of(q, allow_files)
     limits = [(b, max_context(spec, rig, batch=b, **q.options())) for b in batches]
     return spec, rig, limits

@@ -65,7 +65,7 @@ def estimate_json(est: MemoryEstimate, speed: SpeedEstimate | None = None) -> Do
                   "active_params": m.active_params, "source": m.source},
         "quant": est.quant.name,
         "engine": est.engine.name,
-        "rig": est.rig.id,
+        "rig": est.rig.id, "nodes": est.rig.nodes, "interconnect": est.rig.interconnect,
         "context": est.context,
         "batch": est.batch,
         "kv_type": est.kv_type,
@@ -128,7 +128,7 @@ def option_json(o: Option) -> Doc:
         "tokens_per_joule": round(o.tokens_per_joule, 4) if o.tokens_per_joule else None,
         "power_usd_per_month": _round(o.power_usd_per_month, 2),
         "psu_w": o.price.psu_w if o.price else None,
-        "links": o.rig.links,
+        "links": o.rig.links, "nodes": o.rig.nodes, "interconnect": o.rig.interconnect,
         "memory_used_bytes": o.memory.total_bytes, "pareto": o.pareto, "notes": list(o.notes),
     }
 

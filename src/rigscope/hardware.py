@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from rigscope.catalog import apple_accelerator, apple_chips, gpus
 from rigscope.errors import RigscopeError, unknown
-from rigscope.specs import Accelerator, Rig
+from rigscope.specs import INTERCONNECTS, Accelerator, Rig
 from rigscope.units import GIB, parse_size
 
 DEFAULT_HOST_RAM = 64 * GIB  # assumed for catalog GPU rigs unless --ram says otherwise
+DEFAULT_INTERCONNECT = "ib-400g"
+MAX_NODES = 16
 MAX_GPUS = 64
 _COUNT = re.compile(r"^\s*(\d+)\s*[x*]\s*(.+)$", re.IGNORECASE)
 CPU_ISAS = {  # --cpu-isa: ggml's compile-time features of the llama.cpp build on that CPU
@@ -62,9 +64,12 @@ def parse_gpu(spec: str) -> list[Accelerator]:
 
 def parse_rig(
     gpu_specs: Sequence[str] = (), cpu: str | None = None, ram: str | None = None,
-    isa: str | None = None,
+    isa: str | None = None, nodes: int = 1, interconnect: str | None = None,
 ) -> Rig:
-    """A rig from --gpu specs, or CPU only with a RAM size (--cpu 64gb)."""
+    """A rig from --gpu specs (one node's GPUs; `nodes` such machines joined by
+    `interconnect`), or CPU only with a RAM size (--cpu 64gb)."""
+    if nodes > 1 or interconnect is not None:
+        return multi_node(parse_rig(gpu_specs, cpu, ram, isa), nodes, interconnect)
     host_ram = parse_size(ram) if ram else None
     features = cpu_isa(isa) if isa is not None else None
     if cpu:
@@ -87,3 +92,19 @@ def parse_rig(
         return Rig(devices=tuple(devices), host=apple_host(apple[0].memory_bytes))
     return Rig(devices=tuple(devices), host=Accelerator.cpu(host_ram or DEFAULT_HOST_RAM),
                host_default=host_ram is None)
+
+
+def multi_node(node: Rig, nodes: int, interconnect: str | None = None) -> Rig:
+    """`nodes` copies of a one-machine GPU rig, joined by `interconnect`."""
+    if not 1 <= nodes <= MAX_NODES:
+        raise RigscopeError(f"invalid --nodes {nodes}; use 1 to {MAX_NODES}")
+    link = interconnect or DEFAULT_INTERCONNECT
+    if link not in INTERCONNECTS:
+        raise unknown("interconnect", link, INTERCONNECTS)
+    if nodes == 1:
+        return node
+    if not node.devices or node.unified:
+        raise RigscopeError("several nodes need GPU machines (--gpu); Apple chips and CPU-only "
+                            "boxes are planned one machine at a time")
+    return Rig(devices=node.devices * nodes, host=node.host, host_default=node.host_default,
+               links=node.links, nodes=nodes, interconnect=link)

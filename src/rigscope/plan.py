@@ -26,7 +26,7 @@ from rigscope.estimator.engines import get_engine, why_not
 from rigscope.estimator.memory import layer_weights
 from rigscope.estimator.speed import estimate_speed
 from rigscope.estimator.speed_params import DEFAULT, SpeedParams
-from rigscope.hardware import DEFAULT_HOST_RAM, apple_host
+from rigscope.hardware import DEFAULT_HOST_RAM, apple_host, multi_node
 from rigscope.prices import Price
 from rigscope.rigcost import (
     DEFAULT_HOURS_PER_DAY,
@@ -40,6 +40,7 @@ from rigscope.rigcost import (
     rent_per_hour,
     rig_cost,
     rig_watts,
+    server_gpus,
 )
 from rigscope.specs import (
     Accelerator,
@@ -71,6 +72,8 @@ FORMAT_CANDIDATES = {"vllm": ("BF16", "FP8", "AWQ"), "mlx": ("BF16", "MLX-8BIT",
                      "transformers": ("BF16", "INT8", "NF4")}
 CPU_RAM_SIZES = (64, 128, 256)  # GB of the CPU-only boxes considered
 MAX_GPUS = 4  # GPUs per rig a plan considers unless asked for more
+SERVER_GPUS = 8  # GPUs in one server node (HGX/OAM boards)
+MAX_SERVER_NODES = 4
 
 
 @dataclass(frozen=True)
@@ -213,9 +216,15 @@ def notes_for(rig: Rig, engine: Engine, users: int, mem: MemoryEstimate) -> tupl
     if mem.kv_type != "f16":
         notes.append(f"KV cache at {mem.kv_type}")
     if engine.family == "vllm":
-        notes.append(f"vLLM pages KV for {mem.max_sequences} sequences of this context")
+        notes.append(f"{engine.name} pages KV for {mem.max_sequences} sequences of this "
+                     "context")
+    if server_gpus(rig):
+        notes.append("price: the GPUs only (no sourced price for the server that holds them)")
     if rig.host_default and mem.host.layers:
         notes.append("host RAM assumed")
+    if rig.nodes > 1:
+        notes.append(f"{rig.nodes} nodes over {rig.interconnect}: pipeline parallel across "
+                     f"them, Ray runs {engine.name}'s workers on each")
     return tuple(notes)
 
 
@@ -232,41 +241,70 @@ def _lower_bound_fails(model: ModelSpec, quant: Quant, rig: Rig) -> str | None:
 
 def make_plan(
     w: Workload, prices: dict[str, Price], rigs: Sequence[Rig] | None = None,
-    all_configs: bool = False, params: SpeedParams = DEFAULT,
+    all_configs: bool = False, params: SpeedParams = DEFAULT, escalate: bool = True,
 ) -> Plan:
-    """Every rig's best configuration that meets the workload, ranked; why the others fail."""
+    """Every rig's best configuration that meets the workload, ranked; why the others fail.
+    A model that no rig given holds is tried on server nodes (server_rigs) when `escalate`."""
     rigs = list(rigs) if rigs is not None else candidate_rigs(w.gpu_count_max)
     options: list[Option] = []
     rejected: list[Rejection] = []
     evaluated = 0
     for model in w.models:
+        before = len(options)
         for rig in rigs:
-            engines = _engines_for(rig, w.engines)
-            if not engines:
-                rejected.append(Rejection(rig.id, model.id, w.quant or "-", "-",
-                                          "no requested engine runs here"))
-                continue
-            price, watts = rig_cost(rig, prices), rig_watts(rig)
-            if w.budget is not None and price is None:
-                rejected.append(Rejection(rig.id, model.id, "-", "-", "no price"))
-                continue
-            if w.budget is not None and price is not None and price.total_usd > w.budget:
-                rejected.append(Rejection(rig.id, model.id, "-", "-",
-                                          f"price ${price.total_usd:,.0f} over budget"))
-                continue
-            if w.max_watts is not None and watts is not None and watts > w.max_watts:
-                rejected.append(Rejection(rig.id, model.id, "-", "-",
-                                          f"{watts:.0f} W over the power cap"))
-                continue
-            for engine in engines:
-                found, why, n = _best_on(model, rig, engine, w, price, watts, all_configs,
-                                         params)
-                evaluated += n
-                options += found
-                if not found:
-                    rejected.append(Rejection(rig.id, model.id, why[0], engine.name, why[1]))
+            evaluated += _plan_rig(model, rig, w, prices, params, all_configs, options,
+                                   rejected)
+        if escalate and len(options) == before:
+            for rig in server_rigs():
+                evaluated += _plan_rig(model, rig, w, prices, params, all_configs, options,
+                                       rejected)
     ranked = _mark_pareto(sorted(options, key=_rank_key))
     return Plan(workload=w, options=tuple(ranked), rejected=tuple(rejected), evaluated=evaluated)
+
+
+def server_rigs(max_nodes: int = MAX_SERVER_NODES) -> list[Rig]:
+    """Nodes of SERVER_GPUS datacenter GPUs (HBM), alone and 2..max_nodes of them joined by
+    InfiniBand: what a model needs that no workstation holds."""
+    out = []
+    for g in gpus().values():
+        if g.hw_class != "hbm":
+            continue
+        node = Rig(devices=(g,) * SERVER_GPUS, host=Accelerator.cpu(
+            max(DEFAULT_HOST_RAM, 2 * SERVER_GPUS * g.memory_bytes)), host_default=True)
+        out += [node, *(multi_node(node, n) for n in range(2, max_nodes + 1))]
+    return out
+
+
+def _plan_rig(model: ModelSpec, rig: Rig, w: Workload, prices: dict[str, Price],
+              params: SpeedParams, all_configs: bool, options: list[Option],
+              rejected: list[Rejection]) -> int:
+    """Add the rig's best configuration(s) for `model` to `options`, or why not to
+    `rejected`; returns how many configurations were estimated."""
+    engines = _engines_for(rig, w.engines)
+    if not engines:
+        rejected.append(Rejection(rig.id, model.id, w.quant or "-", "-",
+                                  "no requested engine runs here"))
+        return 0
+    price, watts = rig_cost(rig, prices), rig_watts(rig)
+    if w.budget is not None and price is None:
+        rejected.append(Rejection(rig.id, model.id, "-", "-", "no price"))
+        return 0
+    if w.budget is not None and price is not None and price.total_usd > w.budget:
+        rejected.append(Rejection(rig.id, model.id, "-", "-",
+                                  f"price ${price.total_usd:,.0f} over budget"))
+        return 0
+    if w.max_watts is not None and watts is not None and watts > w.max_watts:
+        rejected.append(Rejection(rig.id, model.id, "-", "-",
+                                  f"{watts:.0f} W over the power cap"))
+        return 0
+    evaluated = 0
+    for engine in engines:
+        found, why, n = _best_on(model, rig, engine, w, price, watts, all_configs, params)
+        evaluated += n
+        options += found
+        if not found:
+            rejected.append(Rejection(rig.id, model.id, why[0], engine.name, why[1]))
+    return evaluated
 
 
 def _best_on(
@@ -316,9 +354,9 @@ def _best_on(
 
 
 def _misfit(mem: MemoryEstimate) -> str:
-    if mem.max_sequences is not None:  # vLLM: the KV pool is what is left after the weights
-        return (f"does not fit: vLLM's KV pool holds {mem.max_sequences} of {mem.batch} "
-                f"sequences of {mem.context} tokens")
+    if mem.max_sequences is not None:  # paged engines: the pool is what the weights leave
+        return (f"does not fit: {mem.engine.name}'s KV pool holds {mem.max_sequences} of "
+                f"{mem.batch} sequences of {mem.context} tokens")
     if mem.runs and mem.offloaded_layers:
         return (f"does not fit: {mem.offloaded_layers} of {mem.model.layers} layers would "
                 "spill to system RAM")

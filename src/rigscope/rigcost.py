@@ -39,10 +39,16 @@ def platforms(n_gpus: int) -> list[PlatformEntry]:
 
 def platform_for(rig: Rig) -> PlatformEntry | None:
     """The tier a discrete-GPU rig sits on: its link class picks among those for its count."""
-    if not rig.devices or rig.unified or _whole_machine(rig):
+    if not rig.devices or rig.unified or _whole_machine(rig) or server_gpus(rig):
         return None
     tiers = platforms(len(rig.devices))
     return next((p for p in tiers if rig.links in (None, p.links)), None)
+
+
+def server_gpus(rig: Rig) -> bool:
+    """Datacenter GPUs (HBM; SXM or OAM modules, or passively cooled cards): they go into
+    servers the price book has no sourced figure for, so only the GPUs are priced."""
+    return bool(rig.devices) and rig.devices[0].hw_class == "hbm"
 
 
 def _whole_machine(rig: Rig) -> bool:

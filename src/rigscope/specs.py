@@ -330,6 +330,13 @@ CPU_DEFAULTS = CpuDefaults(
 )
 
 
+# Links between nodes: (GB/s one way, seconds of latency per message). Bandwidths are the
+# links' line rates (NVLink: the NVLink Switch between nodes of a GB200 NVL72 rack);
+# latencies are typical figures for NCCL point-to-point over each (assumed).
+INTERCONNECTS = {"nvlink": (900.0, 2e-6), "ib-400g": (50.0, 5e-6), "eth-100g": (12.5, 2e-5),
+                 "eth-25g": (3.125, 3e-5), "eth-10g": (1.25, 5e-5)}
+
+
 @dataclass(frozen=True)
 class Rig:
     """Accelerators plus the host's system RAM. CPU-only rigs have no accelerators."""
@@ -339,23 +346,31 @@ class Rig:
     host_default: bool = False  # the RAM size was assumed, not given
     local: bool = False  # this machine (plans price it as owned)
     links: str | None = None  # how the GPUs connect: x16, x8/x8, x1 (risers); None: unknown
+    nodes: int = 1  # machines; `devices` are all of their GPUs, node by node
+    interconnect: str | None = None  # between nodes (hardware.INTERCONNECTS)
 
     @property
     def unified(self) -> bool:
         return any(d.backend == "metal" for d in self.devices)
 
     @property
+    def per_node(self) -> int:
+        return len(self.devices) // max(self.nodes, 1)
+
+    @property
     def id(self) -> str:
         if self.local:
             return f"local:{self.spec}"
+        if self.nodes > 1:
+            return f"{self.nodes} nodes x {self.spec} ({self.interconnect})"
         return self.spec + (" (x1 risers)" if self.links == "x1" else "")
 
     @property
     def spec(self) -> str:
-        """The --gpu/--cpu spelling of this rig."""
+        """The --gpu/--cpu spelling of this rig (of one node)."""
         if not self.devices:
             return f"cpu:{round(self.host.memory_bytes / 1024**3)}gb"
-        ids = [d.id for d in self.devices]
+        ids = [d.id for d in self.devices[:self.per_node]]
         if len(set(ids)) == 1:
             return ids[0] if len(ids) == 1 else f"{len(ids)}x{ids[0]}"
         return "+".join(ids)

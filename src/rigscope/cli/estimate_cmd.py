@@ -44,15 +44,16 @@ def estimate_cmd(model: str, quant: str | None, engine: str, mem_fraction: float
                  outputs: str, context: int, batch: int,
                  prompt_tokens: int, output_tokens: int, disk: str, network: str,
                  gpus: tuple[str, ...], cpu: str | None, ram: str | None, cpu_isa: str | None,
-                 rig_name: str | None, as_json: bool) -> None:
+                 nodes: int, interconnect: str | None, rig_name: str | None,
+                 as_json: bool) -> None:
     """Memory and speed of MODEL (catalog id, Hub repo, config.json, model dir or .gguf)."""
     from rigscope.answers import EstimateQuery, estimate_answer
 
     spec, est, speed = estimate_answer(EstimateQuery.from_options(
         model=model, quant=quant, engine=engine, kv_type=kv_type, flash_attn=flash_attn,
         engine_version=engine_version, repack=repack, outputs=outputs, gpus=gpus,
-        cpu=cpu, ram=ram, cpu_isa=cpu_isa, mem_fraction=mem_fraction, context=context,
-        batch=batch,
+        cpu=cpu, ram=ram, cpu_isa=cpu_isa, mem_fraction=mem_fraction, nodes=nodes,
+        interconnect=interconnect, context=context, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, disk=disk, network=network,
         rig_name=rig_name))
     warn_assumptions(spec)
@@ -85,14 +86,16 @@ def max_context_cmd(model: str, quant: str | None, engine: str,
                     flash_attn: str | None, engine_version: str | None, repack: str,
                     outputs: str, batches: str,
                     gpus: tuple[str, ...], cpu: str | None, ram: str | None,
-                    cpu_isa: str | None, as_json: bool) -> None:
+                    cpu_isa: str | None, nodes: int, interconnect: str | None,
+                    as_json: bool) -> None:
     """Largest context that fits, for each number of parallel sequences."""
     from rigscope.answers import ModelQuery, batches_of, max_context_answer
 
     spec, rig, limits = max_context_answer(ModelQuery.from_options(
         model=model, quant=quant, engine=engine, kv_type=kv_type, flash_attn=flash_attn,
         engine_version=engine_version, repack=repack, outputs=outputs, gpus=gpus,
-        cpu=cpu, ram=ram, cpu_isa=cpu_isa, mem_fraction=mem_fraction), batches_of(batches))
+        cpu=cpu, ram=ram, cpu_isa=cpu_isa, mem_fraction=mem_fraction, nodes=nodes,
+        interconnect=interconnect), batches_of(batches))
     warn_assumptions(spec)
     if as_json:
         from rigscope.contract import max_context_json

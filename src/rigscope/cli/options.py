@@ -65,6 +65,12 @@ db_option = click.option("--db", type=click.Path(dir_okay=False),
 
 
 def rig_options(f: F) -> F:
+    f = click.option("--interconnect", type=click.Choice(["nvlink", "ib-400g", "eth-100g",
+                                                          "eth-25g", "eth-10g"]),
+                     help="Link between nodes (default ib-400g when --nodes > 1).")(f)
+    f = click.option("--nodes", type=click.IntRange(1, 16), default=1, show_default=True,
+                     help="Machines, each with the --gpu GPUs (vllm, sglang, tensorrt-llm: "
+                          "tensor parallel in a node, pipeline parallel across).")(f)
     f = click.option("--cpu-isa", type=click.Choice(["none", "avx2", "avx512", "amx", "neon",
                                                      "neon-dotprod", "neon-i8mm"]),
                      help="CPU features of the llama.cpp build on a --cpu rig (decides which "

@@ -28,6 +28,10 @@ PLACERS: dict[str, Placer] = {"llama.cpp": llamacpp.place, "vllm": paged.paged,
 
 def place(req: Request, rig: Rig) -> MemoryEstimate:
     """Memory per device by the rules of the request's engine family."""
+    if rig.nodes > 1 and req.engine.family != "vllm":
+        raise RigscopeError(f"{req.engine.name} runs on one machine; across {rig.nodes} nodes "
+                            "use vllm, sglang or tensorrt-llm (llama.cpp's RPC backend is "
+                            "not modeled)")
     return PLACERS[req.engine.family](req, rig)
 
 

@@ -115,15 +115,15 @@ def paged(req: Request, rig: Rig) -> MemoryEstimate:
     if req.kv_type not in KV_TYPES:
         raise RigscopeError(f"kv type {req.kv_type!r} is not one {engine} has; valid: "
                             + ", ".join(KV_TYPES))
-    tp = len(gpus)
+    tp, pp = rig.per_node, rig.nodes  # tensor parallel in a node, pipeline across nodes
     lw = mem.layer_weights(m, req.quant)
-    seq_gpu = sequence_bytes(req, tp)
+    seq_gpu = -(-sequence_bytes(req, tp) // pp)  # each stage holds its layers' cache
     seq_all = sequence_bytes(req, 1)
     need_gpu = req.batch * seq_gpu
     kv_share = 1.0 if m.architecture.mla else max(m.kv_heads // tp, 1) / max(m.kv_heads, 1)
     cap = min(g.usable_bytes for g in gpus)
     vision = mem.vision_bytes(m)
-    w_gpu = (lw.total + vision) // tp
+    w_gpu = (lw.total + vision) // (tp * pp)
     runtime = RUNTIME_OVERHEAD[gpus[0].backend] + (TP_COMM if tp > 1 else 0)
     fraction = req.mem_fraction
     if engine == "sglang":
@@ -153,7 +153,7 @@ def paged(req: Request, rig: Rig) -> MemoryEstimate:
                f"after weights, the activation peak of its profiling pass "
                f"({format_bytes(act)} at {batched} tokens) and non-torch memory "
                f"({format_bytes(overhead)})")
-    per_token = token_bytes(req, tp)
+    per_token = -(-token_bytes(req, tp) // pp)
     capacity = max(pool, 0) // per_token if per_token else 0
     block = ENGINE_BLOCK[engine]
     capacity -= capacity % block
@@ -161,17 +161,20 @@ def paged(req: Request, rig: Rig) -> MemoryEstimate:
     fits = shardable and pool >= need_gpu
     max_seqs = max(pool, 0) // seq_gpu if seq_gpu else 0
     speed = mem.speed_fields(m, lw, range(m.layers), True, "fp8" if req.kv_type == "fp8"
-                             else "f16", 1 / tp, kv_share)
+                             else "f16", 1 / (tp * pp), kv_share / pp)
     devices = [
         DeviceUse(id=g.id, capacity_bytes=g.usable_bytes, weights_bytes=w_gpu,
                   kv_bytes=max(pool, need_gpu), compute_bytes=act, overhead_bytes=overhead,
-                  layers=m.layers, **speed)
+                  layers=-(-m.layers // pp), **speed)
         for g in gpus
     ]
+    split = (f"tensor parallel over {tp} GPU(s) in each of {pp} nodes, pipeline parallel "
+             f"across them over {rig.interconnect} (Ray runs the workers)" if pp > 1 else
+             f"tensor parallel over {tp} GPU(s)")
     basis = [
         weights_basis(req, lw),
         *mem.vision_basis(m),
-        f"tensor parallel over {tp} GPU(s): {format_bytes(w_gpu)} of weights per GPU",
+        f"{split}: {format_bytes(w_gpu)} of weights per GPU",
         f"{how}: the KV pool is {format_bytes(max(pool, 0))} per GPU, "
         f"{capacity:,} tokens at {per_token / 1024:,.0f} KiB per token",
         f"KV needed: {req.batch} sequence(s) x {format_bytes(seq_gpu)} per GPU "

@@ -35,7 +35,14 @@ from rigscope.estimator.speed_params import (
     era_of,
     kernel_family,
 )
-from rigscope.specs import Accelerator, DeviceUse, MemoryEstimate, ModelSpec, SpeedEstimate
+from rigscope.specs import (
+    INTERCONNECTS,
+    Accelerator,
+    DeviceUse,
+    MemoryEstimate,
+    ModelSpec,
+    SpeedEstimate,
+)
 from rigscope.units import GB, format_bytes
 
 
@@ -51,6 +58,15 @@ def pcie_gbs(dev: Accelerator) -> float:
 # GB/s between GPUs by the rig's link class (one direction, spec x 80% as pcie_gbs): PCIe 4.0
 # x16 and x8; PCIe 3.0 x1 through the USB risers of a mining board.
 LINK_GBS = {"x16": 31.5 * 0.8, "x8/x8": 15.75 * 0.8, "x1": 0.985 * 0.8}
+
+
+def node_hops(est: MemoryEstimate, tokens: int) -> float:
+    """Pipeline parallelism across nodes: each stage hands `tokens` tokens' activations
+    (BF16, hidden wide) to the next over the interconnect, a latency plus the transfer."""
+    if est.rig.nodes < 2 or est.rig.interconnect is None:
+        return 0.0
+    gbs, latency = INTERCONNECTS[est.rig.interconnect]
+    return (est.rig.nodes - 1) * (latency + tokens * est.model.hidden * 2 / (gbs * GB))
 
 
 def handoff_seconds(est: MemoryEstimate, tokens: int) -> float:
@@ -183,8 +199,11 @@ def decode_step(est: MemoryEstimate, context: float, batch: int = 1,
         times.append(max(mem_t, compute_t) + part.use.layers * layer_s
                      + part.use.moe_layers * p.moe_layer_s)
         floors.append((weights + cache) / spec)
-    if tensor_parallel:  # the GPUs work at once on slices of every layer
-        return Step(max(times) + allreduce_seconds(est, p), max(floors))
+    if tensor_parallel:  # the GPUs work at once on slices of every layer; pipeline stages
+        # (nodes) one after another, handing the batch's activations over the interconnect
+        pp = est.rig.nodes
+        return Step(pp * max(times) + allreduce_seconds(est, p) + node_hops(est, batch),
+                    pp * max(floors))
     return Step(sum(times) + max(len(times) - 1, 0) * p.hop_s + handoff_seconds(est, batch),
                 sum(floors))
 
@@ -255,7 +274,8 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
         launches = n_ub * part.use.layers * p.pp_layer_s.get(part.dev.backend, 0.0)
         per_dev.append(linear + attn_flops / attn + launches)
     if est.engine.family == "vllm":
-        return max(per_dev) + allreduce_seconds(est, p) * n_ub
+        return (est.rig.nodes * max(per_dev) + allreduce_seconds(est, p) * n_ub
+                + node_hops(est, n_tokens))
     serial = sum(per_dev)
     gpus = [x for x, part in zip(per_dev, ps, strict=True) if part.dev.backend != "cpu"]
     if len(gpus) > 1:
