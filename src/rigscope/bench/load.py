@@ -76,29 +76,46 @@ class Target:
                           stall_timeout=self.stall_timeout)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a level run by several (bench --workers): request indices
+    `part`, `part + parts`, ...; `concurrency` of the level's streams (closed loop); the
+    level's common start on the shared monotonic clock (open loop: the intended schedule
+    stays global, each part sends its own requests at their intended times)."""
+
+    part: int = 0
+    parts: int = 1
+    concurrency: int | None = None
+    start: float | None = None
+
+
 async def run_level(target: Target, workload: WorkloadGenerator, spec: LevelSpec,
-                    on_result: Callable[[RequestResult], None], seed: int = 0
+                    on_result: Callable[[RequestResult], None], seed: int = 0,
+                    shard: Shard = Shard(),
+                    on_send: Callable[[int], None] = lambda i: None
                     ) -> list[RequestResult]:
-    """Run one level; each finished request goes to on_result at once.
+    """Run one level (or this shard of it); each finished request goes to on_result at once,
+    each index to on_send as it is sent.
 
     A failure that means the server may be gone is checked at once; if it is, the level
     stops (in-flight requests are cancelled) and ServerGone carries what completed.
     """
     clock = target.pool.clock
     total = None if spec.requests is None else spec.requests + spec.warmup
-    t0 = clock()
+    t0 = shard.start if shard.start is not None else clock()
     deadline = t0 + spec.duration if spec.duration else None
     results: list[RequestResult] = []
-    counter = 0
+    counter = shard.part
 
     def more() -> int | None:
         nonlocal counter
         if (total is not None and counter >= total) or (deadline and clock() >= deadline):
             return None
-        counter += 1
-        return counter - 1
+        counter += shard.parts
+        return counter - shard.parts
 
     async def one(i: int, work: Work, intended: float) -> RequestResult:
+        on_send(i)
         r = await target.send(work, i, intended, i < spec.warmup)
         results.append(r)
         on_result(r)
@@ -131,20 +148,22 @@ async def run_level(target: Target, workload: WorkloadGenerator, spec: LevelSpec
 
     async def schedule(group: asyncio.TaskGroup) -> None:  # open loop: sends on a clock
         rng = random.Random(seed)
-        rate, intended = spec.rate or 1.0, t0
-        while (i := more()) is not None:
-            delay = intended - clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            group.create_task(one(i, workload.make(i), intended))
+        rate, intended, i = spec.rate or 1.0, t0, 0
+        while (total is None or i < total) and not (deadline and intended >= deadline):
+            if i % shard.parts == shard.part:  # the schedule is global; send our own
+                delay = intended - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                group.create_task(one(i, workload.make(i), intended))
+            i += 1
             intended += rng.expovariate(rate) if spec.poisson else 1 / rate
-            if deadline and intended >= deadline:
-                return
 
     try:
         async with asyncio.TaskGroup() as group:  # a ServerGone cancels the rest
             if spec.rate is None:
-                for _ in range(spec.concurrency or 1):
+                streams = shard.concurrency if shard.concurrency is not None \
+                    else spec.concurrency or 1
+                for _ in range(streams):
                     group.create_task(worker())
             else:
                 await schedule(group)

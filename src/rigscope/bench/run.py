@@ -3,64 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from rigscope.bench import telemetry
-from rigscope.bench.clients import APIS, detect_api, served_models
-from rigscope.bench.http import HTTPFailure, Pool
+from rigscope.bench.config import (
+    BenchConfig,
+    make_workload,
+    prepare,
+)
+from rigscope.bench.http import Pool
 from rigscope.bench.load import LevelSpec, ServerGone, Target, run_level
 from rigscope.bench.metrics import RequestResult, Slo, summarize
-from rigscope.bench.workloads import WorkloadGenerator
+from rigscope.bench.workers import run_level_workers
 from rigscope.errors import RigscopeError
 from rigscope.records import LevelSummary, level_label
 from rigscope.store import Store
 
-API_KEY_VARS = ("RIGSCOPE_API_KEY", "OPENAI_API_KEY")
 MAX_SEARCH_CONCURRENCY = 256
-
-
-@dataclass
-class BenchConfig:
-    url: str
-    model: str
-    api: str | None = None  # None: detect
-    concurrency: tuple[int, ...] = (1,)
-    rates: tuple[float, ...] = ()
-    poisson: bool = False
-    requests: int | None = 16
-    duration: float | None = None
-    warmup: int = 1
-    prompt_tokens: int = 512
-    output_tokens: int = 128
-    workload: str = "synthetic"
-    timeout: float = 600.0
-    stall_timeout: float = 60.0
-    label: str | None = None
-    slo: Slo | None = None
-    seed: int = 0
-    fixed_length: bool = True
-    # what the server runs, when known (lets `calibrate` fit the speed model to this run)
-    hardware: str | None = None  # --gpu/--cpu spelling: "cpu", "2xrtx-3090"
-    model_spec: str | None = None  # catalog id, config.json or .gguf
-    quant: str | None = None
-    flash_attn: bool | None = None
-    telemetry: bool = True  # sample the server's /metrics, /slots or /api/ps, and NVML
-    api_key: str | None = field(default=None, repr=False)  # never stored or printed
-
-    def public(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("api_key")
-        d["slo"] = asdict(self.slo) if self.slo else None
-        return d
-
-
-def api_key_from_env() -> str | None:
-    return next((os.environ[v] for v in API_KEY_VARS if os.environ.get(v)), None)
 
 
 @dataclass
@@ -70,26 +32,6 @@ class Progress:
     level_started: Callable[[str, int | None], None] = lambda name, total: None
     request_done: Callable[[RequestResult], None] = lambda r: None
     level_done: Callable[[LevelSummary], None] = lambda summary: None
-
-
-async def prepare(config: BenchConfig) -> Target:
-    """Fail fast: the server answers, the API is known, the model is served."""
-    pool = Pool(config.url)
-    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-    api_name = config.api or await detect_api(pool, headers)
-    if api_name not in APIS:
-        raise RigscopeError(f"unknown api {api_name!r}; valid: {', '.join(APIS)}")
-    try:
-        models = await served_models(pool, api_name, headers)
-    except HTTPFailure as e:
-        raise RigscopeError(f"cannot reach {config.url}: {e.detail or e.reason}",
-                            exit_code=1) from None
-    if models and config.model not in models:
-        raise RigscopeError(f"model {config.model!r} is not served at {config.url}; "
-                            f"it serves: {', '.join(models)}")
-    return Target(pool=pool, api=APIS[api_name](), model=config.model, headers=headers,
-                  fixed_length=config.fixed_length, timeout=config.timeout,
-                  stall_timeout=config.stall_timeout)
 
 
 def meets(summary: LevelSummary, slo: Slo) -> bool:
@@ -111,9 +53,7 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
     watch: for a server this process supervises, its death in words (None while it runs).
     """
     progress = progress or Progress()
-    path = Path(config.workload) if config.workload.endswith(".jsonl") else None
-    workload = WorkloadGenerator("file" if path else config.workload, config.prompt_tokens,
-                                 config.output_tokens, config.seed, path)
+    workload = make_workload(config)
     target = await prepare(config)
     target.watch = watch
     run_id = store.new_run(config.url, config.model, target.api.name, config.public(),
@@ -138,7 +78,12 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
                 progress.request_done(r)
 
             try:
-                results = await run_level(target, workload, spec, done, config.seed + position)
+                if config.workers > 1:
+                    results = await run_level_workers(config, spec, config.seed + position,
+                                                      config.workers, done)
+                else:
+                    results = await run_level(target, workload, spec, done,
+                                              config.seed + position)
             except ServerGone as gone:
                 store.set_summary(level_id, summarize(gone.results, config.slo,
                                                      spec.concurrency if spec.rate is None

@@ -55,6 +55,9 @@ def parse_slo(text: str | None):  # noqa: ANN201
 @click.option("--slo", help="e.g. ttft=0.5,itl=0.05: goodput; without --concurrency, search "
               "the highest concurrency that meets it (p90).")
 @click.option("--no-fixed-length", is_flag=True, help="Let the server stop at EOS.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Local processes generating the load (for servers one process cannot "
+                   "saturate); the schedule stays global, results land in one store.")
 @click.option("--no-telemetry", is_flag=True, help="Do not sample the server's /metrics, "
               "/slots or /api/ps, nor the local GPUs (NVML).")
 @click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key "
@@ -71,14 +74,15 @@ def parse_slo(text: str | None):  # noqa: ANN201
 def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, rate: str | None,
               poisson: bool, requests: int, duration: float | None, warmup: int,
               prompt_tokens: int, output_tokens: int, workload: str, timeout: float,
-              slo: str | None, no_fixed_length: bool, no_telemetry: bool,
+              slo: str | None, no_fixed_length: bool, workers: int, no_telemetry: bool,
               api_key_env: str | None,
               hardware: str | None, model_spec: str | None, quant: str | None, seed: int,
               label: str | None, db: str | None, as_json: bool) -> None:
     """Benchmark a running server (vLLM, llama.cpp, Ollama, any OpenAI-compatible API)."""
     import os
 
-    from rigscope.bench.run import BenchConfig, api_key_from_env, run_bench
+    from rigscope.bench.config import BenchConfig, api_key_from_env
+    from rigscope.bench.run import run_bench
     from rigscope.cli.options import echo_json, open_store
     from rigscope.errors import RigscopeError
 
@@ -96,7 +100,8 @@ def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, ra
         poisson=poisson, requests=None if duration else requests, duration=duration,
         warmup=warmup, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
         workload=workload, timeout=timeout, label=label, slo=limits, seed=seed,
-        fixed_length=not no_fixed_length, telemetry=not no_telemetry, api_key=key,
+        fixed_length=not no_fixed_length, telemetry=not no_telemetry, workers=workers,
+        api_key=key,
         hardware=hardware,
         model_spec=model_spec, quant=quant,
     )

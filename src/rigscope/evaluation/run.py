@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rigscope.bench.clients import Work, detect_api, served_models
+from rigscope.bench.config import BenchConfig, prepare
 from rigscope.bench.http import Pool
 from rigscope.bench.load import Target
 from rigscope.bench.metrics import RequestResult
-from rigscope.bench.run import BenchConfig, prepare
 from rigscope.errors import RigscopeError
 from rigscope.evaluation import sandbox
 from rigscope.evaluation.suites import Suite, Task, extract_code, matches, normalize
