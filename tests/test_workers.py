@@ -63,3 +63,51 @@ def test_a_dying_worker_loses_only_its_in_flight_requests(fake_server) -> None: 
     ok = [r for r in results if r.status == "ok"]
     assert len(ok) == 6 and all(r.index % 2 == 0 for r in ok)  # worker 1 finished its part
     assert seen == results  # each one reached the store's callback
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A local Ray cluster of its own (a head node with 2 CPUs), stopped afterwards."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from rigscope.llamacpp.server import free_port
+
+    exe = Path(sys.executable).with_name("ray")
+    assert exe.exists() or shutil.which("ray"), "ray is a dev dependency"
+    port = free_port()
+    tmp = tmp_path_factory.mktemp("ray")
+    # no token authentication: the cluster and this process are the test's own
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([str(exe), "start", "--head", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"],
+                   check=True, env=env, capture_output=True, timeout=120)
+    yield f"127.0.0.1:{port}"
+    import ray
+
+    ray.shutdown()
+    subprocess.run([str(exe), "stop", "--force"], env=env, capture_output=True, timeout=120)
+    if saved is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = saved
+
+
+@pytest.mark.slow
+def test_bench_on_a_ray_cluster(ray_cluster: str, fake_server, tmp_path: Path,  # noqa: ANN001
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    srv = fake_server(ttft=0.02, itl=0.002)
+    db = str(tmp_path / "r.db")
+    assert main(["bench", "--url", srv.url, "--model", "fake-model", "--concurrency", "4",
+                 "--requests", "16", "--output-tokens", "8", "--workers", "2", "--ray",
+                 ray_cluster, "--db", db, "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["levels"][0]["requests_ok"] == 16 and run["levels"][0]["requests_failed"] == 0
+    assert main(["runs", "show", run["run_id"], "--db", db, "--json"]) == 0
+    reqs = json.loads(capsys.readouterr().out)["requests"]
+    assert sorted(r["idx"] for r in reqs) == list(range(17))
+    assert len(srv.served()) == 17

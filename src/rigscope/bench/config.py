@@ -45,7 +45,8 @@ class BenchConfig:
     quant: str | None = None
     flash_attn: bool | None = None
     telemetry: bool = True  # sample the server's /metrics, /slots or /api/ps, and NVML
-    workers: int = 1  # local processes generating the load (bench/workers.py)
+    workers: int = 1  # processes generating the load (bench/workers.py)
+    ray: str | None = None  # a Ray cluster's address: the workers run there as Ray tasks
     api_key: str | None = field(default=None, repr=False)  # never stored or printed
 
     def public(self) -> dict[str, Any]:

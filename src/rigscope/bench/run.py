@@ -17,7 +17,7 @@ from rigscope.bench.config import (
 from rigscope.bench.http import Pool
 from rigscope.bench.load import LevelSpec, ServerGone, Target, run_level
 from rigscope.bench.metrics import RequestResult, Slo, summarize
-from rigscope.bench.workers import run_level_workers
+from rigscope.bench.workers import run_level_ray, run_level_workers
 from rigscope.errors import RigscopeError
 from rigscope.records import LevelSummary, level_label
 from rigscope.store import Store
@@ -78,7 +78,10 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
                 progress.request_done(r)
 
             try:
-                if config.workers > 1:
+                if config.ray:
+                    results = await run_level_ray(config.ray, config, spec,
+                                                  config.seed + position, config.workers, done)
+                elif config.workers > 1:
                     results = await run_level_workers(config, spec, config.seed + position,
                                                       config.workers, done)
                 else:

@@ -10,6 +10,7 @@ recorded as failures with reason `worker_lost`."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing as mp
 import queue as queue_mod
 import time
@@ -53,6 +54,44 @@ def _worker(config: Any, spec: LevelSpec, seed: int, shard: Shard, out: Any) -> 
     out.put(("done", shard.part))
 
 
+class _Collector:
+    """What the workers report: results as they land, indices in flight, failures."""
+
+    def __init__(self, parts: int, on_result: Callable[[RequestResult], None]) -> None:
+        self.parts, self.on_result = parts, on_result
+        self.results: list[RequestResult] = []
+        self.in_flight: dict[int, int] = {}  # request index -> worker part
+        self.errors: list[str] = []
+
+    def take(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "sent":
+            self.in_flight[item[1]] = item[1] % self.parts
+        elif kind == "result":
+            r: RequestResult = item[1]
+            self.in_flight.pop(r.index, None)
+            self.results.append(r)
+            self.on_result(r)
+        elif kind == "error":
+            self.errors.append(item[1])
+
+    def finish(self, spec: LevelSpec, start: float) -> list[RequestResult]:
+        """The results, with each request a dead worker had in flight recorded as lost."""
+        if self.errors and not self.results and not self.in_flight:
+            from rigscope.errors import RigscopeError
+
+            raise RigscopeError(f"every worker failed: {self.errors[0]}", exit_code=1)
+        for index, part in sorted(self.in_flight.items()):
+            lost = RequestResult(index=index, intended=start, start=start,
+                                 warmup=index < spec.warmup, status="error",
+                                 reason="worker_lost",
+                                 detail=f"worker {part + 1} of {self.parts} died"
+                                        + (f" ({self.errors[0]})" if self.errors else ""))
+            self.results.append(lost)
+            self.on_result(lost)
+        return self.results
+
+
 async def run_level_workers(config: Any, spec: LevelSpec, seed: int, workers: int,
                             on_result: Callable[[RequestResult], None],
                             worker: Callable[..., None] = _worker) -> list[RequestResult]:
@@ -66,50 +105,82 @@ async def run_level_workers(config: Any, spec: LevelSpec, seed: int, workers: in
              for s in parts]
     for p in procs:
         p.start()
-    results: list[RequestResult] = []
-    in_flight: dict[int, int] = {}  # request index -> worker part
-    done: set[int] = set()
-    errors: list[str] = []
-
-    def take(item: tuple[Any, ...]) -> None:
-        kind = item[0]
-        if kind == "sent":
-            in_flight[item[1]] = item[1] % len(parts)
-        elif kind == "result":
-            r: RequestResult = item[1]
-            in_flight.pop(r.index, None)
-            results.append(r)
-            on_result(r)
-        elif kind == "done":
-            done.add(item[1])
-        else:
-            errors.append(item[1])
-
+    collected = _Collector(len(parts), on_result)
     while True:
         try:
-            take(await asyncio.to_thread(out.get, True, 0.2))
+            collected.take(await asyncio.to_thread(out.get, True, 0.2))
             continue
         except queue_mod.Empty:
             pass
         if all(not p.is_alive() for p in procs):
             while True:  # what the last ones put before exiting
                 try:
-                    take(out.get_nowait())
+                    collected.take(out.get_nowait())
                 except queue_mod.Empty:
                     break
             break
     for p in procs:
         p.join()
-    if errors and not results and not in_flight:
+    return collected.finish(spec, start)
+
+
+RAY_START_DELAY_S = 3.0  # tasks are scheduled, imported and connected before the start
+
+
+def _ray_shard(config: Any, spec: LevelSpec, seed: int, shard: Shard, start_wall: float,
+               out: Any) -> None:
+    """A Ray task: the shard's start moved from the wall clock to this machine's monotonic
+    clock, then the same body as a local worker."""
+    from dataclasses import replace
+
+    local = time.perf_counter() + (start_wall - time.time())
+    _worker(config, spec, seed, replace(shard, start=local), out)
+
+
+async def run_level_ray(address: str, config: Any, spec: LevelSpec, seed: int, workers: int,
+                        on_result: Callable[[RequestResult], None]) -> list[RequestResult]:
+    """Run one level as `workers` tasks on the Ray cluster at `address` (Ray schedules them;
+    results stream back through a Ray queue as each request finishes). A task that dies
+    loses its in-flight requests, recorded as worker_lost."""
+    try:
+        import ray
+        from ray.util.queue import Empty, Queue
+    except ImportError:
         from rigscope.errors import RigscopeError
 
-        raise RigscopeError(f"every worker failed: {errors[0]}", exit_code=1)
-    for index, part in sorted(in_flight.items()):  # sent by a worker that died: lost
-        lost = RequestResult(index=index, intended=start, start=start,
-                             warmup=index < spec.warmup, status="error",
-                             reason="worker_lost",
-                             detail=f"worker {part + 1} of {len(parts)} died"
-                                    + (f" ({errors[0]})" if errors else ""))
-        results.append(lost)
-        on_result(lost)
-    return results
+        raise RigscopeError("--ray needs Ray: pip install 'rigscope[ray]'", exit_code=1) from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            from rigscope.errors import RigscopeError
+
+            raise RigscopeError(f"cannot join the Ray cluster at {address}: "
+                                f"{' '.join(str(e).split())[:200]}", exit_code=1) from None
+    out = Queue()
+    start_wall = time.time() + RAY_START_DELAY_S
+    parts = shards(spec, workers, 0.0)
+    task = ray.remote(max_retries=0, num_cpus=1)(_ray_shard)
+    refs = [task.remote(config, spec, seed, s, start_wall, out) for s in parts]
+    collected = _Collector(len(parts), on_result)
+    pending = list(refs)
+    while True:
+        try:
+            collected.take(await asyncio.to_thread(out.get, True, 0.2))
+            continue
+        except Empty:
+            pass
+        ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+        for ref in ready:
+            try:
+                ray.get(ref)
+            except Exception as e:  # noqa: BLE001 - a crashed or failed task
+                collected.errors.append(f"{type(e).__name__}: {str(e)[:200]}")
+        if not pending:
+            while True:
+                try:
+                    collected.take(out.get_nowait())
+                except Empty:
+                    break
+            break
+    return collected.finish(spec, start_wall)

@@ -58,6 +58,9 @@ def parse_slo(text: str | None):  # noqa: ANN201
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Local processes generating the load (for servers one process cannot "
                    "saturate); the schedule stays global, results land in one store.")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Run the --workers on this Ray cluster (e.g. 10.0.0.5:6379, or 'auto' "
+                   "inside one) instead of local processes.")
 @click.option("--no-telemetry", is_flag=True, help="Do not sample the server's /metrics, "
               "/slots or /api/ps, nor the local GPUs (NVML).")
 @click.option("--api-key-env", metavar="VAR", help="Environment variable holding the API key "
@@ -74,7 +77,8 @@ def parse_slo(text: str | None):  # noqa: ANN201
 def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, rate: str | None,
               poisson: bool, requests: int, duration: float | None, warmup: int,
               prompt_tokens: int, output_tokens: int, workload: str, timeout: float,
-              slo: str | None, no_fixed_length: bool, workers: int, no_telemetry: bool,
+              slo: str | None, no_fixed_length: bool, workers: int,
+              ray_address: str | None, no_telemetry: bool,
               api_key_env: str | None,
               hardware: str | None, model_spec: str | None, quant: str | None, seed: int,
               label: str | None, db: str | None, as_json: bool) -> None:
@@ -101,6 +105,7 @@ def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, ra
         warmup=warmup, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
         workload=workload, timeout=timeout, label=label, slo=limits, seed=seed,
         fixed_length=not no_fixed_length, telemetry=not no_telemetry, workers=workers,
+        ray=ray_address,
         api_key=key,
         hardware=hardware,
         model_spec=model_spec, quant=quant,
