@@ -227,3 +227,21 @@ def test_unreachable_names_every_address() -> None:
             await pool.close()
     why = asyncio.run(go())
     assert why and why.startswith("connect_error") and "127.0.0.1" in why
+
+
+def test_sglang_generate_reads_cumulative_text() -> None:
+    r, seen = run_api("sglang", "sglang_generate_stream.sse", "text/event-stream")
+    assert r.status == "ok" and r.text == "The sky is blue"
+    assert r.client_tokens == 4 and r.output_tokens == 4 and r.prompt_tokens == 6
+    assert r.server == {"e2e_latency": 0.0421}
+    assert b"POST /generate" in seen[0] and b'"max_new_tokens": 4' in seen[0]
+    assert b'"ignore_eos": true' in seen[0]
+
+
+def test_tensorrt_llm_serve_stream_as_openai() -> None:
+    """trtllm-serve: a role-only first chunk, a last content chunk of two words, usage in a
+    chunk of its own."""
+    r, seen = run_api("openai", "trtllm_chat_stream.sse", "text/event-stream")
+    assert r.status == "ok" and r.text == "The sky is blue"
+    assert r.client_tokens == 3 and r.output_tokens == 4 and r.prompt_tokens == 15
+    assert b"POST /v1/chat/completions" in seen[0]

@@ -46,7 +46,9 @@ class Api:
     def body(self, work: Work, model: str, fixed_length: bool) -> dict[str, Any]:
         raise NotImplementedError
 
-    def event(self, obj: dict[str, Any]) -> Event:
+    def event(self, obj: dict[str, Any], seen: int = 0) -> Event:
+        """One stream object as an event; `seen`: characters of content already read (for
+        APIs that send the whole text so far in every chunk)."""
         raise NotImplementedError
 
 
@@ -69,7 +71,7 @@ class OpenAIChat(Api):
             body |= {"logprobs": True, "top_logprobs": work.logprobs}
         return body
 
-    def event(self, obj: dict[str, Any]) -> Event:
+    def event(self, obj: dict[str, Any], seen: int = 0) -> Event:
         choices = obj.get("choices") or []
         content = ""
         tops: tuple[dict[str, float], ...] = ()
@@ -91,7 +93,7 @@ class OpenAICompletions(OpenAIChat):
         del body["messages"]
         return body | {"prompt": work.prompt}
 
-    def event(self, obj: dict[str, Any]) -> Event:
+    def event(self, obj: dict[str, Any], seen: int = 0) -> Event:
         choices = obj.get("choices") or []
         text = (choices[0].get("text") or "") if choices else ""
         return Event(content=text, usage=obj.get("usage"))
@@ -107,7 +109,7 @@ class LlamaCpp(Api):
                 "temperature": 0, "seed": work.seed, "ignore_eos": fixed_length,
                 "cache_prompt": False}
 
-    def event(self, obj: dict[str, Any]) -> Event:
+    def event(self, obj: dict[str, Any], seen: int = 0) -> Event:
         usage = None
         if obj.get("stop"):
             usage = {"completion_tokens": obj.get("tokens_predicted"),
@@ -131,7 +133,7 @@ class OllamaGenerate(Api):
                 "options": {"num_predict": work.output_tokens, "temperature": 0,
                             "seed": work.seed}}
 
-    def event(self, obj: dict[str, Any]) -> Event:
+    def event(self, obj: dict[str, Any], seen: int = 0) -> Event:
         content = obj.get("response") or (obj.get("message") or {}).get("content") or ""
         if not obj.get("done"):
             return Event(content=content)
@@ -141,6 +143,28 @@ class OllamaGenerate(Api):
         usage = {"completion_tokens": obj.get("eval_count"),
                  "prompt_tokens": obj.get("prompt_eval_count")}  # absent when cached
         return Event(content=content, usage=usage, server=server)
+
+
+class SGLang(Api):
+    """SGLang's native /generate: every chunk carries the whole text so far and meta_info
+    with the token counts."""
+
+    name, path = "sglang", "/generate"
+
+    def body(self, work: Work, model: str, fixed_length: bool) -> dict[str, Any]:
+        params: dict[str, Any] = {"max_new_tokens": work.output_tokens, "temperature": 0}
+        if fixed_length:
+            params |= {"ignore_eos": True, "min_new_tokens": work.output_tokens}
+        return {"text": work.prompt, "sampling_params": params, "stream": True}
+
+    def event(self, obj: dict[str, Any], seen: int = 0) -> Event:
+        text = obj.get("text") or ""
+        meta = obj.get("meta_info") or {}
+        usage = {"completion_tokens": meta.get("completion_tokens"),
+                 "prompt_tokens": meta.get("prompt_tokens")} if meta else None
+        server = {"e2e_latency": float(meta["e2e_latency"])} if isinstance(
+            meta.get("e2e_latency"), int | float) else {}
+        return Event(content=text[seen:], usage=usage, server=server)
 
 
 class OllamaChat(OllamaGenerate):
@@ -153,7 +177,7 @@ class OllamaChat(OllamaGenerate):
 
 
 APIS: dict[str, type[Api]] = {c.name: c for c in (OpenAIChat, OpenAICompletions, LlamaCpp,
-                                                   OllamaGenerate, OllamaChat)}
+                                                   OllamaGenerate, OllamaChat, SGLang)}
 
 
 def parse_stream_line(line: bytes, ndjson: bool) -> dict[str, Any] | None | str:
@@ -206,6 +230,7 @@ async def _stream(pool: Pool, api: Api, body: bytes, headers: dict[str, str],
         raise HTTPFailure(f"http_{resp.status}", text.strip())
     buf = b""
     parts: list[str] = []
+    seen = 0
     usage: dict[str, Any] | None = None
     try:
         async for piece in resp.iter_raw(stall_timeout):
@@ -222,10 +247,11 @@ async def _stream(pool: Pool, api: Api, body: bytes, headers: dict[str, str],
                 assert isinstance(obj, dict)
                 if "error" in obj:
                     raise HTTPFailure("server_error", str(obj["error"])[:200])
-                ev = api.event(obj)
+                ev = api.event(obj, seen)
                 if ev.content:
                     result.chunk_times.append(now)
                     parts.append(ev.content)
+                    seen += len(ev.content)
                 if ev.top_logprobs:
                     result.top_logprobs.extend(ev.top_logprobs)
                 if ev.usage:

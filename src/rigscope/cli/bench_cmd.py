@@ -35,8 +35,9 @@ def parse_slo(text: str | None):  # noqa: ANN201
 @click.option("--url", required=True, type=Url(), help="Server base URL, e.g. http://127.0.0.1:8080")
 @click.option("--model", required=True, help="Model name the server knows.")
 @click.option("--api", type=click.Choice(["openai", "openai-completions", "ollama",
-                                          "ollama-chat", "llamacpp"]),
-              help="API (default: detect).")
+                                          "ollama-chat", "llamacpp", "sglang"]),
+              help="API (default: detect; OpenAI-compatible servers, TensorRT-LLM's "
+                   "trtllm-serve among them, are 'openai'; sglang is SGLang's /generate).")
 @click.option("--concurrency", help="Levels of concurrent requests, e.g. 1,2,4,8.")
 @click.option("--rate", help="Open-loop levels in requests/s, e.g. 2,5 (instead of --concurrency).")
 @click.option("--poisson", is_flag=True, help="Poisson arrivals at --rate (default: constant).")
