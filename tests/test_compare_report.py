@@ -108,3 +108,11 @@ def test_report_opens_in_chromium_without_console_errors(tmp_path: Path) -> None
     assert shot.exists() and shot.stat().st_size > 20000, out.stderr[-2000:]
     console = [line for line in out.stderr.splitlines() if "CONSOLE" in line]
     assert not [c for c in console if re.search(r"error|uncaught", c, re.IGNORECASE)], console
+
+
+def test_levels_sort_by_number_not_by_label() -> None:
+    from rigscope.records import level_label, level_order
+
+    levels = [(16, None), (1, None), (4, None), (None, 2.5), (None, 10.0), (None, 0.5)]
+    ordered = [level_label(c, r) for c, r in sorted(levels, key=lambda x: level_order(*x))]
+    assert ordered == ["c=1", "c=4", "c=16", "0.5/s", "2.5/s", "10/s"]

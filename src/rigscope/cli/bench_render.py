@@ -86,3 +86,6 @@ def print_run(run: Run, console: Console | None = None) -> None:
             con.print(f"network at {lv.label}: connect p50 {_ms(net.connect_s.p50)} ms, "
                       f"headers p50 {_ms(net.headers_s.p50)} ms, {s.connections_reused} "
                       "requests on reused connections")
+        elif s.requests_ok:
+            con.print(f"network at {lv.label}: every request on a kept-alive connection, "
+                      f"headers p50 {_ms(net.headers_s.p50)} ms")
