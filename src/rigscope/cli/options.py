@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from rigscope.specs import Rig
     from rigscope.store import Store
 
 F = Callable[..., Any]
@@ -115,28 +114,6 @@ def model_options(f: F) -> F:
                      help="Q4_K_M, Q8_0, F16, ... or AWQ, GPTQ, FP8, NF4, MLX-4BIT "
                           "(default: the GGUF's own, else the engine's usual).")(f)
     return f
-
-
-def flash(value: str | None, engine_version: str | None = None) -> bool | None:
-    """--flash-attn as given; unset: llama.cpp's default for the build (None: today's)."""
-    if value is not None:
-        return value == "on"
-    if engine_version is None:
-        return None
-    from rigscope.estimator.speed_params import flash_attn_default
-
-    try:
-        return flash_attn_default(engine_version)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--engine-version") from None
-
-
-def make_rig(gpus: tuple[str, ...], cpu: str | None, ram: str | None,
-             cpu_isa: str | None) -> Rig:
-    """The rig the rig options name (this machine when they name none)."""
-    from rigscope.system import resolve_rig
-
-    return resolve_rig(gpus, cpu, ram, cpu_isa)
 
 
 def open_store(db: str | None) -> Store:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,7 +31,7 @@ _UNSET = getattr(click.core, "UNSET", object())  # click 8.3: "no default given"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8"}
 # options a web caller may not use: they name files on the server
-SERVER_FILES = {"price_file"}
+SERVER_FILES = frozenset({"price_file"})
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def api_name(param: click.Parameter) -> str:
 
 
 def options_of(command: click.Command, query: dict[str, list[str]],
-               skip: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+               skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The command's options from query parameters, each converted by the option's own type
     (the CLI's checks, the CLI's words); defaults for the rest."""
     params = {api_name(p): p for p in command.params
@@ -174,7 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "users": ..., ...}, each key a plan option (lists for repeatable ones)."""
         query = {k: [str(x) for x in v] if isinstance(v, list) else [_text(v)]
                  for k, v in body.items() if v is not None}
-        o = options_of(plan_cmd, query, skip=set() if files else SERVER_FILES)
+        o = options_of(plan_cmd, query, skip=frozenset() if files else SERVER_FILES)
         return answers.plan_doc(answers.PlanQuery.from_options(**o), files)
 
     @app.get("/api/gpus", dependencies=auth)
@@ -223,10 +222,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return render([store().run(run_id)])
 
-    page: Callable[[str], Response] = _static
-    app.get("/", include_in_schema=False)(lambda: page("index.html"))
+    app.get("/", include_in_schema=False)(lambda: _static("index.html"))
     for name in STATIC[1:]:
-        app.get(f"/{name}", include_in_schema=False)(lambda name=name: page(name))
+        app.get(f"/{name}", include_in_schema=False)(lambda name=name: _static(name))
     return app
 
 
