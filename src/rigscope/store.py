@@ -146,10 +146,16 @@ class Store:
         self.db.execute("COMMIT")
         return run_id
 
-    def add_telemetry(self, run_id: str, t: float, source: str,
-                      data: dict[str, float]) -> None:
-        self.db.execute("INSERT INTO telemetry (run_id, t, source, data) VALUES (?, ?, ?, ?)",
-                        (run_id, t, source, json.dumps(data)))
+    def add_telemetry(self, run_id: str,
+                      samples: Sequence[tuple[float, str, dict[str, float]]]) -> None:
+        """Telemetry samples (t, source, data) of a run, in one transaction."""
+        if not samples:
+            return
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            "INSERT INTO telemetry (run_id, t, source, data) VALUES (?, ?, ?, ?)",
+            [(run_id, t, source, json.dumps(data)) for t, source, data in samples])
+        self.db.execute("COMMIT")
 
     def add_request(self, run_id: str, level_id: int, r: Any) -> None:
         """Insert and commit one finished request (a crash loses nothing that completed)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -99,6 +99,8 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
             summary = summarize(results, config.slo,
                                 spec.concurrency if spec.rate is None else None)
             store.set_summary(level_id, summary)
+            if watcher is not None:
+                watcher.flush()
             progress.level_done(summary)
             return summary
 
@@ -118,17 +120,36 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
         raise
     finally:
         if watcher is not None:
-            task, pool = watcher
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await pool.close()
+            await watcher.stop()
         store.finish_run(run_id, status)
         await target.pool.close()
     return run_id
 
 
+@dataclass
+class Watcher:
+    """Telemetry sampling during a run. Samples wait in memory and are stored after each
+    level (one transaction), so no commit competes with the load's own timing."""
+
+    task: asyncio.Task[None]
+    pool: Pool
+    store: Store
+    run_id: str
+    samples: list[tuple[float, str, dict[str, float]]] = field(default_factory=list)
+
+    def flush(self) -> None:
+        self.store.add_telemetry(self.run_id, self.samples)
+        self.samples.clear()
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.pool.close()
+        self.flush()
+
+
 async def _start_telemetry(config: BenchConfig, target: Target, store: Store, run_id: str
-                           ) -> tuple[asyncio.Task[None], Pool] | None:
+                           ) -> Watcher | None:
     """Detect the telemetry sources and sample them (on a pool of their own) until the run
     ends; the sources found are noted in the run's config."""
     if not config.telemetry:
@@ -142,9 +163,10 @@ async def _start_telemetry(config: BenchConfig, target: Target, store: Store, ru
         await pool.close()
         return None
 
-    def keep(t: float, source: str, data: dict[str, float]) -> None:
-        store.add_telemetry(run_id, t, source, data)
-    return asyncio.create_task(telemetry.sample(sources, pool.clock, keep)), pool
+    samples: list[tuple[float, str, dict[str, float]]] = []
+    task = asyncio.create_task(telemetry.sample(
+        sources, pool.clock, lambda t, source, data: samples.append((t, source, data))))
+    return Watcher(task, pool, store, run_id, samples)
 
 
 async def _search(level: Callable[[LevelSpec], Any], slo: Slo, base: LevelSpec) -> None:

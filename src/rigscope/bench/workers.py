@@ -22,6 +22,7 @@ from rigscope.bench.load import LevelSpec, Shard, run_level
 from rigscope.bench.metrics import RequestResult
 
 START_DELAY_S = 1.0  # every worker is up (spawned, imported, connected) before the start
+POLL_S = 0.005  # how often the parent takes what the workers reported
 
 
 def shards(spec: LevelSpec, workers: int, start: float) -> list[Shard]:
@@ -62,6 +63,14 @@ class _Collector:
         self.results: list[RequestResult] = []
         self.in_flight: dict[int, int] = {}  # request index -> worker part
         self.errors: list[str] = []
+
+    def drain(self, source: Any, empty: type[Exception]) -> None:
+        """Take everything the queue holds now."""
+        while True:
+            try:
+                self.take(source.get_nowait())
+            except empty:
+                return
 
     def take(self, item: tuple[Any, ...]) -> None:
         kind = item[0]
@@ -106,21 +115,17 @@ async def run_level_workers(config: Any, spec: LevelSpec, seed: int, workers: in
     for p in procs:
         p.start()
     collected = _Collector(len(parts), on_result)
-    while True:
-        try:
-            collected.take(await asyncio.to_thread(out.get, True, 0.2))
-            continue
-        except queue_mod.Empty:
-            pass
-        if all(not p.is_alive() for p in procs):
-            while True:  # what the last ones put before exiting
-                try:
-                    collected.take(out.get_nowait())
-                except queue_mod.Empty:
-                    break
+    while True:  # poll: no thread blocks on the queue, results are stored as they land
+        alive = any(p.is_alive() for p in procs)
+        collected.drain(out, queue_mod.Empty)
+        if not alive:
+            collected.drain(out, queue_mod.Empty)  # what the last ones put before exiting
             break
+        await asyncio.sleep(POLL_S)
     for p in procs:
-        p.join()
+        p.join(5)
+        if p.is_alive():
+            p.kill()
     return collected.finish(spec, start)
 
 
@@ -165,11 +170,7 @@ async def run_level_ray(address: str, config: Any, spec: LevelSpec, seed: int, w
     collected = _Collector(len(parts), on_result)
     pending = list(refs)
     while True:
-        try:
-            collected.take(await asyncio.to_thread(out.get, True, 0.2))
-            continue
-        except Empty:
-            pass
+        collected.drain(out, Empty)
         ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
         for ref in ready:
             try:
@@ -177,10 +178,7 @@ async def run_level_ray(address: str, config: Any, spec: LevelSpec, seed: int, w
             except Exception as e:  # noqa: BLE001 - a crashed or failed task
                 collected.errors.append(f"{type(e).__name__}: {str(e)[:200]}")
         if not pending:
-            while True:
-                try:
-                    collected.take(out.get_nowait())
-                except Empty:
-                    break
+            collected.drain(out, Empty)
             break
+        await asyncio.sleep(POLL_S)
     return collected.finish(spec, start_wall)
