@@ -12,6 +12,8 @@ starts fast)::
     plan = rigscope.make_plan(rigscope.workload_from([model], "chat"), rigscope.price_table())
     run_id, done = rigscope.run_bench(rigscope.BenchConfig(url=..., model=...), store)
     rigscope.compare([store.run(a), store.run(b)])
+    doc = rigscope.estimate_doc(rigscope.EstimateQuery(model="llama-3-8b", gpus=("rtx-3090",)))
+    app = rigscope.create_app()                         # the web API (rigscope serve)
 
 Every JSON document the CLI prints comes from rigscope.contract; errors the user can act on
 are rigscope.RigscopeError (exit_code 2: bad input, 1: anything else).
@@ -33,8 +35,13 @@ _EXPORTS = {
     # plan: what to buy or run for a workload
     "make_plan": "rigscope.plan", "workload_from": "rigscope.plan", "Workload": "rigscope.plan",
     "price_table": "rigscope.prices",
+    # the questions the CLI and the web API answer, as typed queries and their JSON
+    "EstimateQuery": "rigscope.answers", "PlanQuery": "rigscope.answers",
+    "estimate_doc": "rigscope.answers", "plan_doc": "rigscope.answers",
+    "create_app": "rigscope.web.app",
     # bench, eval, compare: measure servers and close the loop
-    "run_bench": "rigscope.bench.run", "BenchConfig": "rigscope.bench.run",
+    "run_bench": "rigscope.bench.run", "BenchConfig": "rigscope.bench.config",
+    "parse_import": "rigscope.imports",
     "Store": "rigscope.store", "evaluate": "rigscope.evaluation.run",
     "Endpoint": "rigscope.evaluation.run", "load_suite": "rigscope.evaluation.suites",
     "compare": "rigscope.comparison", "calibrate": "rigscope.calibration",
@@ -47,12 +54,13 @@ _EXPORTS = {
     "Calibration": "rigscope.calibration", "SystemInfo": "rigscope.system",
     "RigscopeError": "rigscope.errors",
 }
-__all__ = ["Accelerator", "BenchConfig", "Calibration", "Comparison", "Endpoint", "EvalRun",
-           "LevelSummary", "MemoryEstimate", "ModelSpec", "Option", "Plan", "Quant", "Rig",
-           "RigscopeError", "Run", "SpeedEstimate", "Store", "SystemInfo", "Workload",
-           "calibrate", "compare", "detect", "estimate", "estimate_speed", "evaluate",
-           "load_suite", "make_plan", "max_context", "parse_rig", "price_table", "resolve_model",
-           "resolve_rig", "run_bench", "workload_from"]
+__all__ = ["Accelerator", "BenchConfig", "Calibration", "Comparison", "Endpoint",
+           "EstimateQuery", "EvalRun", "LevelSummary", "MemoryEstimate", "ModelSpec", "Option",
+           "Plan", "PlanQuery", "Quant", "Rig", "RigscopeError", "Run", "SpeedEstimate",
+           "Store", "SystemInfo", "Workload", "calibrate", "compare", "create_app", "detect",
+           "estimate", "estimate_doc", "estimate_speed", "evaluate", "load_suite", "make_plan",
+           "max_context", "parse_import", "parse_rig", "plan_doc", "price_table",
+           "resolve_model", "resolve_rig", "run_bench", "workload_from"]
 
 
 def __getattr__(name: str) -> Any:
@@ -69,7 +77,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from rigscope.bench.run import BenchConfig, run_bench
+    from rigscope.answers import EstimateQuery, PlanQuery, estimate_doc, plan_doc
+    from rigscope.bench.config import BenchConfig
+    from rigscope.bench.run import run_bench
     from rigscope.calibration import Calibration, calibrate
     from rigscope.comparison import Comparison, compare
     from rigscope.errors import RigscopeError
@@ -78,6 +88,7 @@ if TYPE_CHECKING:
     from rigscope.evaluation.run import Endpoint, EvalRun, evaluate
     from rigscope.evaluation.suites import load_suite
     from rigscope.hardware import parse_rig
+    from rigscope.imports import parse_import
     from rigscope.plan import Option, Plan, Workload, make_plan, workload_from
     from rigscope.prices import price_table
     from rigscope.records import LevelSummary, Run
@@ -85,3 +96,4 @@ if TYPE_CHECKING:
     from rigscope.specs import Accelerator, MemoryEstimate, ModelSpec, Quant, Rig, SpeedEstimate
     from rigscope.store import Store
     from rigscope.system import SystemInfo, detect, resolve_rig
+    from rigscope.web.app import create_app
