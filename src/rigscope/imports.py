@@ -16,6 +16,7 @@ from typing import Any
 
 from rigscope.catalog import gguf_mixes, gpus, models
 from rigscope.errors import RigscopeError
+from rigscope.jsonl import refuse_constant
 from rigscope.records import LevelSummary, Stats
 
 SOURCES = ("llama-bench", "guidellm", "aiperf", "vllm-bench")
@@ -37,7 +38,7 @@ def parse_import(text: str, name: str = "file") -> list[Imported]:
     if stripped.startswith("Metric,"):
         return [_aiperf(_aiperf_csv(text), {})]
     try:
-        doc: Any = json.loads(text, parse_constant=_no_constant)
+        doc: Any = json.loads(text, parse_constant=refuse_constant)
     except ValueError:
         doc = _jsonl(text)
     if isinstance(doc, list) and doc and all(isinstance(d, dict) and "avg_ts" in d
@@ -55,16 +56,12 @@ def parse_import(text: str, name: str = "file") -> list[Imported]:
                         "export (json, jsonl or AIPerf csv)")
 
 
-def _no_constant(value: str) -> None:
-    raise ValueError(f"{value} is not a JSON number")
-
-
 def _jsonl(text: str) -> list[Any] | None:
     out = []
     for line in text.splitlines():
         if line.strip():
             try:
-                out.append(json.loads(line, parse_constant=_no_constant))
+                out.append(json.loads(line, parse_constant=refuse_constant))
             except ValueError:
                 return None
     return out

@@ -22,7 +22,7 @@ def read_objects(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line, parse_constant=_no_constant)
+            obj = json.loads(line, parse_constant=refuse_constant)
         except ValueError as e:
             raise RigscopeError(f"{path}:{n}: not JSON ({str(e)[:80]})") from None
         if not isinstance(obj, dict):
@@ -33,5 +33,6 @@ def read_objects(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-def _no_constant(name: str) -> None:
+def refuse_constant(name: str) -> None:
+    """json.loads' parse_constant: NaN and Infinity are not JSON numbers; refuse them."""
     raise ValueError(f"{name} is not a JSON number")

@@ -38,11 +38,18 @@ TP_COMM = 640 * MIB
 def token_bytes(req: Request, tp: int) -> int:
     """KV bytes one more token of context adds on each GPU (full-attention layers)."""
     a = req.model.architecture
+    layers = sum(1 for il in range(a.layers) if a.has_kv(il) and not a.is_swa(il))
+    return layers * _layer_token_bytes(req, tp)
+
+
+def _layer_token_bytes(req: Request, tp: int) -> int:
+    """KV bytes of one token in one attention layer on each GPU: KV heads split over tensor
+    parallelism; MLA's latent does not (each GPU holds it all)."""
+    a = req.model.architecture
     elem = 1 if req.kv_type == "fp8" else 2
-    per_layer = ((a.mla.kv_lora_rank + a.mla.rope_dim) if a.mla is not None
-                 else max(a.kv_heads // tp, 1) * (a.head_dim + a.head_dim_v))
-    return sum(per_layer * elem for il in range(a.layers)
-               if a.has_kv(il) and not a.is_swa(il))
+    if a.mla is not None:
+        return (a.mla.kv_lora_rank + a.mla.rope_dim) * elem
+    return max(a.kv_heads // tp, 1) * (a.head_dim + a.head_dim_v) * elem
 
 
 def sequence_bytes(req: Request, tp: int) -> int:
@@ -52,17 +59,13 @@ def sequence_bytes(req: Request, tp: int) -> int:
     state. KV heads split over tensor parallelism; MLA's latent does not (each GPU holds
     it all); Mamba heads do."""
     a = req.model.architecture
-    elem = 1 if req.kv_type == "fp8" else 2
     block = ENGINE_BLOCK.get(req.engine.name, VLLM_BLOCK)
     tokens = mem.pad(req.context, block)
     window = min(tokens, mem.pad(a.window, block) + block)
+    per_token = _layer_token_bytes(req, tp)
     total = 0
     for il in range(a.layers):
         if a.has_kv(il):
-            if a.mla is not None:
-                per_token = (a.mla.kv_lora_rank + a.mla.rope_dim) * elem
-            else:
-                per_token = max(a.kv_heads // tp, 1) * (a.head_dim + a.head_dim_v) * elem
             total += per_token * (window if a.is_swa(il) else tokens)
         if a.is_recurrent(il) and a.ssm is not None:
             s = a.ssm
