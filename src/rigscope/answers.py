@@ -23,25 +23,28 @@ Doc = contract.Doc
 RENAMED = {"price_opts": "prices", "gpu_count_max": "max_gpus"}
 
 
-def _from_options(cls: type[Any], options: dict[str, Any]) -> Any:
-    """A query from a command's options as click passes them (the web API passes the same):
-    renamed ones mapped, on/off switches made booleans, presentation options dropped."""
-    names = {f.name for f in fields(cls)}
-    kw = {}
-    for key, value in options.items():
-        key = RENAMED.get(key, key)
-        if key not in names:
-            continue  # as_json, top, ...: how to show the answer, not the question
-        if key == "repack" and isinstance(value, str):
-            value = value == "on"
-        if isinstance(value, list):
-            value = tuple(value)
-        kw[key] = value
-    return cls(**kw)
+class _FromOptions:
+    @classmethod
+    def from_options(cls, **options: Any) -> Self:
+        """A query from a command's options as click passes them (the web API passes the
+        same): renamed ones mapped, on/off switches made booleans, presentation options
+        (as_json, top, ...) dropped."""
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        kw = {}
+        for key, value in options.items():
+            key = RENAMED.get(key, key)
+            if key not in names:
+                continue
+            if key == "repack" and isinstance(value, str):
+                value = value == "on"
+            if isinstance(value, list):
+                value = tuple(value)
+            kw[key] = value
+        return cls(**kw)
 
 
 @dataclass(frozen=True)
-class ModelQuery:
+class ModelQuery(_FromOptions):
     """What every memory question names: the model, its format and engine, the rig."""
 
     model: str
@@ -66,11 +69,6 @@ class ModelQuery:
         one = resolve_rig(self.gpus if gpus is None else gpus,
                           self.cpu if gpus is None else cpu, self.ram, self.cpu_isa)
         return multi_node(one, self.nodes, self.interconnect)
-
-    @classmethod
-    def from_options(cls, **options: Any) -> Self:
-        result: Self = _from_options(cls, options)
-        return result
 
     def flash(self) -> bool | None:
         """--flash-attn for llama.cpp; other engines choose their own kernels."""
@@ -177,7 +175,7 @@ def batches_of(text: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class PlanQuery:
+class PlanQuery(_FromOptions):
     models: tuple[str, ...] = ()
     min_params: float | None = None  # billions: every catalog model this large
     profile: str | None = None
@@ -203,11 +201,6 @@ class PlanQuery:
     rig_name: str | None = None
     tiers: bool = False
     all_configs: bool = False
-
-    @classmethod
-    def from_options(cls, **options: Any) -> Self:
-        result: Self = _from_options(cls, options)
-        return result
 
 
 def plan_answer(q: PlanQuery, allow_files: bool = True) -> Plan | Tiers:
