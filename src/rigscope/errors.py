@@ -17,6 +17,10 @@ class RigscopeError(Exception):
         self.exit_code = exit_code
 
 
+class NotFound(RigscopeError):
+    """An id that names nothing stored (a run, an eval): bad input, and a 404 on the web."""
+
+
 def unknown(kind: str, value: str, choices: Iterable[str]) -> RigscopeError:
     """An 'unknown X' error naming the nearest valid choices (or a few of them)."""
     options = sorted(set(choices))

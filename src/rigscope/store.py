@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rigscope.errors import RigscopeError
+from rigscope.errors import NotFound, RigscopeError
 from rigscope.paths import data_dir
 from rigscope.records import Level, LevelSummary, Run, Sample, StoredRequest
 
@@ -190,7 +190,7 @@ class Store:
     def eval(self, eval_id: str) -> dict[str, Any]:
         row = self.db.execute("SELECT * FROM evals WHERE eval_id = ?", (eval_id,)).fetchone()
         if row is None:
-            raise RigscopeError(f"no eval {eval_id!r} in {self.path}")
+            raise NotFound(f"no eval {eval_id!r} in {self.path}")
         results = [dict(r) for r in self.db.execute(
             "SELECT * FROM eval_results WHERE eval_id = ? ORDER BY id", (eval_id,))]
         return {"eval_id": eval_id, "started_at": row["started_at"], "status": row["status"],
@@ -209,7 +209,7 @@ class Store:
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             ids = [r["run_id"] for r in self.runs()][-5:]
-            raise RigscopeError(f"no run {run_id!r} in {self.path}; latest: "
+            raise NotFound(f"no run {run_id!r} in {self.path}; latest: "
                                 + (", ".join(ids) or "none"))
         levels = self.db.execute("SELECT * FROM levels WHERE run_id = ? ORDER BY position",
                                  (run_id,)).fetchall()

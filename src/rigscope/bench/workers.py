@@ -20,6 +20,7 @@ from typing import Any
 from rigscope.bench.config import make_workload, prepare
 from rigscope.bench.load import LevelSpec, Shard, run_level
 from rigscope.bench.metrics import RequestResult
+from rigscope.errors import RigscopeError
 
 START_DELAY_S = 1.0  # every worker is up (spawned, imported, connected) before the start
 POLL_S = 0.005  # how often the parent takes what the workers reported
@@ -87,8 +88,6 @@ class _Collector:
     def finish(self, spec: LevelSpec, start: float) -> list[RequestResult]:
         """The results, with each request a dead worker had in flight recorded as lost."""
         if self.errors and not self.results and not self.in_flight:
-            from rigscope.errors import RigscopeError
-
             raise RigscopeError(f"every worker failed: {self.errors[0]}", exit_code=1)
         for index, part in sorted(self.in_flight.items()):
             lost = RequestResult(index=index, intended=start, start=start,
@@ -151,15 +150,11 @@ async def run_level_ray(address: str, config: Any, spec: LevelSpec, seed: int, w
         import ray
         from ray.util.queue import Empty, Queue
     except ImportError:
-        from rigscope.errors import RigscopeError
-
         raise RigscopeError("--ray needs Ray: pip install 'rigscope[ray]'", exit_code=1) from None
     if not ray.is_initialized():
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError) as e:
-            from rigscope.errors import RigscopeError
-
             raise RigscopeError(f"cannot join the Ray cluster at {address}: "
                                 f"{' '.join(str(e).split())[:200]}", exit_code=1) from None
     out = Queue()

@@ -24,7 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 from rigscope import answers, contract
 from rigscope.cli.estimate_cmd import estimate_cmd, max_context_cmd
 from rigscope.cli.plan_cmd import plan_cmd
-from rigscope.errors import RigscopeError
+from rigscope.errors import NotFound, RigscopeError
 
 STATIC = ("index.html", "app.js", "style.css")
 _UNSET = getattr(click.core, "UNSET", object())  # click 8.3: "no default given"
@@ -112,8 +112,7 @@ def scrub(message: str) -> str:
 
 
 def _status(e: RigscopeError) -> int:
-    text = str(e)
-    if text.startswith("no run ") or text.startswith("no eval "):
+    if isinstance(e, NotFound):
         return 404
     return 400 if e.exit_code == 2 else 503
 
