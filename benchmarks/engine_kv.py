@@ -1,6 +1,6 @@
 """KV-pool capacity of vLLM, SGLang and TensorRT-LLM: rigscope's estimate against what real
 servers printed at startup (benchmarks/data/published/engine_kv.csv, copied from
-../shared/data/engine_kv.csv with each log line's source).
+the project's shared data set, data/engine_kv.csv, with each log line's source).
 
     .venv/bin/python benchmarks/engine_kv.py
 
