@@ -12,7 +12,8 @@ from rigscope.errors import RigscopeError
 from rigscope.estimator import estimate, max_context
 from rigscope.estimator.speed import estimate_speed
 from rigscope.estimator.speed_params import DEFAULT, flash_attn_default
-from rigscope.plan import Plan, Tiers
+from rigscope.plan import MAX_GPUS, Plan, Tiers
+from rigscope.rigcost import DEFAULT_HOURS_PER_DAY, DEFAULT_KWH_USD
 from rigscope.specs import MemoryEstimate, ModelSpec, Rig, SpeedEstimate
 from rigscope.system import resolve_rig
 
@@ -190,10 +191,10 @@ class PlanQuery(_FromOptions):
     quant: str | None = None
     min_quant: str | None = None
     engines: tuple[str, ...] = ()
-    max_gpus: int = 4
+    max_gpus: int = MAX_GPUS
     price_kind: str | None = None
-    kwh_price: float = 0.17
-    hours: float = 8.0
+    kwh_price: float = DEFAULT_KWH_USD
+    hours: float = DEFAULT_HOURS_PER_DAY
     prices: tuple[str, ...] = ()  # ID=USD overrides
     price_file: str | None = None
     gpus: tuple[str, ...] = ()  # only these rigs

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rigscope.catalog import apple_chips, gpus, price_book
+from rigscope.catalog import gpus, price_book
 from rigscope.errors import RigscopeError, unknown
 from rigscope.paths import data_dir
 
@@ -118,8 +118,3 @@ def price_table(options: Sequence[str] = (), file: Path | None = None,
               for k, v in parse_price_options(options).items()}
     return table
 
-
-def apple_machine_ids() -> list[str]:
-    """Apple chip-and-memory ids some machine in the price book sells."""
-    return sorted({f"{a.chip}:{a.memory_gb}gb" for a in price_book().apple
-                   if a.chip in apple_chips()})

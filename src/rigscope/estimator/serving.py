@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rigscope.errors import unknown
-
 
 @dataclass(frozen=True)
 class Server:
@@ -52,8 +50,3 @@ def server_for(engine: str) -> Server | None:
     name = ENGINE_SERVER.get(engine)
     return SERVERS[name] if name else None
 
-
-def get_server(name: str) -> Server:
-    if name not in SERVERS:
-        raise unknown("server", name, SERVERS)
-    return SERVERS[name]
