@@ -100,16 +100,16 @@ def tdp_shares() -> tuple[float, float]:
     return statistics.median(cards), statistics.median(macs)
 
 
-def device_watts(d: Accelerator) -> tuple[float | None, str]:
-    """Watts one device draws while generating, and the basis."""
+def device_watts(d: Accelerator) -> float | None:
+    """Watts one device draws while generating: measured, else the median measured share
+    of TDP (None when the TDP is unknown)."""
     m = _measured()
     key = d.id if d.backend != "metal" else d.id.split(":")[0].rsplit("-", 1)[0]
     if key in m:
-        return m[key], "measured"
+        return m[key]
     if d.tdp_w is None:
-        return None, "unknown"
-    share = tdp_shares()[1 if d.backend == "metal" else 0]
-    return d.tdp_w * share, f"{share:.2f} x TDP (median measured share)"
+        return None
+    return d.tdp_w * tdp_shares()[1 if d.backend == "metal" else 0]
 
 
 def rig_watts(rig: Rig) -> float | None:
@@ -117,7 +117,7 @@ def rig_watts(rig: Rig) -> float | None:
     host of a GPU box; an Apple machine's figure is its own."""
     if not rig.devices:
         return None
-    ws = [device_watts(d)[0] for d in rig.devices]
+    ws = [device_watts(d) for d in rig.devices]
     if any(w is None for w in ws):
         return None
     total = sum(w for w in ws if w is not None)

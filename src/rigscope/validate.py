@@ -4,6 +4,7 @@ URLs. The command line and any other front end call these; each error is a Rigsc
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from urllib.parse import urlsplit
@@ -78,3 +79,13 @@ def number_list(text: str, name: str, *, integer: bool = False,
             raise RigscopeError(f"invalid {name} {part!r}; use whole numbers, e.g. 1,4,16")
         out.append(x)
     return tuple(out)
+
+
+def is_loopback(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (brackets allowed): reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address((host or "").strip("[]")).is_loopback
+    except ValueError:
+        return False

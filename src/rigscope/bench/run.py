@@ -21,6 +21,7 @@ from rigscope.bench.workers import run_level_ray, run_level_workers
 from rigscope.errors import RigscopeError
 from rigscope.records import LevelSummary, level_label
 from rigscope.store import Store
+from rigscope.validate import is_loopback
 
 MAX_SEARCH_CONCURRENCY = 256
 
@@ -155,7 +156,7 @@ async def _start_telemetry(config: BenchConfig, target: Target, store: Store, ru
     if not config.telemetry:
         return None
     pool = Pool(config.url, clock=target.pool.clock)
-    local = urlsplit(config.url).hostname in ("127.0.0.1", "::1", "localhost")
+    local = is_loopback(urlsplit(config.url).hostname)
     sources = await telemetry.detect(pool, target.api.name, target.headers, local,
                                      telemetry.load_nvml() if local else None)
     store.update_config(run_id, {"telemetry": [s.name for s in sources]})

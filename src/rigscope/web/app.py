@@ -7,7 +7,6 @@ as HTTP 400 {"error": ...}. Estimates and plans run in FastAPI's worker threads.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from rigscope import answers, contract
 from rigscope.cli.estimate_cmd import estimate_cmd, max_context_cmd
 from rigscope.cli.plan_cmd import plan_cmd
 from rigscope.errors import NotFound, RigscopeError
+from rigscope.validate import is_loopback
 
 STATIC = ("index.html", "app.js", "style.css")
 _UNSET = getattr(click.core, "UNSET", object())  # click 8.3: "no default given"
@@ -40,15 +40,6 @@ class Settings:
     cors: tuple[str, ...] = ()
     allow_local_files: bool = False
     db: Path | None = None  # the runs store (default: the data dir's)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def api_name(param: click.Parameter) -> str:
