@@ -16,7 +16,7 @@ from typing import Any
 
 from rigscope.catalog import gguf_mixes, gpus, models
 from rigscope.errors import RigscopeError
-from rigscope.jsonl import refuse_constant
+from rigscope.jsonl import parse_objects, refuse_constant
 from rigscope.records import LevelSummary, Stats
 
 SOURCES = ("llama-bench", "guidellm", "aiperf", "vllm-bench")
@@ -40,7 +40,10 @@ def parse_import(text: str, name: str = "file") -> list[Imported]:
     try:
         doc: Any = json.loads(text, parse_constant=refuse_constant)
     except ValueError:
-        doc = _jsonl(text)
+        try:  # JSON lines (llama-bench -o jsonl)
+            doc = [obj for _, obj in parse_objects(text, name, "result")]
+        except RigscopeError:
+            doc = None
     if isinstance(doc, list) and doc and all(isinstance(d, dict) and "avg_ts" in d
                                              for d in doc):
         return [_llama_bench(doc)]
@@ -54,17 +57,6 @@ def parse_import(text: str, name: str = "file") -> list[Imported]:
             return [_vllm(doc)]
     raise RigscopeError(f"{name}: not a llama-bench, GuideLLM, AIPerf or vLLM bench "
                         "export (json, jsonl or AIPerf csv)")
-
-
-def _jsonl(text: str) -> list[Any] | None:
-    out = []
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line, parse_constant=refuse_constant))
-            except ValueError:
-                return None
-    return out
 
 
 def _num(v: Any, scale: float = 1.0) -> float | None:

@@ -12,24 +12,29 @@ from rigscope.errors import RigscopeError
 def read_objects(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; a one-line error names the bad line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise RigscopeError(f"cannot read {what} {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise RigscopeError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return parse_objects(text, str(path), what)
+
+
+def parse_objects(text: str, source: str, what: str) -> list[tuple[int, dict[str, Any]]]:
+    """read_objects on text already read; `source` names it in the errors."""
     out = []
-    for n, line in enumerate(lines, 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line, parse_constant=refuse_constant)
         except ValueError as e:
-            raise RigscopeError(f"{path}:{n}: not JSON ({str(e)[:80]})") from None
+            raise RigscopeError(f"{source}:{n}: not JSON ({str(e)[:80]})") from None
         if not isinstance(obj, dict):
-            raise RigscopeError(f"{path}:{n}: expected a JSON object")
+            raise RigscopeError(f"{source}:{n}: expected a JSON object")
         out.append((n, obj))
     if not out:
-        raise RigscopeError(f"{path}: no {what} entries")
+        raise RigscopeError(f"{source}: no {what} entries")
     return out
 
 
