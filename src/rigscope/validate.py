@@ -17,8 +17,8 @@ MAX_TOKENS = 1 << 24
 
 
 def number(value: float | str, name: str, *, low: float | None = None,
-           high: float | None = None, low_open: bool = False) -> float:
-    """A finite number in [low, high] (low excluded when low_open)."""
+           high: float | None = None, low_open: bool = False, integer: bool = False) -> float:
+    """A finite number in [low, high] (low excluded when low_open), whole when `integer`."""
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -30,6 +30,8 @@ def number(value: float | str, name: str, *, low: float | None = None,
                             f"{'above' if low_open else 'at least'} {low:g}")
     if high is not None and x > high:
         raise RigscopeError(f"invalid {name} {value!r}; must be at most {high:g}")
+    if integer and x != int(x):
+        raise RigscopeError(f"invalid {name} {value!r}; use a whole number")
     return x
 
 

@@ -28,14 +28,9 @@ class Number(click.ParamType):
         from rigscope import validate
 
         name = param.opts[0] if param and param.opts else self.name
-        x = validate.number(value, name, low=self.low, high=self.high, low_open=self.low_open)
-        if self.integer:
-            if x != int(x):
-                from rigscope.errors import RigscopeError
-
-                raise RigscopeError(f"invalid {name} {value!r}; use a whole number")
-            return int(x)
-        return x
+        x = validate.number(value, name, low=self.low, high=self.high, low_open=self.low_open,
+                            integer=self.integer)
+        return int(x) if self.integer else x
 
 
 class Tokens(click.ParamType):
