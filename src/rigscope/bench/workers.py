@@ -166,7 +166,10 @@ async def run_level_ray(address: str, config: Any, spec: LevelSpec, seed: int, w
     pending = list(refs)
     while True:
         collected.drain(out, Empty)
-        ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+        # completion only (fetch_local=False): polling with timeout=0 while each call
+        # starts fetching the result to this node can keep a finished task "not ready"
+        ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0,
+                                  fetch_local=False)
         for ref in ready:
             try:
                 ray.get(ref)
