@@ -58,7 +58,7 @@ class Comparison:
     rows: tuple[Difference, ...]
 
 
-def _ok_by_level(run: Run) -> dict[tuple[int, float], tuple[str, list[StoredRequest]]]:
+def _ok_by_level(run: Run) -> dict[tuple[float, ...], tuple[str, list[StoredRequest]]]:
     return {lv.order: (lv.label, [r for r in run.requests_of(lv) if r.measured_ok])
             for lv in run.levels}
 

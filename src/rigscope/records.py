@@ -28,14 +28,27 @@ def median(values: Sequence[float]) -> float | None:
     return percentile(values, 50) if values else None
 
 
-def level_label(concurrency: int | None, rate: float | None) -> str:
-    """How a level is named everywhere: 'c=4' (closed loop) or '2.5/s' (open loop)."""
-    return f"c={concurrency}" if concurrency is not None else f"{rate:g}/s"
+def level_label(concurrency: int | None, rate: float | None, depth: int | None = None,
+                prompt_tokens: int | None = None, output_tokens: int | None = None) -> str:
+    """How a level is named everywhere: 'c=4' (closed loop) or '2.5/s' (open loop), then its
+    shape where the level sets one: 'c=4 d=4096' (context depth), 'c=4 p=512 o=128'
+    (prompt and output tokens of a sweep)."""
+    name = (f"c={concurrency}" if concurrency is not None
+            else f"{rate:g}/s" if rate is not None else "trace")
+    for key, value in (("d", depth), ("p", prompt_tokens), ("o", output_tokens)):
+        if value is not None:
+            name += f" {key}={value}"
+    return name
 
 
-def level_order(concurrency: int | None, rate: float | None) -> tuple[int, float]:
-    """Sort key: closed-loop levels by concurrency, then open-loop levels by rate."""
-    return (0, float(concurrency)) if concurrency is not None else (1, float(rate or 0))
+def level_order(concurrency: int | None, rate: float | None, depth: int | None = None,
+                prompt_tokens: int | None = None, output_tokens: int | None = None
+                ) -> tuple[float, ...]:
+    """Sort key: closed-loop levels by concurrency, then open-loop levels by rate; within
+    one load, by depth, prompt and output tokens."""
+    load = (0, float(concurrency)) if concurrency is not None else (1, float(rate or 0))
+    return (*load, *(float(v if v is not None else -1)
+                     for v in (depth, prompt_tokens, output_tokens)))
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,31 @@ class LevelSummary:
     token_count_mismatches: int = 0
     connections_reused: int = 0
     network: NetworkSummary = field(default_factory=NetworkSummary)
+    # requests whose kept-alive connection was closed before any byte of the answer, sent
+    # again once on a new connection (never counted as a server error)
+    requests_retried: int = 0
+    # prompt tokens as the server counted them, and those it served from its cache (None:
+    # the server does not say)
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int | None = None
+    cache_hit_requests: int = 0
+    ttft_cached_s: Stats = field(default_factory=Stats)  # requests with a cache hit
+    ttft_uncached_s: Stats = field(default_factory=Stats)  # requests without one
+    # per request: uncached prompt tokens / TTFT, and 1 / ITL
+    prefill_tokens_per_s: Stats = field(default_factory=Stats)
+    decode_tokens_per_s: Stats = field(default_factory=Stats)
+    # speculative decoding, where the server reports it (None: not reported)
+    draft_tokens: int | None = None
+    draft_accepted_tokens: int | None = None
+    acceptance_rate: float | None = None  # accepted / drafted
+    acceptance_length: float | None = None  # tokens per verification step
+    acceptance_source: str | None = None  # "llama.cpp timings" | "metrics"
+    # energy over the level's active window from sampled power (None: no power source)
+    energy_j: float | None = None
+    joules_per_output_token: float | None = None
+    output_tokens_per_joule: float | None = None
+    power_source: str | None = None  # "nvml" | "metrics"
+    power_samples_per_s: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LevelSummary:
@@ -132,6 +170,8 @@ class StoredRequest:
     reused: bool
     chunk_times: list[float]
     server: dict[str, float]
+    cached_tokens: int | None = None
+    retried: bool = False
 
     @property
     def measured_ok(self) -> bool:
@@ -159,14 +199,22 @@ class Level:
     concurrency: int | None
     rate: float | None
     summary: LevelSummary | None  # None while the level runs (or if it never finished)
+    depth: int | None = None  # tokens of context before each prompt (bench --depth)
+    prompt_tokens: int | None = None  # the level's own prompt size (bench --sweep)
+    output_tokens: int | None = None  # the level's own output size (bench --sweep)
+
+    @property
+    def shape(self) -> tuple[int | None, float | None, int | None, int | None, int | None]:
+        return (self.concurrency, self.rate, self.depth, self.prompt_tokens,
+                self.output_tokens)
 
     @property
     def label(self) -> str:
-        return level_label(self.concurrency, self.rate)
+        return level_label(*self.shape)
 
     @property
-    def order(self) -> tuple[int, float]:
-        return level_order(self.concurrency, self.rate)
+    def order(self) -> tuple[float, ...]:
+        return level_order(*self.shape)
 
 
 @dataclass(frozen=True)

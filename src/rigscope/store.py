@@ -61,11 +61,21 @@ MIGRATIONS = [
     );
     CREATE INDEX telemetry_by_run ON telemetry(run_id);
     """,
+    # 4: a level's shape (context depth, its own prompt/output sizes in a sweep); per
+    # request the prompt tokens the server took from its cache, and a retry on a new
+    # connection after a kept-alive one was closed
+    """
+    ALTER TABLE levels ADD COLUMN depth INTEGER;
+    ALTER TABLE levels ADD COLUMN prompt_tokens INTEGER;
+    ALTER TABLE levels ADD COLUMN output_tokens INTEGER;
+    ALTER TABLE requests ADD COLUMN cached_tokens INTEGER;
+    ALTER TABLE requests ADD COLUMN retried INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 REQUEST_COLUMNS = ("idx", "warmup", "status", "reason", "detail", "intended", "start", "dns_s",
                    "connect_s", "tls_s", "headers_s", "ttft_s", "e2e_s", "itl_s",
                    "prompt_tokens", "output_tokens", "client_tokens", "reused", "chunk_times",
-                   "server")
+                   "server", "cached_tokens", "retried")
 
 
 def default_db() -> Path:
@@ -118,10 +128,12 @@ class Store:
                         (now(), status, run_id))
 
     def new_level(self, run_id: str, position: int, concurrency: int | None,
-                  rate: float | None) -> int:
+                  rate: float | None, depth: int | None = None,
+                  prompt_tokens: int | None = None, output_tokens: int | None = None) -> int:
         cur = self.db.execute(
-            "INSERT INTO levels (run_id, position, concurrency, rate, started_at) "
-            "VALUES (?, ?, ?, ?, ?)", (run_id, position, concurrency, rate, now()))
+            "INSERT INTO levels (run_id, position, concurrency, rate, started_at, depth, "
+            "prompt_tokens, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, position, concurrency, rate, now(), depth, prompt_tokens, output_tokens))
         return int(cur.lastrowid or 0)
 
     def set_summary(self, level_id: int, summary: LevelSummary) -> None:
@@ -162,7 +174,8 @@ class Store:
         values = (r.index, int(r.warmup), r.status, r.reason, r.detail, r.intended, r.start,
                   r.dns_s, r.connect_s, r.tls_s, r.headers_s, r.ttft_s, r.e2e_s, r.itl_s,
                   r.prompt_tokens, r.output_tokens, r.client_tokens, int(r.reused),
-                  json.dumps([round(t, 6) for t in r.chunk_times]), json.dumps(r.server))
+                  json.dumps([round(t, 6) for t in r.chunk_times]), json.dumps(r.server),
+                  r.cached_tokens, int(r.retried))
         self.db.execute(
             f"INSERT INTO requests (run_id, level_id, {', '.join(REQUEST_COLUMNS)}) "
             f"VALUES (?, ?, {', '.join('?' * len(REQUEST_COLUMNS))})", (run_id, level_id, *values))
@@ -222,6 +235,8 @@ class Store:
             config=json.loads(row["config"]),
             levels=tuple(Level(level_id=lv["level_id"], position=lv["position"],
                                concurrency=lv["concurrency"], rate=lv["rate"],
+                               depth=lv["depth"], prompt_tokens=lv["prompt_tokens"],
+                               output_tokens=lv["output_tokens"],
                                summary=LevelSummary.from_dict(json.loads(lv["summary"]))
                                if lv["summary"] else None) for lv in levels),
             requests=tuple(self._request(q) for q in reqs),
@@ -234,6 +249,7 @@ class Store:
     def _request(q: sqlite3.Row) -> StoredRequest:
         d = {k: q[k] for k in q.keys()}  # noqa: SIM118 - sqlite3.Row is not a mapping
         d["warmup"], d["reused"] = bool(d["warmup"]), bool(d["reused"])
+        d["retried"] = bool(d["retried"])
         d["chunk_times"] = json.loads(d["chunk_times"])
         d["server"] = json.loads(d["server"])
         return StoredRequest(**d)

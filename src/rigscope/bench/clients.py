@@ -107,7 +107,7 @@ class LlamaCpp(Api):
     def body(self, work: Work, model: str, fixed_length: bool) -> dict[str, Any]:
         return {"prompt": work.prompt, "n_predict": work.output_tokens, "stream": True,
                 "temperature": 0, "seed": work.seed, "ignore_eos": fixed_length,
-                "cache_prompt": False}
+                "cache_prompt": True}
 
     def event(self, obj: dict[str, Any], seen: int = 0) -> Event:
         usage = None
@@ -121,7 +121,8 @@ class LlamaCpp(Api):
 def _llamacpp_timings(t: dict[str, Any] | None) -> dict[str, float]:
     if not t:
         return {}
-    keys = ("prompt_n", "prompt_ms", "predicted_n", "predicted_ms")
+    keys = ("prompt_n", "prompt_ms", "predicted_n", "predicted_ms", "cache_n", "draft_n",
+            "draft_n_accepted")
     return {k: float(t[k]) for k in keys if isinstance(t.get(k), int | float)}
 
 
@@ -224,7 +225,7 @@ async def _stream(pool: Pool, api: Api, body: bytes, headers: dict[str, str],
     t = resp.timings
     result.start = t.start
     result.dns_s, result.connect_s, result.tls_s = t.dns_s, t.connect_s, t.tls_s
-    result.headers_s, result.reused = t.headers - t.start, t.reused
+    result.headers_s, result.reused, result.retried = t.headers - t.start, t.reused, t.retried
     if resp.status != 200:
         text = (await resp.read())[:300].decode("utf-8", "replace")
         raise HTTPFailure(f"http_{resp.status}", text.strip())
@@ -269,6 +270,17 @@ async def _stream(pool: Pool, api: Api, body: bytes, headers: dict[str, str],
     result.output_tokens = int(completion) if completion else result.client_tokens
     prompt = (usage or {}).get("prompt_tokens")
     result.prompt_tokens = int(prompt) if prompt else None
+    result.cached_tokens = cached_tokens(usage, result.server)
+
+
+def cached_tokens(usage: dict[str, Any] | None, server: dict[str, float]) -> int | None:
+    """Prompt tokens the server says it took from its cache: the OpenAI usage's
+    prompt_tokens_details.cached_tokens (vLLM, SGLang, llama.cpp), else llama.cpp's
+    timings.cache_n; None when it says nothing."""
+    details = (usage or {}).get("prompt_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        return int(details["cached_tokens"])
+    return int(server["cache_n"]) if "cache_n" in server else None
 
 
 async def get_json(pool: Pool, path: str, headers: dict[str, str] | None = None,

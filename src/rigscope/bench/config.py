@@ -47,6 +47,13 @@ class BenchConfig:
     telemetry: bool = True  # sample the server's /metrics, /slots or /api/ps, and NVML
     workers: int = 1  # processes generating the load (bench/workers.py)
     ray: str | None = None  # a Ray cluster's address: the workers run there as Ray tasks
+    depths: tuple[int, ...] = ()  # levels at these context depths (tokens before the prompt)
+    shared_prefix: int = 0  # tokens of one text every prompt starts with
+    sweep: bool = False  # levels over concurrency x prompt_sweep x output_sweep
+    prompt_sweep: tuple[int, ...] = ()
+    output_sweep: tuple[int, ...] = ()
+    replay: bool = False  # a trace workload at its own timestamps
+    trace_speed: float = 1.0  # ... divided by this (2: twice as fast)
     api_key: str | None = field(default=None, repr=False)  # never stored or printed
 
     def public(self) -> dict[str, Any]:
@@ -84,4 +91,4 @@ def make_workload(config: BenchConfig) -> WorkloadGenerator:
     """The workload a config names: synthetic, a profile, or a .jsonl file."""
     path = Path(config.workload) if config.workload.endswith(".jsonl") else None
     return WorkloadGenerator("file" if path else config.workload, config.prompt_tokens,
-                             config.output_tokens, config.seed, path)
+                             config.output_tokens, config.seed, path, config.shared_prefix)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import sys
@@ -41,6 +42,17 @@ class FakeConfig:
     answers: str | None = None  # JSON file {prompt substring: reply}: answer from it
     logprob_shift: float = 0.0  # perturbs the log-probabilities it reports (0: none)
     metrics: int = 1  # serve a vLLM-style /metrics page (0: none)
+    # prompt processing: TTFT adds uncached prompt tokens / prefill_tps and cached ones /
+    # cached_prefill_tps (0: that part costs nothing)
+    prefill_tps: float = 0.0
+    cached_prefill_tps: float = 0.0
+    prefix_cache: int = 0  # 1: reuse the longest prompt prefix (in words) seen before
+    itl_per_ktoken_s: float = 0.0  # ITL grows this much per 1,000 prompt tokens (depth)
+    draft_n: int = 0  # speculative decoding: tokens drafted per request (llama.cpp timings)
+    draft_accept: float = 0.0  # ... of which this share is accepted
+    power_w: float = 0.0  # watts on /metrics (DCGM's series) while a request runs (0: none)
+    idle_power_w: float = 0.0  # ... and while none does
+    close_after: int = 0  # close a kept-alive connection, unannounced, after N responses
     seed: int = 0
 
 
@@ -56,6 +68,13 @@ class Served:
     tokens: int = 0
     sent: list[float] = field(default_factory=list)  # each content chunk written
     tokens_per_chunk: int = 1
+    prompt_hash: str = ""  # of the prompt's text: tells distinct prompts apart
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # taken from the prefix cache
+    ttft_s: float = 0.0  # the TTFT it scheduled (before load)
+    itl_s: float = 0.0  # the ITL it scheduled
+    draft_n: int = 0
+    draft_accepted: int = 0
 
 
 class FakeServer:
@@ -69,14 +88,22 @@ class FakeServer:
         self._answers: dict[str, str] = (
             json.loads(Path(config.answers).read_text()) if config.answers else {})
         self.server: asyncio.Server | None = None
+        self._cache: list[list[str]] = []  # prompts seen, as words (prefix_cache)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self.server = await asyncio.start_server(self._handle, host, port, backlog=4096)
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered = 0
         try:
             while True:
+                if self.config.close_after and answered >= self.config.close_after:
+                    # as a server that times out idle connections: it said keep-alive,
+                    # then closes without a word once the client has gone quiet
+                    await asyncio.sleep(0.05)
+                    return
+                answered += 1
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except (asyncio.IncompleteReadError, ConnectionError):
@@ -105,11 +132,18 @@ class FakeServer:
                                                                    "object": "model"}]})
             return True
         if method == "GET" and path.endswith("/metrics") and c.metrics:
-            page = ("# TYPE vllm:num_requests_running gauge\n"
+            text = ("# TYPE vllm:num_requests_running gauge\n"
                     f'vllm:num_requests_running{{model_name="{c.model}"}} {self._active}\n'
                     f'vllm:num_requests_waiting{{model_name="{c.model}"}} 0\n'
                     f'vllm:kv_cache_usage_perc{{model_name="{c.model}"}} '
-                    f"{min(1.0, self._active / 64)}\n").encode()
+                    f"{min(1.0, self._active / 64)}\n")
+            if c.power_w or c.idle_power_w:
+                watts = c.power_w if self._active else c.idle_power_w
+                text += f'DCGM_FI_DEV_POWER_USAGE{{gpu="0"}} {watts}\n'
+                if self.log is not None:  # what it reported, when: the truth for energy
+                    self.log.write(json.dumps({"power_w": watts,
+                                               "t": time.perf_counter()}) + "\n")
+            page = text.encode()
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                          b"Content-Length: %d\r\n\r\n%s" % (len(page), page))
             return True
@@ -137,6 +171,21 @@ class FakeServer:
             return self._logged(rec, True)
         n = c.output_tokens or int(req.get("max_tokens") or 16)
         chat = path.endswith("/chat/completions")
+        prompt = _prompt_text(req).split()
+        rec.prompt_hash = hashlib.sha256(" ".join(prompt).encode()).hexdigest()[:16]
+        rec.prompt_tokens = len(prompt)
+        if c.prefix_cache:
+            rec.cached_tokens = max((_common(prompt, seen) for seen in self._cache), default=0)
+            rec.cached_tokens = min(rec.cached_tokens, len(prompt) - 1)  # one is always new
+            self._cache.append(prompt)
+        new_tokens = rec.prompt_tokens - rec.cached_tokens
+        rec.ttft_s = (c.ttft_s + (new_tokens / c.prefill_tps if c.prefill_tps else 0.0)
+                      + (rec.cached_tokens / c.cached_prefill_tps
+                         if c.cached_prefill_tps else 0.0))
+        rec.itl_s = c.itl_s + c.itl_per_ktoken_s * rec.prompt_tokens / 1000
+        if c.draft_n:
+            rec.draft_n = c.draft_n
+            rec.draft_accepted = round(c.draft_n * c.draft_accept)
         reply = self._reply(req)
         if reply is not None:
             n = len(reply)
@@ -172,12 +221,12 @@ class FakeServer:
         c = self.config
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                      b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
-        start = received + c.ttft_s + (self._active - 1) * c.ttft_per_active_s
+        start = received + rec.ttft_s + (self._active - 1) * c.ttft_per_active_s
         chunks = (n + c.tokens_per_chunk - 1) // c.tokens_per_chunk
         fault_at = self._rng.randrange(max(chunks, 1)) if fault else -1
         sent_tokens = 0
         for k in range(chunks):
-            deadline = start + k * c.tokens_per_chunk * c.itl_s
+            deadline = start + k * c.tokens_per_chunk * rec.itl_s
             delay = deadline - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -208,9 +257,15 @@ class FakeServer:
             if writer.transport.get_write_buffer_size() > 65536:
                 await writer.drain()
         rec.tokens = sent_tokens
-        usage = {"prompt_tokens": _prompt_tokens(req), "completion_tokens": sent_tokens,
-                 "total_tokens": _prompt_tokens(req) + sent_tokens}
-        tail = _sse({"id": f"c{rec.id}", "choices": [], "usage": usage}) + b"data: [DONE]\n\n"
+        usage: dict[str, Any] = {"prompt_tokens": rec.prompt_tokens,
+                                 "completion_tokens": sent_tokens,
+                                 "total_tokens": rec.prompt_tokens + sent_tokens}
+        if c.prefix_cache:
+            usage["prompt_tokens_details"] = {"cached_tokens": rec.cached_tokens}
+        last: dict[str, Any] = {"id": f"c{rec.id}", "choices": [], "usage": usage}
+        if rec.draft_n:  # as llama-server's final chunk carries them
+            last["timings"] = {"draft_n": rec.draft_n, "draft_n_accepted": rec.draft_accepted}
+        tail = _sse(last) + b"data: [DONE]\n\n"
         writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(tail), tail))
         await writer.drain()
         return self._logged(rec, True)
@@ -243,9 +298,19 @@ def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
 
-def _prompt_tokens(req: dict[str, Any]) -> int:
-    text = req.get("prompt") or " ".join(m.get("content", "") for m in req.get("messages", []))
-    return len(str(text).split())
+def _prompt_text(req: dict[str, Any]) -> str:
+    return str(req.get("prompt") or " ".join(m.get("content", "")
+                                             for m in req.get("messages", [])))
+
+
+def _common(a: list[str], b: list[str]) -> int:
+    """Words the two prompts share from their start."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def served_rate(served: list[Served], concurrency: int | None = None) -> float:
@@ -261,7 +326,15 @@ def served_rate(served: list[Served], concurrency: int | None = None) -> float:
 
 
 def read_log(path: Path) -> list[Served]:
-    return [Served(**json.loads(line)) for line in path.read_text().splitlines() if line]
+    """The requests the server logged."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [Served(**d) for d in lines if "power_w" not in d]
+
+
+def read_power_log(path: Path) -> list[tuple[float, float]]:
+    """The (time, watts) readings its /metrics page reported."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [(d["t"], d["power_w"]) for d in lines if "power_w" in d]
 
 
 def main(argv: list[str] | None = None) -> None:

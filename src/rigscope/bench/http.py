@@ -39,6 +39,7 @@ class Timings:
     sent: float = 0.0  # clock() when the request was written
     headers: float = 0.0  # clock() when the response headers were parsed
     reused: bool = False
+    retried: bool = False  # a kept-alive connection closed before the answer: sent anew
 
 
 @dataclass(eq=False)
@@ -236,8 +237,11 @@ class Pool:
                 "Accept: */*", f"Content-Length: {len(body)}"]
         head += [f"{k}: {v}" for k, v in (headers or {}).items()]
         payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
-        for attempt in (0, 1):  # a reused connection may have been closed by the server
-            if self._idle:
+        # A kept-alive connection may have been closed by the server while it sat idle: when
+        # it ends before any byte of the answer, the request goes once more on a new
+        # connection (never on another idle one, which may be just as stale).
+        for attempt in (0, 1):
+            if self._idle and not attempt:
                 conn, t.reused = self._idle.pop(), True
             else:
                 conn, t.reused = await self._open(t), False
@@ -250,8 +254,10 @@ class Pool:
                 break
             except (ConnectionError, asyncio.IncompleteReadError) as e:
                 self._discard(conn)
-                if not t.reused or attempt:
+                answered = isinstance(e, asyncio.IncompleteReadError) and bool(e.partial)
+                if not t.reused or attempt or answered:
                     raise HTTPFailure("connection_reset", str(e) or type(e).__name__) from None
+                t.retried = True
             except HTTPFailure:
                 self._discard(conn)
                 raise

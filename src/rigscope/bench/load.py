@@ -43,6 +43,16 @@ class LevelSpec:
     requests: int | None = 16  # measured requests (warmup excluded); None: until duration
     duration: float | None = None  # seconds
     warmup: int = 1
+    position: int = 0  # the level's place in its run: its prompts are its own
+    depth: int | None = None  # tokens of context before each prompt (bench --depth)
+    prompt_tokens: int | None = None  # the level's own sizes (bench --sweep)
+    output_tokens: int | None = None
+    trace_speed: float = 1.0  # a trace replays at its timestamps divided by this
+
+    @property
+    def trace(self) -> bool:
+        """A trace level: sent at the trace's own times, neither closed nor open loop."""
+        return self.concurrency is None and self.rate is None
 
 
 @dataclass
@@ -101,7 +111,12 @@ async def run_level(target: Target, workload: WorkloadGenerator, spec: LevelSpec
     stops (in-flight requests are cancelled) and ServerGone carries what completed.
     """
     clock = target.pool.clock
+    workload = workload.shaped(spec.position, spec.depth or 0, spec.prompt_tokens,
+                               spec.output_tokens)
+    times = workload.times if spec.trace else None
     total = None if spec.requests is None else spec.requests + spec.warmup
+    if times is not None:
+        total = min(total or len(times), len(times))
     t0 = shard.start if shard.start is not None else clock()
     deadline = t0 + spec.duration if spec.duration else None
     results: list[RequestResult] = []
@@ -150,6 +165,8 @@ async def run_level(target: Target, workload: WorkloadGenerator, spec: LevelSpec
         rng = random.Random(seed)
         rate, intended, i = spec.rate or 1.0, t0, 0
         while (total is None or i < total) and not (deadline and intended >= deadline):
+            if times is not None:
+                intended = t0 + times[i] / spec.trace_speed
             if i % shard.parts == shard.part:  # the schedule is global; send our own
                 delay = intended - clock()
                 if delay > 0:
@@ -160,7 +177,7 @@ async def run_level(target: Target, workload: WorkloadGenerator, spec: LevelSpec
 
     try:
         async with asyncio.TaskGroup() as group:  # a ServerGone cancels the rest
-            if spec.rate is None:
+            if spec.rate is None and times is None:
                 streams = shard.concurrency if shard.concurrency is not None \
                     else spec.concurrency or 1
                 for _ in range(streams):

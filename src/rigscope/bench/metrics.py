@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rigscope.records import LevelSummary, NetworkSummary, Stats
 
@@ -31,6 +32,8 @@ class RequestResult:
     chunk_times: list[float] = field(default_factory=list)  # start -> each content chunk
     server: dict[str, float] = field(default_factory=dict)  # server-reported timings
     reused: bool = False
+    retried: bool = False  # its kept-alive connection was closed; sent again on a new one
+    cached_tokens: int | None = None  # prompt tokens the server took from its cache
     text: str = ""
     top_logprobs: list[dict[str, float]] = field(default_factory=list)  # per output token
 
@@ -42,6 +45,14 @@ class RequestResult:
         if self.output_tokens < 2:
             return None
         return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
+
+    @property
+    def prefill_tokens_per_s(self) -> float | None:
+        """Prompt tokens the server had to process (not cached) over the TTFT."""
+        if not self.prompt_tokens or not self.ttft_s:
+            return None
+        new = self.prompt_tokens - (self.cached_tokens or 0)
+        return new / self.ttft_s if new > 0 else None
 
     @property
     def chunk_gaps(self) -> list[float]:
@@ -123,6 +134,85 @@ def _tokens_between(r: RequestResult, t0: float, t1: float) -> float:
     return per_chunk * sum(1 for c in r.chunk_times if t0 <= r.start + c <= t1)
 
 
+def _drafts(ok: Sequence[RequestResult]) -> dict[str, Any]:
+    """Speculative decoding as llama.cpp's timings report it per request (draft_n,
+    draft_n_accepted); nothing when no request carries them."""
+    reported = [r for r in ok if "draft_n" in r.server]
+    if not reported:
+        return {}
+    drafted = int(sum(r.server["draft_n"] for r in reported))
+    accepted = int(sum(r.server.get("draft_n_accepted", 0.0) for r in reported))
+    return {"draft_tokens": drafted, "draft_accepted_tokens": accepted,
+            "acceptance_rate": accepted / drafted if drafted else None,
+            "acceptance_source": "llama.cpp timings"}
+
+
+Sample = tuple[float, str, dict[str, float]]  # (t, source, data) as telemetry stores it
+POWER_KEYS = (("nvml", "gpu_power_w"), ("metrics", "power_w"))
+
+
+def integrate(points: Sequence[tuple[float, float]], t0: float, t1: float) -> float:
+    """The integral over [t0, t1] of the piecewise-linear curve through (t, value) points
+    (sorted by t); before the first and after the last point the curve holds its value."""
+    if not points or t1 <= t0:
+        return 0.0
+
+    def at(t: float) -> float:
+        if t <= points[0][0]:
+            return points[0][1]
+        if t >= points[-1][0]:
+            return points[-1][1]
+        k = next(i for i, (x, _) in enumerate(points) if x >= t)
+        (xa, ya), (xb, yb) = points[k - 1], points[k]
+        return ya + (yb - ya) * (t - xa) / (xb - xa) if xb > xa else yb
+
+    xs = [t0, *(x for x, _ in points if t0 < x < t1), t1]
+    return sum((b - a) * (at(a) + at(b)) / 2 for a, b in zip(xs, xs[1:], strict=False))
+
+
+def level_telemetry(results: Sequence[RequestResult], samples: Sequence[Sample]
+                    ) -> dict[str, Any]:
+    """What a level's telemetry adds to its summary: energy per output token over the level's
+    active window (every request of the level, warm-up too: the power covers all the work),
+    from NVML or a /metrics power series, with the sampling rate; and speculative decoding
+    acceptance from /metrics counters (vLLM) or gauge (SGLang) when requests carry none."""
+    done = [r for r in results if r.status == "ok" and r.end is not None]
+    if not done:
+        return {}
+    t0, t1 = min(r.start for r in done), max(r.end or 0.0 for r in done)
+    tokens = sum(r.output_tokens or 0 for r in done)
+    out: dict[str, Any] = {}
+    for source, key in POWER_KEYS:
+        points = sorted((t, d[key]) for t, src, d in samples if src == source and key in d)
+        inside = sum(1 for t, _ in points if t0 <= t <= t1)
+        if inside and t1 > t0:
+            energy = integrate(points, t0, t1)
+            out |= {"energy_j": energy, "power_source": source,
+                    "power_samples_per_s": inside / (t1 - t0),
+                    "joules_per_output_token": energy / tokens if tokens else None,
+                    "output_tokens_per_joule": tokens / energy if energy > 0 else None}
+            break
+    spec = sorted((t, d) for t, src, d in samples if src == "metrics"
+                  and ("spec_draft_tokens" in d or "spec_accept_length" in d))
+    before = [d for t, d in spec if t <= t0]  # the counters as the level began
+    spec = [(t, d) for t, d in spec if t0 < t <= t1]
+    if spec and not any("draft_n" in r.server for r in done):
+        first, last = (before[-1] if before else spec[0][1]), spec[-1][1]
+        if "spec_draft_tokens" in last:
+            drafted = last["spec_draft_tokens"] - first.get("spec_draft_tokens", 0.0)
+            accepted = (last.get("spec_accepted_tokens", 0.0)
+                        - first.get("spec_accepted_tokens", 0.0))
+            drafts = last.get("spec_drafts", 0.0) - first.get("spec_drafts", 0.0)
+            out |= {"draft_tokens": int(drafted), "draft_accepted_tokens": int(accepted),
+                    "acceptance_rate": accepted / drafted if drafted > 0 else None,
+                    "acceptance_length": 1 + accepted / drafts if drafts > 0 else None}
+        else:
+            lengths = [d["spec_accept_length"] for _, d in spec]
+            out["acceptance_length"] = sum(lengths) / len(lengths)
+        out["acceptance_source"] = "metrics"
+    return out
+
+
 def summarize(results: Sequence[RequestResult], slo: Slo | None = None,
               concurrency: int | None = None) -> LevelSummary:
     """A level's summary over its measured (non-warmup) requests; throughput over the
@@ -168,6 +258,17 @@ def summarize(results: Sequence[RequestResult], slo: Slo | None = None,
         steady_window_s=steady_s,
         token_count_mismatches=sum(1 for r in ok if r.token_mismatch),
         connections_reused=sum(1 for r in measured if r.reused),
+        requests_retried=sum(1 for r in measured if r.retried),
+        prompt_tokens=sum(r.prompt_tokens or 0 for r in ok),
+        cached_prompt_tokens=(sum(r.cached_tokens or 0 for r in ok)
+                              if any(r.cached_tokens is not None for r in ok) else None),
+        cache_hit_requests=sum(1 for r in ok if r.cached_tokens),
+        ttft_cached_s=Stats.of([r.ttft_s for r in ok if r.cached_tokens and r.ttft_s]),
+        ttft_uncached_s=Stats.of([r.ttft_s for r in ok
+                                  if not r.cached_tokens and r.ttft_s is not None]),
+        prefill_tokens_per_s=Stats.of([x for r in ok if (x := r.prefill_tokens_per_s)]),
+        decode_tokens_per_s=Stats.of([1 / x for r in ok if (x := r.itl_s)]),
+        **_drafts(ok),
         network=NetworkSummary(
             dns_s=Stats.of([r.dns_s for r in measured if r.dns_s is not None]),
             connect_s=Stats.of([r.connect_s for r in measured if r.connect_s is not None]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -16,7 +17,7 @@ from rigscope.bench.config import (
 )
 from rigscope.bench.http import Pool
 from rigscope.bench.load import LevelSpec, ServerGone, Target, run_level
-from rigscope.bench.metrics import RequestResult, Slo, summarize
+from rigscope.bench.metrics import RequestResult, Slo, level_telemetry, summarize
 from rigscope.bench.workers import run_level_ray, run_level_workers
 from rigscope.errors import RigscopeError
 from rigscope.records import LevelSummary, level_label
@@ -68,9 +69,12 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
 
         async def level(spec: LevelSpec) -> LevelSummary:
             nonlocal position
-            level_id = store.new_level(run_id, position, spec.concurrency, spec.rate)
+            shape = (spec.concurrency, spec.rate, spec.depth, spec.prompt_tokens,
+                     spec.output_tokens)
+            level_id = store.new_level(run_id, position, *shape)
+            spec = replace(spec, position=position)
             position += 1
-            name = level_label(spec.concurrency, spec.rate)
+            name = level_label(*shape)
             total = None if spec.requests is None else spec.requests + spec.warmup
             progress.level_started(name, total)
 
@@ -99,22 +103,30 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
                     exit_code=1) from None
             summary = summarize(results, config.slo,
                                 spec.concurrency if spec.rate is None else None)
-            store.set_summary(level_id, summary)
             if watcher is not None:
+                summary = replace(summary, **level_telemetry(results, watcher.recent()))
                 watcher.flush()
+            store.set_summary(level_id, summary)
             progress.level_done(summary)
             return summary
 
         base = LevelSpec(requests=config.requests, duration=config.duration,
-                         warmup=config.warmup)
-        if config.rates:
+                         warmup=config.warmup, trace_speed=config.trace_speed)
+        depths: tuple[int | None, ...] = config.depths or (None,)
+        if config.replay:
+            await level(base)
+        elif config.sweep:
+            await _sweep(level, config, base)
+        elif config.rates:
             for rate in config.rates:
-                await level(replace(base, rate=rate, poisson=config.poisson))
+                for d in depths:
+                    await level(replace(base, rate=rate, poisson=config.poisson, depth=d))
         elif config.slo is not None and config.concurrency == (0,):
             await _search(level, config.slo, base)
         else:
             for c in config.concurrency:
-                await level(replace(base, concurrency=c))
+                for d in depths:
+                    await level(replace(base, concurrency=c, depth=d))
         status = "done"
     except RigscopeError:
         status = "failed"
@@ -137,9 +149,16 @@ class Watcher:
     store: Store
     run_id: str
     samples: list[tuple[float, str, dict[str, float]]] = field(default_factory=list)
+    last: dict[str, tuple[float, str, dict[str, float]]] = field(default_factory=dict)
+
+    def recent(self) -> list[tuple[float, str, dict[str, float]]]:
+        """The samples since the last flush, after each source's last one before it (the
+        counters as the level began)."""
+        return [*self.last.values(), *self.samples]
 
     def flush(self) -> None:
         self.store.add_telemetry(self.run_id, self.samples)
+        self.last |= {s[1]: s for s in self.samples}
         self.samples.clear()
 
     async def stop(self) -> None:
@@ -187,6 +206,27 @@ async def _search(level: Callable[[LevelSpec], Any], slo: Slo, base: LevelSpec) 
             good = mid
         else:
             bad = mid
+
+
+async def _sweep(level: Callable[[LevelSpec], Any], config: BenchConfig, base: LevelSpec
+                 ) -> None:
+    """Concurrency x prompt x output tokens, each size pair from low concurrency up. With
+    --slo a direction stops where a level misses it: that pair goes no higher, and no
+    larger pair (longer prompt or output, which only costs more) tries that concurrency
+    or above."""
+    failed: dict[tuple[int, int], int] = {}  # (prompt, output) -> first concurrency missed
+    for p, o in itertools.product(config.prompt_sweep or (config.prompt_tokens,),
+                                  config.output_sweep or (config.output_tokens,)):
+        limit = min((c for (fp, fo), c in failed.items() if fp <= p and fo <= o),
+                    default=None)
+        for c in sorted(config.concurrency):
+            if limit is not None and c >= limit:
+                break
+            summary = await level(replace(base, concurrency=c, prompt_tokens=p,
+                                          output_tokens=o))
+            if config.slo is not None and not meets(summary, config.slo):
+                failed[(p, o)] = c
+                break
 
 
 def run_bench(config: BenchConfig, store: Store, progress: Progress | None = None,

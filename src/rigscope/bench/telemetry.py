@@ -37,6 +37,16 @@ PROMETHEUS = {
                           "vllm:gpu_prefix_cache_hits_total"),
     "prefix_cache_queries": ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_queries",
                              "vllm:gpu_prefix_cache_queries_total"),
+    "prompt_tokens_cached": ("llamacpp:prompt_tokens_cached_total",),
+    # speculative decoding: counters (vLLM, llama.cpp) or SGLang's mean acceptance length
+    "spec_draft_tokens": ("vllm:spec_decode_num_draft_tokens_total",
+                          "llamacpp:spec_decode_num_draft_tokens_total"),
+    "spec_accepted_tokens": ("vllm:spec_decode_num_accepted_tokens_total",
+                             "llamacpp:spec_decode_num_accepted_tokens_total"),
+    "spec_drafts": ("vllm:spec_decode_num_drafts_total",),
+    "spec_accept_length": ("sglang:spec_accept_length",),
+    # board power in watts where the page carries it (NVIDIA's DCGM exporter series)
+    "power_w": ("DCGM_FI_DEV_POWER_USAGE",),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rigscope.cli.options import Number, Url, db_option
+from rigscope.cli.options import Number, TokenList, Tokens, Url, db_option
 
 
 def _floats(text: str | None, what: str, integer: bool = False) -> tuple[float, ...]:
@@ -41,16 +41,30 @@ def parse_slo(text: str | None):  # noqa: ANN201
 @click.option("--concurrency", help="Levels of concurrent requests, e.g. 1,2,4,8.")
 @click.option("--rate", help="Open-loop levels in requests/s, e.g. 2,5 (instead of --concurrency).")
 @click.option("--poisson", is_flag=True, help="Poisson arrivals at --rate (default: constant).")
-@click.option("--requests", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Measured requests per level.")
+@click.option("--requests", type=click.IntRange(min=1),
+              help="Measured requests per level (default 16; a replayed trace: all of it).")
 @click.option("--duration", type=Number(0, 86400, low_open=True),
               help="Seconds per level (instead of --requests).")
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True,
               help="Requests per level excluded from results.")
-@click.option("--prompt-tokens", type=click.IntRange(min=1), default=512, show_default=True)
-@click.option("--output-tokens", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--prompt-tokens", type=TokenList(), default="512", show_default=True,
+              help="Prompt tokens (with --sweep a list, e.g. 128,512,2k).")
+@click.option("--output-tokens", type=TokenList(), default="128", show_default=True,
+              help="Output tokens (with --sweep a list, e.g. 64,256).")
+@click.option("--depth", type=TokenList(low=0), help="Context depths, e.g. 0,4k,16k: each "
+              "level's prompts carry that many tokens of their own context before the "
+              "measured part (as llama-bench -d; no cache hit), for each concurrency.")
+@click.option("--shared-prefix", type=Tokens(), help="Tokens of one text every prompt "
+              "starts with (a RAG document, an agent's tool list): the server may cache it.")
+@click.option("--sweep", is_flag=True, help="Levels over --concurrency (default 1,2,4,8,16) x "
+              "--prompt-tokens x --output-tokens; with --slo a direction stops where a level "
+              "misses it.")
+@click.option("--trace-speed", type=Number(0, 1000, low_open=True), default=1.0,
+              show_default=True, help="Replay a trace workload this many times faster.")
 @click.option("--workload", default="synthetic", show_default=True,
-              help="synthetic, chat, rag, code, agent, or a .jsonl file.")
+              help="synthetic, chat, rag, code, agent, or a .jsonl file (prompts, or a "
+                   "Mooncake trace: timestamp, input_length, output_length, hash_ids; "
+                   "replayed at its timestamps unless --concurrency or --rate is given).")
 @click.option("--timeout", type=Number(0, 86400, low_open=True), default=600, show_default=True,
               help="Seconds a request may take.")
 @click.option("--slo", help="e.g. ttft=0.5,itl=0.05: goodput; without --concurrency, search "
@@ -76,8 +90,10 @@ def parse_slo(text: str | None):  # noqa: ANN201
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, rate: str | None,
-              poisson: bool, requests: int, duration: float | None, warmup: int,
-              prompt_tokens: int, output_tokens: int, workload: str, timeout: float,
+              poisson: bool, requests: int | None, duration: float | None, warmup: int,
+              prompt_tokens: tuple[int, ...], output_tokens: tuple[int, ...],
+              depth: tuple[int, ...] | None, shared_prefix: int | None, sweep: bool,
+              trace_speed: float, workload: str, timeout: float,
               slo: str | None, no_fixed_length: bool, workers: int,
               ray_address: str | None, no_telemetry: bool,
               api_key_env: str | None,
@@ -86,24 +102,36 @@ def bench_cmd(url: str, model: str, api: str | None, concurrency: str | None, ra
     """Benchmark a running server (vLLM, llama.cpp, Ollama, any OpenAI-compatible API)."""
     import os
 
-    from rigscope.bench.config import BenchConfig, api_key_from_env
+    from rigscope.bench.config import BenchConfig, api_key_from_env, make_workload
     from rigscope.bench.run import run_bench
     from rigscope.cli.options import echo_json, open_store
     from rigscope.errors import RigscopeError
 
     if concurrency and rate:
         raise RigscopeError("give --concurrency or --rate, not both")
+    if not sweep and (len(prompt_tokens) > 1 or len(output_tokens) > 1):
+        raise RigscopeError("several --prompt-tokens or --output-tokens need --sweep")
+    if sweep and (rate or depth):
+        raise RigscopeError("--sweep runs closed-loop levels at --concurrency; "
+                            "leave out --rate and --depth")
     limits = parse_slo(slo)
     levels = tuple(int(c) for c in _floats(concurrency, "--concurrency", integer=True))
     if not levels:
-        levels = (0,) if limits and not rate else (1,)
+        levels = (1, 2, 4, 8, 16) if sweep else (0,) if limits and not rate else (1,)
+    replay = not (concurrency or rate or sweep) and workload.endswith(".jsonl") and \
+        make_workload(BenchConfig(url=url, model=model, workload=workload)).trace
+    if requests is None and not (duration or replay):
+        requests = 16
     key = os.environ.get(api_key_env) if api_key_env else api_key_from_env()
     if api_key_env and not key:
         raise RigscopeError(f"environment variable {api_key_env} is not set")
     config = BenchConfig(
         url=url, model=model, api=api, concurrency=levels, rates=_floats(rate, "--rate"),
         poisson=poisson, requests=None if duration else requests, duration=duration,
-        warmup=warmup, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+        warmup=warmup, prompt_tokens=prompt_tokens[0], output_tokens=output_tokens[0],
+        depths=depth or (), shared_prefix=shared_prefix or 0, sweep=sweep,
+        prompt_sweep=prompt_tokens if sweep else (), output_sweep=output_tokens if sweep else (),
+        replay=bool(replay), trace_speed=trace_speed,
         workload=workload, timeout=timeout, label=label, slo=limits, seed=seed,
         fixed_length=not no_fixed_length, telemetry=not no_telemetry, workers=workers,
         ray=ray_address,

@@ -45,6 +45,28 @@ class Tokens(click.ParamType):
         return validate.tokens(value, param.opts[0] if param and param.opts else "tokens")
 
 
+class TokenList(click.ParamType):
+    """Token counts separated by commas: 0,4k,16k (each at least `low`)."""
+
+    name = "tokens"
+
+    def __init__(self, low: int = 1) -> None:
+        self.low = low
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[int, ...]:
+        from rigscope import validate
+        from rigscope.errors import RigscopeError
+
+        if isinstance(value, tuple):
+            return value
+        name = param.opts[0] if param and param.opts else "tokens"
+        parts = [p for p in str(value).split(",") if p.strip()]
+        if not parts:
+            raise RigscopeError(f"invalid {name} {value!r}; use e.g. 512 or 128,512,2k")
+        return tuple(validate.tokens(p, name, low=self.low) for p in parts)
+
+
 class Url(click.ParamType):
     name = "url"
 
