@@ -54,6 +54,20 @@ def smollm2() -> Path:
     return require_engine()
 
 
+# fixtures that start a server or a cluster, and the seconds a test using one may take
+# (its setup included): a hang fails the test instead of stalling CI
+SERVER_FIXTURES = {"fake_server": 180, "two_endpoints": 180, "hub": 180, "server": 300,
+                   "llama_server": 600, "ray_cluster": 420}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        limits = [SERVER_FIXTURES[f] for f in getattr(item, "fixturenames", ())
+                  if f in SERVER_FIXTURES]
+        if limits and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(max(limits)))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """Under CI a slow (real-component) test that skips counts as failed: a skip there would

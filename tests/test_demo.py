@@ -9,7 +9,7 @@ import pytest
 
 from rigscope.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # starts llama-server
 
 
 def test_demo_quick(smollm2: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from rigscope.cli import main
 from rigscope.llamacpp.probe import quantize
 from rigscope.llamacpp.server import LlamaServer, ServerSettings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # starts llama-server
 
 
 def test_eval_two_quantizations(smollm2: Path, tmp_path: Path,

@@ -14,6 +14,8 @@ from rigscope.errors import RigscopeError
 from rigscope.llamacpp.server import LlamaServer, ServerSettings, describe_exit, log_tail
 from rigscope.store import Store
 
+pytestmark = pytest.mark.timeout(300)  # starts llama-server and bench against it
+
 
 def test_exits_are_described_in_words(tmp_path: Path) -> None:
     assert describe_exit(-signal.SIGILL) == (

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rigscope.records import Run, StoredRequest, median
+from rigscope.records import LevelSummary, Run, StoredRequest, median
 
 BOOTSTRAP = 1000
 Metric = Callable[[Sequence[StoredRequest]], float | None]
@@ -27,7 +27,16 @@ def _throughput(reqs: Sequence[StoredRequest]) -> float | None:
 
 
 METRICS: dict[str, Metric] = {"ttft_s": _median_of("ttft_s"), "itl_s": _median_of("itl_s"),
-                              "e2e_s": _median_of("e2e_s"), "output_tokens_per_s": _throughput}
+                              "e2e_s": _median_of("e2e_s"), "output_tokens_per_s": _throughput,
+                              "prefill_tokens_per_s": _median_of("prefill_tokens_per_s"),
+                              "decode_tokens_per_s": _median_of("decode_tokens_per_s")}
+# level figures compared as they are (one value per level: no interval)
+LEVEL_FIGURES = ("errors", "joules_per_output_token", "acceptance_rate")
+
+
+def _level_figure(s: LevelSummary, name: str) -> float | None:
+    value = s.requests_failed if name == "errors" else getattr(s, name)
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -97,9 +106,13 @@ def compare(runs: Sequence[Run]) -> Comparison:
                     ci = bootstrap_ci(a, b, metric)
                     out.append(Difference(base.run_id, other.run_id, label, name, va, vb, ci,
                                           bool(ci and (ci[0] > 0 or ci[1] < 0))))
-        failed_b = {lv.order: s.requests_failed for lv, s in other.summarized}
+        summaries_b = {lv.order: s for lv, s in other.summarized}
         for lv, s in base.summarized:
-            if lv.order in failed_b:
-                out.append(Difference(base.run_id, other.run_id, lv.label, "errors",
-                                      s.requests_failed, failed_b[lv.order], None, None))
+            if lv.order not in summaries_b:
+                continue
+            for name in LEVEL_FIGURES:
+                va, vb = _level_figure(s, name), _level_figure(summaries_b[lv.order], name)
+                if va is not None and vb is not None:
+                    out.append(Difference(base.run_id, other.run_id, lv.label, name, va, vb,
+                                          None, None))
     return Comparison(runs=tuple(r.run_id for r in runs), rows=tuple(out))

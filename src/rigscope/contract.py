@@ -23,7 +23,7 @@ from rigscope.comparison import Comparison
 from rigscope.demo import DemoResult
 from rigscope.evaluation.run import EvalRun
 from rigscope.plan import Option, Plan, Tiers
-from rigscope.records import Run
+from rigscope.records import Level, Run
 from rigscope.rigcost import RigCost
 from rigscope.sources import CatalogRow
 from rigscope.specs import DeviceUse, MemoryEstimate, ModelSpec, Rig, SpeedEstimate
@@ -163,7 +163,7 @@ def run_json(run: Run) -> Doc:
         "run_id": run.run_id, "started_at": run.started_at, "finished_at": run.finished_at,
         "status": run.status, "label": run.label, "url": run.url, "model": run.model,
         "api": run.api, "config": run.config,
-        "levels": [{"level_id": lv.level_id, "concurrency": lv.concurrency, "rate": lv.rate,
+        "levels": [{"level_id": lv.level_id, **_level_head(lv),
                     **(asdict(lv.summary) if lv.summary else {})} for lv in run.levels],
         "requests": [asdict(r) for r in run.requests],
         "telemetry": [asdict(x) for x in run.telemetry],
@@ -187,11 +187,25 @@ def imported_json(run: Run) -> Doc:
 
 CONTRACT_LEVEL_KEYS = ("concurrency", "rate", "requests_ok", "requests_failed", "errors",
                        "output_tokens_per_s", "requests_per_s")
-LEVEL_DETAIL_KEYS = ("ttft_s", "itl_s", "e2e_s", "chunk_gap_s", "dispatch_delay_s",
-                     "goodput_requests_per_s", "output_tokens_per_s_wall",
+LEVEL_DETAIL_KEYS = ("label", "shape", "ttft_s", "itl_s", "e2e_s", "chunk_gap_s",
+                     "dispatch_delay_s", "goodput_requests_per_s", "output_tokens_per_s_wall",
                      "requests_per_s_wall", "output_tokens", "active_window_s",
                      "steady_window_s",
-                     "token_count_mismatches", "connections_reused", "network")
+                     "token_count_mismatches", "connections_reused", "network",
+                     "requests_retried", "prompt_tokens", "cached_prompt_tokens",
+                     "cache_hit_requests", "ttft_cached_s", "ttft_uncached_s",
+                     "prefill_tokens_per_s", "decode_tokens_per_s", "draft_tokens",
+                     "draft_accepted_tokens", "acceptance_rate", "acceptance_length",
+                     "acceptance_source", "energy_j", "joules_per_output_token",
+                     "output_tokens_per_joule", "power_source", "power_samples_per_s")
+
+
+def _level_head(lv: Level) -> Doc:
+    """A level's load and shape: concurrency or rate, its label, and what it set of depth
+    (tokens of context before each prompt) and prompt/output tokens (a sweep)."""
+    return {"concurrency": lv.concurrency, "rate": lv.rate, "label": lv.label,
+            "shape": {"depth": lv.depth, "prompt_tokens": lv.prompt_tokens,
+                      "output_tokens": lv.output_tokens}}
 
 
 def bench_json(run: Run) -> Doc:
@@ -199,7 +213,7 @@ def bench_json(run: Run) -> Doc:
     levels = []
     for lv in run.levels:
         s = asdict(lv.summary) if lv.summary else {}
-        d = {"concurrency": lv.concurrency, "rate": lv.rate} | s
+        d = _level_head(lv) | s
         levels.append({k: d.get(k) for k in (*CONTRACT_LEVEL_KEYS, *LEVEL_DETAIL_KEYS)})
     return {"run_id": run.run_id, "status": run.status, "model": run.model, "url": run.url,
             "api": run.api, "levels": levels}

@@ -28,6 +28,16 @@ def median(values: Sequence[float]) -> float | None:
     return percentile(values, 50) if values else None
 
 
+def prefill_rate(prompt_tokens: int | None, cached_tokens: int | None,
+                 ttft_s: float | None) -> float | None:
+    """A request's prefill speed: the prompt tokens the server processed (those it did not
+    take from its cache) over the time to the first token."""
+    if not prompt_tokens or not ttft_s:
+        return None
+    new = prompt_tokens - (cached_tokens or 0)
+    return new / ttft_s if new > 0 else None
+
+
 def level_label(concurrency: int | None, rate: float | None, depth: int | None = None,
                 prompt_tokens: int | None = None, output_tokens: int | None = None) -> str:
     """How a level is named everywhere: 'c=4' (closed loop) or '2.5/s' (open loop), then its
@@ -174,6 +184,14 @@ class StoredRequest:
     retried: bool = False
 
     @property
+    def prefill_tokens_per_s(self) -> float | None:
+        return prefill_rate(self.prompt_tokens, self.cached_tokens, self.ttft_s)
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        return 1 / self.itl_s if self.itl_s else None
+
+    @property
     def measured_ok(self) -> bool:
         return self.status == "ok" and not self.warmup
 
@@ -280,3 +298,46 @@ class Run:
     @property
     def predicted_memory(self) -> list[DeviceMemory]:
         return [DeviceMemory(**d) for d in self.config.get("prediction", {}).get("memory", [])]
+
+
+def level_notes(s: LevelSummary) -> list[tuple[str, str]]:
+    """What a level adds beyond the table, as (topic, words): speeds per request, cache
+    hits, retries, draft acceptance, energy."""
+    out = []
+    if s.prefill_tokens_per_s.p50 is not None or s.decode_tokens_per_s.p50 is not None:
+        out.append(("speed", f"prefill {_per_s(s.prefill_tokens_per_s.p50)} tok/s, decode "
+                             f"{_per_s(s.decode_tokens_per_s.p50)} tok/s (p50 per request)"))
+    if s.cached_prompt_tokens is not None:
+        share = s.cached_prompt_tokens / s.prompt_tokens if s.prompt_tokens else 0.0
+        words = (f"{s.cached_prompt_tokens:,} of {s.prompt_tokens:,} prompt tokens from the "
+                 f"server's cache ({share:.0%}), {s.cache_hit_requests} requests with a hit")
+        if s.ttft_cached_s.p50 is not None and s.ttft_uncached_s.p50 is not None:
+            words += (f"; TTFT p50 {_in_ms(s.ttft_cached_s.p50)} ms with a hit, "
+                      f"{_in_ms(s.ttft_uncached_s.p50)} ms without")
+        out.append(("prompt cache", words))
+    if s.requests_retried:
+        out.append(("connections", f"{s.requests_retried} requests found their kept-alive "
+                                   "connection closed and were sent again on a new one"))
+    if s.acceptance_source:
+        parts = []
+        if s.acceptance_rate is not None:
+            parts.append(f"{s.acceptance_rate:.1%} of {s.draft_tokens:,} drafted tokens "
+                         "accepted")
+        if s.acceptance_length is not None:
+            parts.append(f"{s.acceptance_length:.2f} tokens per verification step")
+        out.append(("speculative decoding", ", ".join(parts) + f" ({s.acceptance_source})"))
+    if s.energy_j is not None:
+        per = (f"{s.joules_per_output_token:.3f} J per output token, "
+               f"{s.output_tokens_per_joule:.2f} tokens/J"
+               if s.joules_per_output_token and s.output_tokens_per_joule else "no tokens")
+        out.append(("energy", f"{s.energy_j:,.1f} J, {per} ({s.power_source}, "
+                              f"{s.power_samples_per_s:.1f} samples/s)"))
+    return out
+
+
+def _in_ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1e3:,.1f}"
+
+
+def _per_s(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f}"

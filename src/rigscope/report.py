@@ -1,8 +1,9 @@
 """A self-contained HTML report of benchmark runs (inline SVG plots, no scripts, no CDN).
 
-Plots: throughput and latency percentiles vs concurrency, TTFT and ITL distributions, the
-network breakdown, predicted vs measured, and memory per device when the run carries a
-prediction (the demo's runs do). `--png DIR` writes each plot as a PNG as well.
+Plots: throughput and latency percentiles vs concurrency, throughput against per-user
+speed with its Pareto front, prefill and decode at each context depth, TTFT and ITL
+distributions, the network breakdown, predicted vs measured, and memory per device when the
+run carries a prediction (the demo's runs do). `--png DIR` writes each plot as a PNG as well.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rigscope.errors import RigscopeError
-from rigscope.records import LevelSummary, Run, StoredRequest, median
+from rigscope.records import LevelSummary, Run, StoredRequest, level_notes, median
 from rigscope.units import MIB
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -37,8 +38,79 @@ def _plt():  # noqa: ANN202 - matplotlib, optional, is imported only when a repo
 
 
 def _levels(run: Run) -> list[tuple[int, LevelSummary]]:
-    """Closed-loop levels that finished, as (concurrency, summary)."""
-    return [(lv.concurrency, s) for lv, s in run.summarized if lv.concurrency]
+    """Closed-loop levels of the run's own shape that finished, as (concurrency, summary)
+    (depth and sweep levels have plots of their own)."""
+    return [(lv.concurrency, s) for lv, s in run.summarized if lv.concurrency
+            and lv.depth is None and lv.prompt_tokens is None and lv.output_tokens is None]
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other beats on both axes (higher is better on each), by x."""
+    front = [p for p in points
+             if not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points)]
+    return sorted(set(front))
+
+
+def fig_pareto(runs: Sequence[Run]):  # noqa: ANN201
+    """Total throughput against each user's decode speed, one point per closed-loop level,
+    the front of the levels no other beats on both drawn as a line."""
+    series = []
+    for run in runs:
+        pts = [(s.decode_tokens_per_s.p50, s.output_tokens_per_s, lv.label)
+               for lv, s in run.summarized
+               if lv.concurrency and s.decode_tokens_per_s.p50 is not None]
+        if len(pts) >= 2:
+            series.append((run, pts))
+    if not series:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots()
+    for i, (run, pts) in enumerate(series):
+        color = COLORS[i % 6]
+        ax.scatter([x for x, _, _ in pts], [y for _, y, _ in pts], color=color, alpha=0.5)
+        front = pareto_front([(x, y) for x, y, _ in pts])
+        ax.plot([x for x, _ in front], [y for _, y in front], "o-", color=color,
+                label=f"{run.name}: Pareto front")
+        for x, y, label in pts:
+            if (x, y) in front:
+                ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+    ax.set(title="Throughput vs per-user speed", xlabel="decode tokens/s per request (p50)",
+           ylabel="output tokens/s (all requests)")
+    ax.legend()
+    return fig
+
+
+def fig_depth(runs: Sequence[Run]):  # noqa: ANN201
+    """Prefill and decode speed per request at each context depth (bench --depth)."""
+    rows = [(run, [(lv.depth, s) for lv, s in run.summarized if lv.depth is not None])
+            for run in runs]
+    rows = [(run, lv) for run, lv in rows if lv]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    for i, (run, levels) in enumerate(rows):
+        color = COLORS[i % 6]
+        depths = [float(d or 0) for d, _ in levels]
+        a1.plot(depths, [s.prefill_tokens_per_s.p50 for _, s in levels], "o-", color=color,
+                label=run.name)
+        a2.plot(depths, [s.decode_tokens_per_s.p50 for _, s in levels], "o-", color=color,
+                label=run.name)
+        for at, what, ax in _predicted_at_depth(run):
+            (a1 if what == "prefill" else a2).plot([at], [ax], "x", color=color, ms=9)
+    a1.set(title="Prefill at depth", xlabel="tokens in context before the prompt",
+           ylabel="tokens/s per request (p50)")
+    a2.set(title="Decode at depth", xlabel="tokens in context before the prompt",
+           ylabel="tokens/s per request (p50)")
+    a1.legend()
+    return fig
+
+
+def _predicted_at_depth(run: Run) -> list[tuple[float, str, float]]:
+    """Predictions stored with the run for a depth: (depth, 'prefill'|'decode', tok/s)."""
+    rows = run.config.get("prediction", {}).get("depth", [])
+    return [(float(r["depth"]), r["what"], float(r["tokens_per_s"])) for r in rows]
 
 
 def fig_throughput(runs: Sequence[Run]):  # noqa: ANN201
@@ -222,7 +294,8 @@ def _memory_table(runs: Sequence[Run]) -> str:
             + "".join(rows) + "</table>")
 
 
-FIGURES = [("throughput", fig_throughput), ("latency", fig_latency),
+FIGURES = [("throughput", fig_throughput), ("pareto", fig_pareto), ("depth", fig_depth),
+           ("latency", fig_latency),
            ("distributions", fig_distributions), ("network", fig_network),
            ("predicted", fig_predicted), ("memory", fig_memory),
            ("telemetry", fig_telemetry)]
@@ -247,6 +320,23 @@ def _table(runs: Sequence[Run]) -> str:
                      f"{s.output_tokens_per_s:.1f}", f"{s.requests_per_s:.2f}"]
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _notes(runs: Sequence[Run]) -> str:
+    """What levels add beyond the table: speeds per request, cache hits, retries, draft
+    acceptance, energy (the same words as the CLI's)."""
+    rows = [f"<tr><td>{html.escape(run.name)}</td><td>{html.escape(lv.label)}</td>"
+            f"<td>{html.escape(topic)}</td><td style='text-align:left'>{html.escape(words)}"
+            "</td></tr>"
+            for run in runs for lv, s in run.summarized for topic, words in level_notes(s)]
+    unreported = [html.escape(r.name) for r in runs
+                  if r.summarized and not any(s.acceptance_source for _, s in r.summarized)]
+    note = (f"<p class='meta'>speculative decoding: not reported by the server of "
+            f"{', '.join(unreported)}</p>" if unreported else "")
+    if not rows:
+        return note
+    return ("<table><tr><th>run</th><th>level</th><th>what</th><th>measured</th></tr>"
+            + "".join(rows) + "</table>" + note)
 
 
 def _prediction_table(runs: Sequence[Run]) -> str:
@@ -323,7 +413,8 @@ def render(runs: Sequence[Run], png_dir: Path | None = None,
         f"{r.status}</p>" for r in runs)
     names = [r.name for r in runs] + [e["eval_id"] for e in evals]
     title = "rigscope report: " + ", ".join(html.escape(n) for n in names)
-    levels = (f"<h2>Levels</h2>{_table(runs)}{_prediction_table(runs)}{_memory_table(runs)}"
+    levels = (f"<h2>Levels</h2>{_table(runs)}{_notes(runs)}{_prediction_table(runs)}"
+              f"{_memory_table(runs)}"
               if runs else "")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{CSS}</style></head><body><h1>{title}</h1>{meta}"

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rigscope.records import LevelSummary, NetworkSummary, Stats
+from rigscope.records import LevelSummary, NetworkSummary, Stats, prefill_rate
+
+
+HIT_SHARE = 0.1  # a prompt-cache hit: at least this share of the prompt came from the cache
 
 
 @dataclass
@@ -48,11 +51,14 @@ class RequestResult:
 
     @property
     def prefill_tokens_per_s(self) -> float | None:
-        """Prompt tokens the server had to process (not cached) over the TTFT."""
-        if not self.prompt_tokens or not self.ttft_s:
-            return None
-        new = self.prompt_tokens - (self.cached_tokens or 0)
-        return new / self.ttft_s if new > 0 else None
+        return prefill_rate(self.prompt_tokens, self.cached_tokens, self.ttft_s)
+
+    @property
+    def cache_hit(self) -> bool:
+        """The server took at least HIT_SHARE of the prompt from its cache (a chat
+        template's few common tokens are no hit)."""
+        return bool(self.cached_tokens and self.prompt_tokens
+                    and self.cached_tokens >= HIT_SHARE * self.prompt_tokens)
 
     @property
     def chunk_gaps(self) -> list[float]:
@@ -262,10 +268,10 @@ def summarize(results: Sequence[RequestResult], slo: Slo | None = None,
         prompt_tokens=sum(r.prompt_tokens or 0 for r in ok),
         cached_prompt_tokens=(sum(r.cached_tokens or 0 for r in ok)
                               if any(r.cached_tokens is not None for r in ok) else None),
-        cache_hit_requests=sum(1 for r in ok if r.cached_tokens),
-        ttft_cached_s=Stats.of([r.ttft_s for r in ok if r.cached_tokens and r.ttft_s]),
+        cache_hit_requests=sum(1 for r in ok if r.cache_hit),
+        ttft_cached_s=Stats.of([r.ttft_s for r in ok if r.cache_hit and r.ttft_s]),
         ttft_uncached_s=Stats.of([r.ttft_s for r in ok
-                                  if not r.cached_tokens and r.ttft_s is not None]),
+                                  if not r.cache_hit and r.ttft_s is not None]),
         prefill_tokens_per_s=Stats.of([x for r in ok if (x := r.prefill_tokens_per_s)]),
         decode_tokens_per_s=Stats.of([1 / x for r in ok if (x := r.itl_s)]),
         **_drafts(ok),

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from rigscope.bench.metrics import RequestResult
 from rigscope.bench.run import Progress as Callbacks
-from rigscope.records import Run, percentile
+from rigscope.records import Run, level_notes, percentile
 
 
 class LiveProgress:
@@ -89,3 +89,8 @@ def print_run(run: Run, console: Console | None = None) -> None:
         elif s.requests_ok:
             con.print(f"network at {lv.label}: every request on a kept-alive connection, "
                       f"headers p50 {_ms(net.headers_s.p50)} ms")
+        for line in level_notes(s):
+            con.print(f"{line[0]} at {lv.label}: {line[1]}")
+    if any(s.acceptance_source for _, s in run.summarized) or not run.summarized:
+        return
+    con.print("speculative decoding: not reported by this server")
