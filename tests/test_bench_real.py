@@ -50,3 +50,50 @@ def test_a_512_token_prompt_is_processed(llama_server: LlamaServer, tmp_path: Pa
     (req,) = json.loads(capsys.readouterr().out)["requests"]
     assert req["prompt_tokens"] >= 500 and req["output_tokens"] == 8
     assert llama_server.death() is None
+
+
+def _run(db: str, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    assert main(["bench", *args, "--db", db, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert main(["runs", "show", doc["run_id"], "--db", db, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_shared_prefix_hits_llama_servers_cache(llama_server: LlamaServer, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "r.db")
+    common = ["--url", llama_server.url, "--model", "smollm2", "--requests", "3",
+              "--prompt-tokens", "32", "--output-tokens", "8", "--workload", "rag"]
+    shared = _run(db, capsys, *common, "--shared-prefix", "600")
+    (level,) = shared["levels"]
+    reqs = [r for r in shared["requests"] if not r["warmup"]]
+    # llama-server's own count (usage.prompt_tokens_details / timings.cache_n): the
+    # document came from its cache every time after the first
+    assert all(r["cached_tokens"] >= 550 for r in reqs), [r["cached_tokens"] for r in reqs]
+    assert level["cache_hit_requests"] == 3
+    assert level["cached_prompt_tokens"] == sum(r["cached_tokens"] for r in reqs)
+    (warmup,) = [r for r in shared["requests"] if r["warmup"]]
+    assert level["ttft_cached_s"]["p50"] < warmup["ttft_s"]  # the prefix is not prefilled again
+    # by default every prompt is its own: nothing worth the name comes from the cache
+    plain = _run(db, capsys, *common)
+    assert plain["levels"][0]["cache_hit_requests"] == 0
+    assert len({r["prompt_tokens"] for r in plain["requests"]}) >= 1
+    assert llama_server.death() is None
+
+
+def test_depth_sweep_on_llama_server(llama_server: LlamaServer, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _run(str(tmp_path / "r.db"), capsys, "--url", llama_server.url, "--model",
+               "smollm2", "--requests", "2", "--prompt-tokens", "32", "--output-tokens", "16",
+               "--depth", "0,1024")
+    assert [lv["label"] for lv in doc["levels"]] == ["c=1 d=0", "c=1 d=1024"]
+    shallow, deep = doc["levels"]
+    for level in doc["levels"]:
+        assert level["requests_failed"] == 0
+        assert level["prefill_tokens_per_s"]["p50"] > 0
+        assert level["decode_tokens_per_s"]["p50"] > 0
+        assert level["cache_hit_requests"] == 0  # each depth's context is its own text
+    deep_reqs = [r for r in doc["requests"] if r["level_id"] == deep["level_id"]]
+    assert all(r["prompt_tokens"] >= 1024 + 32 for r in deep_reqs)
+    assert deep["ttft_s"]["p50"] > shallow["ttft_s"]["p50"]
+    assert llama_server.death() is None

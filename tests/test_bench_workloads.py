@@ -99,7 +99,7 @@ def test_shared_prefix_hits_the_cache_and_ttft_shows_it(fake_server, tmp_path) -
 def test_multi_turn_sends_the_history_with_the_servers_replies(fake_server, tmp_path) -> None:  # noqa: ANN001
     srv = fake_server(prefix_cache=1, itl=0.001)
     _, doc = bench(srv.url, tmp_path, requests=8, warmup=0, workload="chat",
-                   prompt_tokens=40, output_tokens=6)
+                   prompt_tokens=120, output_tokens=6)
     served = srv.served()
     # turn k of a conversation starts with turn k-1's prompt and the reply to it
     turns = [s for s in served]
@@ -108,7 +108,7 @@ def test_multi_turn_sends_the_history_with_the_servers_replies(fake_server, tmp_
             assert cur.cached_tokens >= prev.prompt_tokens  # the whole history so far
     assert any(s.cached_tokens > 0 for s in served)
     # the reply's words are in the next turn: prompts grow by more than the new user text
-    assert turns[1].prompt_tokens >= turns[0].prompt_tokens + 6 + 40 // 4
+    assert turns[1].prompt_tokens >= turns[0].prompt_tokens + 6 + 120 // 4
     assert doc["levels"][0]["cache_hit_requests"] >= 6
 
 
@@ -142,7 +142,7 @@ def test_a_mooncake_trace_replays_at_its_timestamps(fake_server, tmp_path) -> No
 
 
 def test_depth_levels_report_prefill_and_decode_at_each_depth(fake_server, tmp_path) -> None:  # noqa: ANN001
-    srv = fake_server(prefill_tps=20000, ttft=0.001, itl=0.002, itl_per_ktoken=0.004)
+    srv = fake_server(prefill_tps=20000, ttft=0.001, itl=0.005, itl_per_ktoken=0.01)
     _, doc = bench(srv.url, tmp_path, depths=(0, 1000, 3000), requests=3, prompt_tokens=100,
                    output_tokens=12)
     assert [lv["label"] for lv in doc["levels"]] == ["c=1 d=0", "c=1 d=1000", "c=1 d=3000"]
@@ -155,7 +155,8 @@ def test_depth_levels_report_prefill_and_decode_at_each_depth(fake_server, tmp_p
         mine = [s for s in served if depth + 100 <= s.prompt_tokens <= depth + 110]
         assert len(mine) == 4  # depth tokens of context, then the measured part
         itl = sorted(s.itl_s for s in mine)[2]
-        assert level["decode_tokens_per_s"]["p50"] == pytest.approx(1 / itl, rel=0.05)
+        # the server cannot send faster than it scheduled; late by a little at most
+        assert 0.85 / itl <= level["decode_tokens_per_s"]["p50"] <= 1.01 / itl
         prefill = sorted(s.prompt_tokens / (s.sent[0] - s.received) for s in mine)
         assert level["prefill_tokens_per_s"]["p50"] == pytest.approx(
             sorted(r["prompt_tokens"] / r["ttft_s"] for r in reqs if not r["warmup"])[1])

@@ -92,6 +92,7 @@ class EstimateQuery(ModelQuery):
     batch: int = 1
     prompt_tokens: int = 512
     output_tokens: int = 128
+    depth: int = 0  # tokens already in the cache before the prompt
     disk: str = "nvme"
     network: str = "loopback"
     rig_name: str | None = None  # a calibrated rig profile
@@ -145,7 +146,7 @@ def estimate_answer(q: EstimateQuery, allow_files: bool = True
     build = q.engine_version if est.engine.family == "llama.cpp" else None
     speed = estimate_speed(est, prompt_tokens=q.prompt_tokens, output_tokens=q.output_tokens,
                            engine_version=build, disk=q.disk, network=q.network,
-                           p=params) if est.runs else None
+                           p=params, depth=q.depth) if est.runs else None
     return spec, est, speed
 
 

@@ -23,7 +23,7 @@ from rigscope.estimator import estimate
 from rigscope.estimator.speed import estimate_speed, weights_family
 from rigscope.estimator.speed_params import DEFAULT, SpeedParams
 from rigscope.paths import data_dir
-from rigscope.records import Run, median
+from rigscope.records import Level, Run, median
 from rigscope.sources import resolve_model
 from rigscope.specs import MemoryEstimate, Rig
 from rigscope.system import resolve_rig
@@ -62,19 +62,24 @@ def observations(run: Run, rig: Rig | None = None) -> list[Observation]:
         return []
     if cfg.get("source") == "llama-bench":
         return _llama_bench_observations(run, rig)
+    def sizes(level: Level) -> tuple[int, int]:
+        """A level's whole prompt (its depth's own context in it: no cache) and output."""
+        prompt = (level.prompt_tokens or cfg["prompt_tokens"]) + (level.depth or 0)
+        return prompt, level.output_tokens or cfg["output_tokens"]
+
+    levels = [(lv, s) for lv, s in run.summarized if lv.concurrency == 1 and s.requests_ok]
+    if not levels:
+        return []
     est = estimate(resolve_model(spec), rig, quant=cfg.get("quant"), context=max(
-        cfg["prompt_tokens"] + cfg["output_tokens"], 512), flash_attn=cfg.get("flash_attn"))
+        512, *(sum(sizes(lv)) for lv, _ in levels)), flash_attn=cfg.get("flash_attn"))
     out = []
-    for level, s in run.summarized:
-        if level.concurrency != 1 or not s.requests_ok:
-            continue
+    for level, s in levels:
+        prompt, output = sizes(level)
         itl, ttft = s.itl_s.p50, s.ttft_s.p50
         if itl:
-            out.append(Observation("decode", 1 / itl, est, cfg["prompt_tokens"],
-                                   cfg["output_tokens"], run.run_id))
-        if ttft:
-            out.append(Observation("prefill", cfg["prompt_tokens"] / ttft, est,
-                                   cfg["prompt_tokens"], cfg["output_tokens"], run.run_id))
+            out.append(Observation("decode", 1 / itl, est, prompt, output, run.run_id))
+        if ttft and not s.cache_hit_requests:  # a cached prompt's TTFT is no prefill
+            out.append(Observation("prefill", prompt / ttft, est, prompt, output, run.run_id))
     return out
 
 

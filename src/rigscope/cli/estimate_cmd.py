@@ -28,6 +28,9 @@ if TYPE_CHECKING:
               help="Prompt length for prefill and TTFT.")
 @click.option("--output-tokens", default=128, show_default=True, type=click.IntRange(min=1),
               help="Tokens generated per request.")
+@click.option("--depth", default="0", show_default=True, type=Tokens(low=0),
+              help="Tokens already in the cache before the prompt (llama-bench -d): "
+                   "prefill and decode at that depth.")
 @click.option("--disk", default="nvme", show_default=True,
               type=click.Choice(["nvme", "sata-ssd", "hdd", "network"]),
               help="Where the model file is read from (load time).")
@@ -42,7 +45,7 @@ def estimate_cmd(model: str, quant: str | None, engine: str, mem_fraction: float
                  kv_type: str,
                  flash_attn: str | None, engine_version: str | None, repack: str,
                  outputs: str, context: int, batch: int,
-                 prompt_tokens: int, output_tokens: int, disk: str, network: str,
+                 prompt_tokens: int, output_tokens: int, depth: int, disk: str, network: str,
                  gpus: tuple[str, ...], cpu: str | None, ram: str | None, cpu_isa: str | None,
                  nodes: int, interconnect: str | None, rig_name: str | None,
                  as_json: bool) -> None:
@@ -54,8 +57,8 @@ def estimate_cmd(model: str, quant: str | None, engine: str, mem_fraction: float
         engine_version=engine_version, repack=repack, outputs=outputs, gpus=gpus,
         cpu=cpu, ram=ram, cpu_isa=cpu_isa, mem_fraction=mem_fraction, nodes=nodes,
         interconnect=interconnect, context=context, batch=batch,
-        prompt_tokens=prompt_tokens, output_tokens=output_tokens, disk=disk, network=network,
-        rig_name=rig_name))
+        prompt_tokens=prompt_tokens, output_tokens=output_tokens, depth=depth, disk=disk,
+        network=network, rig_name=rig_name))
     warn_assumptions(spec)
     if as_json:
         from rigscope.contract import estimate_json

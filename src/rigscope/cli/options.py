@@ -34,15 +34,19 @@ class Number(click.ParamType):
 
 
 class Tokens(click.ParamType):
-    """A token count: 4096, 8k, 1m (positive, at most validate.MAX_TOKENS)."""
+    """A token count: 4096, 8k, 1m (at least `low`, at most validate.MAX_TOKENS)."""
 
     name = "tokens"
+
+    def __init__(self, low: int = 1) -> None:
+        self.low = low
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> int:
         from rigscope import validate
 
-        return validate.tokens(value, param.opts[0] if param and param.opts else "tokens")
+        return validate.tokens(value, param.opts[0] if param and param.opts else "tokens",
+                               low=self.low)
 
 
 class TokenList(click.ParamType):

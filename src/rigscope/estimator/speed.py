@@ -314,10 +314,11 @@ CHUNK_BYTES = 150  # one streamed SSE chunk per token
 def estimate_speed(
     est: MemoryEstimate, *, prompt_tokens: int = 512, output_tokens: int = 128,
     disk: str = "nvme", network: str = "loopback", p: SpeedParams = DEFAULT,
-    engine_version: str | None = None,
+    engine_version: str | None = None, depth: int = 0,
 ) -> SpeedEstimate:
     """Decode/prefill rates and request times for a placed model, for a llama.cpp build of
-    `engine_version`'s era (a build number or a year; default: today's)."""
+    `engine_version`'s era (a build number or a year; default: today's); `depth` tokens
+    already in the cache before the prompt (llama-bench -d, bench --depth)."""
     if disk not in DISKS:
         raise unknown("disk", disk, DISKS)
     if network not in NETWORKS:
@@ -329,12 +330,13 @@ def estimate_speed(
     except ValueError as e:
         raise RigscopeError(str(e)) from None
     slow_decode, slow_prefill = p.era_factor(era, "decode"), p.era_factor(era, "prefill")
-    mid = prompt_tokens + output_tokens / 2  # decode cost is linear in context: the mean
+    # decode cost is linear in context: the mean over the answer
+    mid = depth + prompt_tokens + output_tokens / 2
     decode = decode_step(est, mid, batch, p)
     decode = Step(decode.seconds / slow_decode, decode.roofline_seconds)
     step = decode.seconds
     n_prefill = max(prompt_tokens, 1)
-    prefill_s = prefill_seconds(est, n_prefill, p) / slow_prefill
+    prefill_s = prefill_seconds(est, n_prefill, p, depth=depth) / slow_prefill
     upload = (prompt_tokens * REQUEST_BYTES_PER_TOKEN + 1024) / (net.gbs * 1e9)
     stream = output_tokens * CHUNK_BYTES / (net.gbs * 1e9)
     net_first = net.connect_s + upload + net.rtt_s / 2
@@ -347,7 +349,8 @@ def estimate_speed(
         served_step = (decode_step(est, mid, batch, p, server.cpu_threads).seconds / slow_decode
                        + server.token_seconds(est.model.vocab))
         served_ttft = net_first + server.request_s + server.token_seconds(est.model.vocab) + (
-            prefill_seconds(est, n_prefill, p, cpu_threads=server.cpu_threads) / slow_prefill
+            prefill_seconds(est, n_prefill, p, depth=depth, cpu_threads=server.cpu_threads)
+            / slow_prefill
             if prompt_tokens else served_step)
     load, load_basis = _load_seconds(est, disk)
     ps = parts(est)
@@ -366,7 +369,8 @@ def estimate_speed(
         + (f"; all-reduce {allreduce_seconds(est, p) * 1e3:.1f} ms/token"
            if est.engine.family == "vllm" and len(est.devices) > 1 else ""),
         f"prefill: 2 x {sum(x.use.params for x in ps) / 1e9:.2f} B params x "
-        f"{n_prefill} tokens + attention, at "
+        f"{n_prefill} tokens + attention"
+        + (f" over {depth:,} tokens already in the cache" if depth else "") + ", at "
         + "; ".join(_counted(f"{x.use.id} {p.flops(x.dev, family) / 1e12:.1f} TFLOPS "
                              "effective" for x in ps)),
         f"TTFT = network {net_first * 1e3:.1f} ms ({network}) + prefill {prefill_s:.3f} s",
@@ -388,6 +392,9 @@ def estimate_speed(
         "token reads over spec bandwidth)" if step > 0 and math.isfinite(step) else
         "decode: no roofline (no bandwidth known)",
     ]
+    if depth + prompt_tokens + output_tokens > est.context:
+        basis.append(f"depth {depth:,} + prompt {prompt_tokens:,} + output {output_tokens:,} "
+                     f"tokens exceed the context of {est.context:,}: raise --context")
     if est.offloaded_layers:
         host = [x for x in ps if x.dev.backend == "cpu"]
         if host:
