@@ -175,5 +175,5 @@ def test_demo_against_your_own_server(fake_server, tmp_path, capsys) -> None:  #
     assert main(["demo", "--url", srv.url, "--model", "fake-model", "--quick", "-o",
                  str(report), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert len(doc["runs"]) == 2 and doc["comparison"] == []  # no model spec: no prediction
+    assert len(doc["runs"]) == 3 and doc["comparison"] == []  # no model spec: no prediction
     assert report.exists() and "demo-chat" in report.read_text()

@@ -265,7 +265,7 @@ def test_pareto_front_keeps_only_the_unbeaten() -> None:
 
 
 def test_compare_reads_energy_and_speeds_per_level(fake_server, tmp_path) -> None:  # noqa: ANN001
-    srv = fake_server(power_w=200, idle_power_w=200, itl=0.002)
+    srv = fake_server(power_w=200, idle_power_w=200, itl=0.01)
     store, a = bench(srv.url, tmp_path, requests=4, output_tokens=20)
     run_b, _ = run_bench(BenchConfig(url=srv.url, model="fake-model", requests=4,
                                      output_tokens=20), store)
@@ -284,3 +284,83 @@ def test_bad_trace_lines_are_refused_in_one_line(tmp_path, capsys) -> None:  # n
                  str(trace)]) == 2
     err = capsys.readouterr().err
     assert "input_length" in err and len(err.strip().splitlines()) == 1
+
+
+def test_speculative_and_power_series_are_read_from_metrics_pages() -> None:
+    from rigscope.bench.telemetry import parse_prometheus, server_metrics
+
+    # series names as vLLM (v1 spec-decode metrics), llama-server (server-task.cpp) and
+    # NVIDIA's DCGM exporter publish them
+    page = ("vllm:spec_decode_num_draft_tokens_total{model_name=\"m\"} 300\n"
+            "vllm:spec_decode_num_accepted_tokens_total{model_name=\"m\"} 210\n"
+            "vllm:spec_decode_num_drafts_total{model_name=\"m\"} 100\n"
+            'DCGM_FI_DEV_POWER_USAGE{gpu="0"} 250.5\nDCGM_FI_DEV_POWER_USAGE{gpu="1"} 249.5\n')
+    assert server_metrics(parse_prometheus(page)) == {
+        "spec_draft_tokens": 300, "spec_accepted_tokens": 210, "spec_drafts": 100,
+        "power_w": 500.0}
+    llama = ("llamacpp:spec_decode_num_draft_tokens_total 40\n"
+             "llamacpp:spec_decode_num_accepted_tokens_total 30\n"
+             "llamacpp:prompt_tokens_cached_total 512\n")
+    assert server_metrics(parse_prometheus(llama)) == {
+        "spec_draft_tokens": 40, "spec_accepted_tokens": 30, "prompt_tokens_cached": 512}
+    assert server_metrics(parse_prometheus("sglang:spec_accept_length 2.5\n")) == {
+        "spec_accept_length": 2.5}
+
+
+def test_acceptance_and_prefix_cache_from_counters_over_a_level() -> None:
+    from rigscope.bench.metrics import RequestResult, level_telemetry
+
+    r = RequestResult(index=0, intended=10.0, start=10.0, e2e_s=2.0, ttft_s=0.1,
+                      output_tokens=50)
+    samples = [(9.5, "metrics", {"spec_draft_tokens": 100, "spec_accepted_tokens": 60,
+                                 "spec_drafts": 40, "prefix_cache_hits": 10,
+                                 "prefix_cache_queries": 100}),
+               (11.0, "metrics", {"spec_draft_tokens": 150, "spec_accepted_tokens": 90,
+                                  "spec_drafts": 60}),
+               (12.1, "metrics", {"spec_draft_tokens": 200, "spec_accepted_tokens": 140,
+                                  "spec_drafts": 80, "prefix_cache_hits": 310,
+                                  "prefix_cache_queries": 500})]
+    out = level_telemetry([r], samples)
+    assert out["draft_tokens"] == 100 and out["draft_accepted_tokens"] == 80
+    assert out["acceptance_rate"] == pytest.approx(0.8)
+    assert out["acceptance_length"] == pytest.approx(1 + 80 / 40)
+    assert out["acceptance_source"] == "metrics"
+    assert out["prefix_cache_hit_rate"] == pytest.approx(300 / 400)
+    sg = level_telemetry([r], [(11.0, "metrics", {"spec_accept_length": 2.0}),
+                               (12.0, "metrics", {"spec_accept_length": 3.0})])
+    assert sg["acceptance_length"] == pytest.approx(2.5) and "acceptance_rate" not in sg
+
+
+def test_prefix_cache_rate_per_level_is_the_servers_count(fake_server, tmp_path) -> None:  # noqa: ANN001
+    srv = fake_server(prefix_cache=1, itl=0.001)
+    _, doc = bench(srv.url, tmp_path, concurrency=(1, 2), requests=4, output_tokens=4,
+                   prompt_tokens=80, shared_prefix=200)
+    served = srv.served()
+    start = 0
+    for level in doc["levels"]:
+        n = level["requests_ok"] + 1  # and its warm-up
+        mine = served[start:start + n]
+        start += n
+        assert level["prefix_cache_source"] == "metrics"
+        assert level["prefix_cache_hit_rate"] == pytest.approx(
+            sum(s.cached_tokens for s in mine) / sum(s.prompt_tokens for s in mine))
+
+
+def test_cpu_power_from_rapl_energy_counters(tmp_path) -> None:  # noqa: ANN001
+    import asyncio
+
+    from rigscope.bench.telemetry import Rapl, rapl_packages
+
+    zone = tmp_path / "intel-rapl:0"
+    (tmp_path / "intel-rapl:0:0").mkdir(parents=True)  # a subzone: not counted twice
+    zone.mkdir()
+    (zone / "energy_uj").write_text("999000000\n")
+    (zone / "max_energy_range_uj").write_text("1000000000\n")
+    ((tmp_path / "intel-rapl:0:0") / "energy_uj").write_text("5\n")
+    assert rapl_packages(tmp_path) == [zone]
+    now = [100.0]
+    meter = Rapl([zone], lambda: now[0])
+    assert asyncio.run(meter.read()) == {}
+    now[0] = 102.0
+    (zone / "energy_uj").write_text("199000000\n")  # wrapped: 200 J in 2 s
+    assert asyncio.run(meter.read()) == {"cpu_power_w": pytest.approx(100.0)}

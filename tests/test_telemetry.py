@@ -31,7 +31,8 @@ def metrics(name: str) -> dict[str, float]:
 def test_vllm_sglang_and_llamacpp_metrics() -> None:
     assert metrics("vllm-metrics.txt") == {
         "requests_running": 12, "requests_waiting": 3, "kv_cache_usage": 0.4375,
-        "prefix_cache_hit_rate": 0.25}
+        "prefix_cache_hit_rate": 0.25, "prefix_cache_hits": 10240,
+        "prefix_cache_queries": 40960}
     assert metrics("sglang-metrics.txt") == {
         "requests_running": 8, "requests_waiting": 0, "kv_cache_usage": 0.21,
         "prefix_cache_hit_rate": 0.62}

@@ -194,6 +194,7 @@ LEVEL_DETAIL_KEYS = ("label", "shape", "ttft_s", "itl_s", "e2e_s", "chunk_gap_s"
                      "token_count_mismatches", "connections_reused", "network",
                      "requests_retried", "prompt_tokens", "cached_prompt_tokens",
                      "cache_hit_requests", "ttft_cached_s", "ttft_uncached_s",
+                     "prefix_cache_hit_rate", "prefix_cache_source",
                      "prefill_tokens_per_s", "decode_tokens_per_s", "draft_tokens",
                      "draft_accepted_tokens", "acceptance_rate", "acceptance_length",
                      "acceptance_source", "energy_j", "joules_per_output_token",

@@ -121,6 +121,9 @@ class LevelSummary:
     cache_hit_requests: int = 0
     ttft_cached_s: Stats = field(default_factory=Stats)  # requests with a cache hit
     ttft_uncached_s: Stats = field(default_factory=Stats)  # requests without one
+    # the level's prefix-cache hit rate as the server's /metrics count it (vLLM: tokens)
+    prefix_cache_hit_rate: float | None = None
+    prefix_cache_source: str | None = None
     # per request: uncached prompt tokens / TTFT, and 1 / ITL
     prefill_tokens_per_s: Stats = field(default_factory=Stats)
     decode_tokens_per_s: Stats = field(default_factory=Stats)
@@ -134,7 +137,7 @@ class LevelSummary:
     energy_j: float | None = None
     joules_per_output_token: float | None = None
     output_tokens_per_joule: float | None = None
-    power_source: str | None = None  # "nvml" | "metrics"
+    power_source: str | None = None  # "nvml" | "metrics" | "rapl" (CPU packages)
     power_samples_per_s: float | None = None
 
     @classmethod
@@ -315,6 +318,9 @@ def level_notes(s: LevelSummary) -> list[tuple[str, str]]:
             words += (f"; TTFT p50 {_in_ms(s.ttft_cached_s.p50)} ms with a hit, "
                       f"{_in_ms(s.ttft_uncached_s.p50)} ms without")
         out.append(("prompt cache", words))
+    if s.prefix_cache_hit_rate is not None:
+        out.append(("prefix cache", f"hit rate {s.prefix_cache_hit_rate:.1%} on the "
+                                    "server's /metrics"))
     if s.requests_retried:
         out.append(("connections", f"{s.requests_retried} requests found their kept-alive "
                                    "connection closed and were sent again on a new one"))

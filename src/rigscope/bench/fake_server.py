@@ -89,6 +89,7 @@ class FakeServer:
             json.loads(Path(config.answers).read_text()) if config.answers else {})
         self.server: asyncio.Server | None = None
         self._cache: list[list[str]] = []  # prompts seen, as words (prefix_cache)
+        self._queried = self._hits = 0  # prompt tokens asked for, and found in the cache
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self.server = await asyncio.start_server(self._handle, host, port, backlog=4096)
@@ -137,12 +138,16 @@ class FakeServer:
                     f'vllm:num_requests_waiting{{model_name="{c.model}"}} 0\n'
                     f'vllm:kv_cache_usage_perc{{model_name="{c.model}"}} '
                     f"{min(1.0, self._active / 64)}\n")
+            if c.prefix_cache:  # vLLM's counters, in tokens, of what it has served
+                text += (f"vllm:prefix_cache_queries_total {self._queried}\n"
+                         f"vllm:prefix_cache_hits_total {self._hits}\n")
             if c.power_w or c.idle_power_w:
                 watts = c.power_w if self._active else c.idle_power_w
                 text += f'DCGM_FI_DEV_POWER_USAGE{{gpu="0"}} {watts}\n'
                 if self.log is not None:  # what it reported, when: the truth for energy
                     self.log.write(json.dumps({"power_w": watts,
                                                "t": time.perf_counter()}) + "\n")
+                    self.log.flush()
             page = text.encode()
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                          b"Content-Length: %d\r\n\r\n%s" % (len(page), page))
@@ -178,6 +183,8 @@ class FakeServer:
             rec.cached_tokens = max((_common(prompt, seen) for seen in self._cache), default=0)
             rec.cached_tokens = min(rec.cached_tokens, len(prompt) - 1)  # one is always new
             self._cache.append(prompt)
+            self._queried += rec.prompt_tokens
+            self._hits += rec.cached_tokens
         new_tokens = rec.prompt_tokens - rec.cached_tokens
         rec.ttft_s = (c.ttft_s + (new_tokens / c.prefill_tps if c.prefill_tps else 0.0)
                       + (rec.cached_tokens / c.cached_prefill_tps

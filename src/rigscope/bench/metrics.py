@@ -154,7 +154,8 @@ def _drafts(ok: Sequence[RequestResult]) -> dict[str, Any]:
 
 
 Sample = tuple[float, str, dict[str, float]]  # (t, source, data) as telemetry stores it
-POWER_KEYS = (("nvml", "gpu_power_w"), ("metrics", "power_w"))
+POWER_NEAR_S = 1.0  # a reading this close to a level's window may stand for its power
+POWER_KEYS = (("nvml", "gpu_power_w"), ("metrics", "power_w"), ("rapl", "cpu_power_w"))
 
 
 def integrate(points: Sequence[tuple[float, float]], t0: float, t1: float) -> float:
@@ -191,17 +192,21 @@ def level_telemetry(results: Sequence[RequestResult], samples: Sequence[Sample]
     for source, key in POWER_KEYS:
         points = sorted((t, d[key]) for t, src, d in samples if src == source and key in d)
         inside = sum(1 for t, _ in points if t0 <= t <= t1)
-        if inside and t1 > t0:
+        # a level shorter than the sampling period still has readings just around it
+        near = any(t0 - POWER_NEAR_S <= t <= t1 + POWER_NEAR_S for t, _ in points)
+        if near and t1 > t0:
             energy = integrate(points, t0, t1)
             out |= {"energy_j": energy, "power_source": source,
                     "power_samples_per_s": inside / (t1 - t0),
                     "joules_per_output_token": energy / tokens if tokens else None,
                     "output_tokens_per_joule": tokens / energy if energy > 0 else None}
             break
-    spec = sorted((t, d) for t, src, d in samples if src == "metrics"
-                  and ("spec_draft_tokens" in d or "spec_accept_length" in d))
+    metrics = sorted(((t, d) for t, src, d in samples if src == "metrics"),
+                     key=lambda x: x[0])
+    out |= _prefix_cache(metrics, t0)
+    spec = [(t, d) for t, d in metrics if "spec_draft_tokens" in d or "spec_accept_length" in d]
     before = [d for t, d in spec if t <= t0]  # the counters as the level began
-    spec = [(t, d) for t, d in spec if t0 < t <= t1]
+    spec = [(t, d) for t, d in spec if t > t0]  # to the reading as it ended
     if spec and not any("draft_n" in r.server for r in done):
         first, last = (before[-1] if before else spec[0][1]), spec[-1][1]
         if "spec_draft_tokens" in last:
@@ -217,6 +222,27 @@ def level_telemetry(results: Sequence[RequestResult], samples: Sequence[Sample]
             out["acceptance_length"] = sum(lengths) / len(lengths)
         out["acceptance_source"] = "metrics"
     return out
+
+
+def _prefix_cache(metrics: Sequence[tuple[float, dict[str, float]]], t0: float
+                  ) -> dict[str, Any]:
+    """The level's prefix-cache hit rate as the server's /metrics count it: the change of
+    vLLM's hit and query counters (tokens) over the level, or SGLang's mean hit rate."""
+    before = [d for t, d in metrics if t <= t0]
+    during = [d for t, d in metrics if t > t0]
+    if not during:
+        return {}
+    first, last = before[-1] if before else during[0], during[-1]
+    if "prefix_cache_queries" in last:
+        queries = last["prefix_cache_queries"] - first.get("prefix_cache_queries", 0.0)
+        hits = last.get("prefix_cache_hits", 0.0) - first.get("prefix_cache_hits", 0.0)
+        return {"prefix_cache_hit_rate": hits / queries if queries > 0 else None,
+                "prefix_cache_source": "metrics"} if queries > 0 else {}
+    rates = [d["prefix_cache_hit_rate"] for d in during if "prefix_cache_hit_rate" in d]
+    if rates:
+        return {"prefix_cache_hit_rate": sum(rates) / len(rates),
+                "prefix_cache_source": "metrics"}
+    return {}
 
 
 def summarize(results: Sequence[RequestResult], slo: Slo | None = None,

@@ -15,7 +15,7 @@ from rigscope.bench.config import (
     make_workload,
     prepare,
 )
-from rigscope.bench.http import Pool
+from rigscope.bench.http import HTTPFailure, Pool
 from rigscope.bench.load import LevelSpec, ServerGone, Target, run_level
 from rigscope.bench.metrics import RequestResult, Slo, level_telemetry, summarize
 from rigscope.bench.workers import run_level_ray, run_level_workers
@@ -82,6 +82,8 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
                 store.add_request(run_id, level_id, r)
                 progress.request_done(r)
 
+            if watcher is not None:
+                await watcher.snapshot()  # the counters as the level begins
             try:
                 if config.ray:
                     results = await run_level_ray(config.ray, config, spec,
@@ -104,6 +106,7 @@ async def run_async(config: BenchConfig, store: Store, progress: Progress | None
             summary = summarize(results, config.slo,
                                 spec.concurrency if spec.rate is None else None)
             if watcher is not None:
+                await watcher.snapshot()
                 summary = replace(summary, **level_telemetry(results, watcher.recent()))
                 watcher.flush()
             store.set_summary(level_id, summary)
@@ -150,6 +153,19 @@ class Watcher:
     run_id: str
     samples: list[tuple[float, str, dict[str, float]]] = field(default_factory=list)
     last: dict[str, tuple[float, str, dict[str, float]]] = field(default_factory=dict)
+    sources: list[telemetry.Source] = field(default_factory=list)
+
+    async def snapshot(self) -> None:
+        """One more reading of the server's counters as a level ends, before the next
+        begins: a level's counts are the change between two such readings."""
+        for src in self.sources:
+            if src.name == "metrics":
+                try:
+                    data = await src.read()
+                except (HTTPFailure, ValueError, UnicodeDecodeError, OSError):
+                    continue
+                if data:  # stamped as the sampler stamps: when the answer arrived
+                    self.samples.append((self.pool.clock(), src.name, data))
 
     def recent(self) -> list[tuple[float, str, dict[str, float]]]:
         """The samples since the last flush, after each source's last one before it (the
@@ -177,7 +193,8 @@ async def _start_telemetry(config: BenchConfig, target: Target, store: Store, ru
     pool = Pool(config.url, clock=target.pool.clock)
     local = is_loopback(urlsplit(config.url).hostname)
     sources = await telemetry.detect(pool, target.api.name, target.headers, local,
-                                     telemetry.load_nvml() if local else None)
+                                     telemetry.load_nvml() if local else None,
+                                     telemetry.rapl_packages() if local else None)
     store.update_config(run_id, {"telemetry": [s.name for s in sources]})
     if not sources:
         await pool.close()
@@ -186,7 +203,7 @@ async def _start_telemetry(config: BenchConfig, target: Target, store: Store, ru
     samples: list[tuple[float, str, dict[str, float]]] = []
     task = asyncio.create_task(telemetry.sample(
         sources, pool.clock, lambda t, source, data: samples.append((t, source, data))))
-    return Watcher(task, pool, store, run_id, samples)
+    return Watcher(task, pool, store, run_id, samples, sources=sources)
 
 
 async def _search(level: Callable[[LevelSpec], Any], slo: Slo, base: LevelSpec) -> None:

@@ -3,8 +3,9 @@
 Sources, each optional and detected when the run starts: Prometheus `/metrics` of vLLM,
 SGLang and llama.cpp's server (requests running and waiting, KV-cache use, prefix-cache
 hits); llama.cpp's `/slots`; Ollama's `/api/ps` (how much of the model is in VRAM, how much
-in RAM); and, for a GPU on this machine, NVML (nvidia-ml-py) at 10 Hz: utilization, memory
-used, power, SM clock. Parsers are pure; the sampler polls and stores each sample."""
+in RAM); for a GPU on this machine, NVML (nvidia-ml-py) at 10 Hz: utilization, memory
+used, power, SM clock; for a server on this machine, the CPU packages' power from Linux's
+RAPL energy counters at 10 Hz. Parsers are pure; the sampler polls and stores each sample."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rigscope.bench.http import HTTPFailure, Pool
@@ -76,8 +78,8 @@ def server_metrics(series: dict[str, float]) -> dict[str, float]:
             if c in series:
                 out[name] = series[c]
                 break
-    hits, queries = out.pop("prefix_cache_hits", None), out.pop("prefix_cache_queries", None)
-    if hits is not None and queries:
+    hits, queries = out.get("prefix_cache_hits"), out.get("prefix_cache_queries")
+    if hits is not None and queries:  # the counters stay: a level's rate is their change
         out["prefix_cache_hit_rate"] = hits / queries
     return out
 
@@ -105,6 +107,52 @@ def parse_ollama_ps(doc: Any) -> dict[str, float]:
     vram = sum(float(m.get("size_vram") or 0) for m in models if isinstance(m, dict))
     return {"model_bytes": size, "vram_bytes": vram, "ram_bytes": max(size - vram, 0.0),
             "gpu_share": vram / size if size else 0.0}
+
+
+RAPL_ROOT = Path("/sys/class/powercap")
+
+
+def rapl_packages(root: Path = RAPL_ROOT) -> list[Path]:
+    """The CPU packages' energy counters (Linux powercap: intel-rapl, which AMD's Zen
+    drivers fill too), where this process may read them."""
+    out = []
+    for zone in sorted(root.glob("intel-rapl:*")):
+        counter = zone / "energy_uj"
+        if ":" in zone.name.split("intel-rapl:", 1)[1]:
+            continue  # a subzone (core, uncore, dram) of a package counted already
+        try:
+            int(counter.read_text())
+        except (OSError, ValueError):
+            continue
+        out.append(zone)
+    return out
+
+
+class Rapl:
+    """CPU package power from the energy counters: the watts between two readings."""
+
+    def __init__(self, zones: list[Path], clock: Callable[[], float]) -> None:
+        self.zones, self.clock = zones, clock
+        self.last: tuple[float, list[int]] | None = None
+
+    def _read(self) -> list[int]:
+        return [int((z / "energy_uj").read_text()) for z in self.zones]
+
+    def _range(self, zone: Path) -> int:
+        try:
+            return int((zone / "max_energy_range_uj").read_text())
+        except (OSError, ValueError):
+            return 2**32
+
+    async def read(self) -> dict[str, float]:
+        now, values = self.clock(), self._read()
+        last, self.last = self.last, (now, values)
+        if last is None or now <= last[0]:
+            return {}
+        joules = 0.0
+        for zone, a, b in zip(self.zones, last[1], values, strict=True):
+            joules += ((b - a) % self._range(zone)) / 1e6  # the counter wraps
+        return {"cpu_power_w": joules / (now - last[0])}
 
 
 def nvml_sample(nvml: Any, handles: list[Any]) -> dict[str, float]:
@@ -149,7 +197,8 @@ async def _get(pool: Pool, path: str, headers: dict[str, str]) -> tuple[int, byt
 
 
 async def detect(pool: Pool, api: str, headers: dict[str, str], local: bool,
-                 nvml: tuple[Any, list[Any]] | None = None) -> list[Source]:
+                 nvml: tuple[Any, list[Any]] | None = None,
+                 rapl: list[Path] | None = None) -> list[Source]:
     """The sources that answer now (a server without /metrics simply has none)."""
     sources: list[Source] = []
 
@@ -186,12 +235,18 @@ async def detect(pool: Pool, api: str, headers: dict[str, str], local: bool,
         async def read_nvml() -> dict[str, float]:
             return nvml_sample(module, handles)
         sources.append(Source("nvml", NVML_PERIOD_S, read_nvml))
+    if local and rapl:
+        meter = Rapl(rapl, pool.clock)
+        await meter.read()  # the first reading only starts the count
+        sources.append(Source("rapl", NVML_PERIOD_S, meter.read))
     return sources
 
 
 async def sample(sources: list[Source], clock: Callable[[], float],
                  store: Callable[[float, str, dict[str, float]], None]) -> None:
-    """Poll every source at its period until cancelled; a failed read is skipped."""
+    """Poll every source at its period until cancelled; a failed read is skipped. Each
+    sample carries the time its answer arrived, so a counter read at or before a moment
+    holds nothing that happened after it."""
     async def loop(src: Source) -> None:
         while True:
             t = clock()
@@ -200,7 +255,7 @@ async def sample(sources: list[Source], clock: Callable[[], float],
             except (HTTPFailure, ValueError, UnicodeDecodeError, OSError):
                 data = {}
             if data:
-                store(t, src.name, data)
+                store(clock(), src.name, data)
             await asyncio.sleep(max(0.0, src.period_s - (clock() - t)))
 
     await asyncio.gather(*(loop(s) for s in sources))
