@@ -266,9 +266,9 @@ def test_pareto_front_keeps_only_the_unbeaten() -> None:
 
 def test_compare_reads_energy_and_speeds_per_level(fake_server, tmp_path) -> None:  # noqa: ANN001
     srv = fake_server(power_w=200, idle_power_w=200, itl=0.01)
-    store, a = bench(srv.url, tmp_path, requests=4, output_tokens=20)
+    store, a = bench(srv.url, tmp_path, requests=4, output_tokens=40)
     run_b, _ = run_bench(BenchConfig(url=srv.url, model="fake-model", requests=4,
-                                     output_tokens=20), store)
+                                     output_tokens=40), store)
     from rigscope.comparison import compare
 
     rows = compare([store.run(a["run_id"]), store.run(run_b)]).rows

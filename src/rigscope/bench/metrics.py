@@ -154,7 +154,6 @@ def _drafts(ok: Sequence[RequestResult]) -> dict[str, Any]:
 
 
 Sample = tuple[float, str, dict[str, float]]  # (t, source, data) as telemetry stores it
-POWER_NEAR_S = 1.0  # a reading this close to a level's window may stand for its power
 POWER_KEYS = (("nvml", "gpu_power_w"), ("metrics", "power_w"), ("rapl", "cpu_power_w"))
 
 
@@ -192,9 +191,7 @@ def level_telemetry(results: Sequence[RequestResult], samples: Sequence[Sample]
     for source, key in POWER_KEYS:
         points = sorted((t, d[key]) for t, src, d in samples if src == source and key in d)
         inside = sum(1 for t, _ in points if t0 <= t <= t1)
-        # a level shorter than the sampling period still has readings just around it
-        near = any(t0 - POWER_NEAR_S <= t <= t1 + POWER_NEAR_S for t, _ in points)
-        if near and t1 > t0:
+        if inside and t1 > t0:  # a level shorter than the sampling period has no figure
             energy = integrate(points, t0, t1)
             out |= {"energy_j": energy, "power_source": source,
                     "power_samples_per_s": inside / (t1 - t0),

@@ -66,9 +66,11 @@ def print_run(run: Run, console: Console | None = None) -> None:
     con = console or Console()
     t = Table(title=f"run {run.run_id} · {run.model} at {run.url} ({run.api})",
               title_justify="left", caption="times in ms; ITL per token", caption_justify="left")
-    for col in ("level", "ok", "err", "TTFT p50", "TTFT p99", "ITL p50", "E2E p50", "tok/s",
+    widest = max((len(lv.label) for lv, _ in run.summarized), default=5)
+    t.add_column("level", no_wrap=True, min_width=widest)
+    for col in ("ok", "err", "TTFT\np50", "TTFT\np99", "ITL\np50", "E2E\np50", "tok/s",
                 "req/s"):
-        t.add_column(col, justify="left" if col == "level" else "right", no_wrap=True)
+        t.add_column(col, justify="right", no_wrap=True)
     for lv, s in run.summarized:
         t.add_row(lv.label, str(s.requests_ok), str(s.requests_failed), _ms(s.ttft_s.p50),
                   _ms(s.ttft_s.p99), _ms(s.itl_s.p50), _ms(s.e2e_s.p50),
