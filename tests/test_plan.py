@@ -154,3 +154,14 @@ def test_gpu_option_restricts_and_this_machine_is_considered(
     local = [o for o in doc["options"] if o["rig"].startswith("local:")]
     assert local and local[0]["price_usd"] == 0.0
     assert local[0]["price"]["kind"] == "owned"
+
+
+def test_rejection_reasons_keep_their_words() -> None:
+    from rigscope.cli.plan_render import reason_key
+
+    assert reason_key("llama.cpp runs on one machine; across 2 nodes use vllm, sglang") == \
+        "llama.cpp runs on one machine; across N nodes use vllm, sglang"
+    assert reason_key("needs 41.5 GiB, has 24.0 GiB on 2xrtx-3090") == \
+        "needs N GiB, has N GiB on Nxrtx-N"
+    assert reason_key("fp8 weights need Q4_K_M or 1,024 more") == \
+        "fp8 weights need Q4_K_M or N more"

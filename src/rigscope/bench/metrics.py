@@ -180,66 +180,90 @@ def level_telemetry(results: Sequence[RequestResult], samples: Sequence[Sample]
                     ) -> dict[str, Any]:
     """What a level's telemetry adds to its summary: energy per output token over the level's
     active window (every request of the level, warm-up too: the power covers all the work),
-    from NVML or a /metrics power series, with the sampling rate; and speculative decoding
-    acceptance from /metrics counters (vLLM) or gauge (SGLang) when requests carry none."""
+    from NVML, a /metrics power series or RAPL, with the sampling rate; the prefix-cache hit
+    rate and, when requests carry none, speculative-decoding acceptance as /metrics count
+    them. `samples`: the level's, after each source's last one before it."""
     done = [r for r in results if r.status == "ok" and r.end is not None]
     if not done:
         return {}
     t0, t1 = min(r.start for r in done), max(r.end or 0.0 for r in done)
-    tokens = sum(r.output_tokens or 0 for r in done)
-    out: dict[str, Any] = {}
+    metrics = sorted(((t, d) for t, src, d in samples if src == "metrics"),
+                     key=lambda x: x[0])
+    out = _energy(samples, t0, t1, sum(r.output_tokens or 0 for r in done))
+    out |= _prefix_cache(metrics, t0)
+    if not any("draft_n" in r.server for r in done):
+        out |= _acceptance(metrics, t0)
+    return out
+
+
+def _energy(samples: Sequence[Sample], t0: float, t1: float, tokens: int) -> dict[str, Any]:
     for source, key in POWER_KEYS:
         points = sorted((t, d[key]) for t, src, d in samples if src == source and key in d)
         inside = sum(1 for t, _ in points if t0 <= t <= t1)
         if inside and t1 > t0:  # a level shorter than the sampling period has no figure
             energy = integrate(points, t0, t1)
-            out |= {"energy_j": energy, "power_source": source,
+            return {"energy_j": energy, "power_source": source,
                     "power_samples_per_s": inside / (t1 - t0),
                     "joules_per_output_token": energy / tokens if tokens else None,
                     "output_tokens_per_joule": tokens / energy if energy > 0 else None}
-            break
-    metrics = sorted(((t, d) for t, src, d in samples if src == "metrics"),
-                     key=lambda x: x[0])
-    out |= _prefix_cache(metrics, t0)
-    spec = [(t, d) for t, d in metrics if "spec_draft_tokens" in d or "spec_accept_length" in d]
-    before = [d for t, d in spec if t <= t0]  # the counters as the level began
-    spec = [(t, d) for t, d in spec if t > t0]  # to the reading as it ended
-    if spec and not any("draft_n" in r.server for r in done):
-        first, last = (before[-1] if before else spec[0][1]), spec[-1][1]
-        if "spec_draft_tokens" in last:
-            drafted = last["spec_draft_tokens"] - first.get("spec_draft_tokens", 0.0)
-            accepted = (last.get("spec_accepted_tokens", 0.0)
-                        - first.get("spec_accepted_tokens", 0.0))
-            drafts = last.get("spec_drafts", 0.0) - first.get("spec_drafts", 0.0)
-            out |= {"draft_tokens": int(drafted), "draft_accepted_tokens": int(accepted),
-                    "acceptance_rate": accepted / drafted if drafted > 0 else None,
-                    "acceptance_length": 1 + accepted / drafts if drafts > 0 else None}
-        else:
-            lengths = [d["spec_accept_length"] for _, d in spec]
-            out["acceptance_length"] = sum(lengths) / len(lengths)
-        out["acceptance_source"] = "metrics"
-    return out
+    return {}
+
+
+def _counters(metrics: Sequence[tuple[float, dict[str, float]]], t0: float, key: str
+              ) -> tuple[dict[str, float], dict[str, float]] | None:
+    """The readings that carry `key` as the level began (the last at or before its start,
+    else its first) and as it ended (its last); None without one during the level."""
+    with_key = [(t, d) for t, d in metrics if key in d]
+    before = [d for t, d in with_key if t <= t0]
+    during = [d for t, d in with_key if t > t0]
+    if not during:
+        return None
+    return (before[-1] if before else during[0]), during[-1]
+
+
+def _change(pair: tuple[dict[str, float], dict[str, float]], key: str) -> float:
+    first, last = pair
+    return last.get(key, 0.0) - first.get(key, 0.0)
+
+
+def _mean_during(metrics: Sequence[tuple[float, dict[str, float]]], t0: float, key: str
+                 ) -> float | None:
+    values = [d[key] for t, d in metrics if t > t0 and key in d]
+    return sum(values) / len(values) if values else None
 
 
 def _prefix_cache(metrics: Sequence[tuple[float, dict[str, float]]], t0: float
                   ) -> dict[str, Any]:
     """The level's prefix-cache hit rate as the server's /metrics count it: the change of
     vLLM's hit and query counters (tokens) over the level, or SGLang's mean hit rate."""
-    before = [d for t, d in metrics if t <= t0]
-    during = [d for t, d in metrics if t > t0]
-    if not during:
-        return {}
-    first, last = before[-1] if before else during[0], during[-1]
-    if "prefix_cache_queries" in last:
-        queries = last["prefix_cache_queries"] - first.get("prefix_cache_queries", 0.0)
-        hits = last.get("prefix_cache_hits", 0.0) - first.get("prefix_cache_hits", 0.0)
-        return {"prefix_cache_hit_rate": hits / queries if queries > 0 else None,
-                "prefix_cache_source": "metrics"} if queries > 0 else {}
-    rates = [d["prefix_cache_hit_rate"] for d in during if "prefix_cache_hit_rate" in d]
-    if rates:
-        return {"prefix_cache_hit_rate": sum(rates) / len(rates),
-                "prefix_cache_source": "metrics"}
-    return {}
+    pair = _counters(metrics, t0, "prefix_cache_queries")
+    if pair is not None:
+        queries = _change(pair, "prefix_cache_queries")
+        if queries <= 0:
+            return {}
+        rate: float | None = _change(pair, "prefix_cache_hits") / queries
+    else:
+        rate = _mean_during(metrics, t0, "prefix_cache_hit_rate")
+    return {} if rate is None else {"prefix_cache_hit_rate": rate,
+                                    "prefix_cache_source": "metrics"}
+
+
+def _acceptance(metrics: Sequence[tuple[float, dict[str, float]]], t0: float
+                ) -> dict[str, Any]:
+    """Speculative decoding over the level from vLLM's or llama.cpp's counters (acceptance
+    length = 1 + accepted / drafts), or SGLang's mean acceptance length."""
+    pair = _counters(metrics, t0, "spec_draft_tokens")
+    if pair is not None:
+        drafted, accepted = _change(pair, "spec_draft_tokens"), _change(pair,
+                                                                         "spec_accepted_tokens")
+        drafts = _change(pair, "spec_drafts")
+        return {"draft_tokens": int(drafted), "draft_accepted_tokens": int(accepted),
+                "acceptance_rate": accepted / drafted if drafted > 0 else None,
+                "acceptance_length": 1 + accepted / drafts if drafts > 0 else None,
+                "acceptance_source": "metrics"}
+    length = _mean_during(metrics, t0, "spec_accept_length")
+    return {} if length is None else {"acceptance_length": length,
+                                      "acceptance_source": "metrics"}
 
 
 def summarize(results: Sequence[RequestResult], slo: Slo | None = None,

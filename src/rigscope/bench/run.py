@@ -156,8 +156,8 @@ class Watcher:
     sources: list[telemetry.Source] = field(default_factory=list)
 
     async def snapshot(self) -> None:
-        """One more reading of the server's counters as a level ends, before the next
-        begins: a level's counts are the change between two such readings."""
+        """One more reading of the server's counters as a level begins and as it ends:
+        a level's counts are the change between the two."""
         for src in self.sources:
             if src.name == "metrics":
                 try:
@@ -232,8 +232,8 @@ async def _sweep(level: Callable[[LevelSpec], Any], config: BenchConfig, base: L
     larger pair (longer prompt or output, which only costs more) tries that concurrency
     or above."""
     failed: dict[tuple[int, int], int] = {}  # (prompt, output) -> first concurrency missed
-    for p, o in itertools.product(config.prompt_sweep or (config.prompt_tokens,),
-                                  config.output_sweep or (config.output_tokens,)):
+    for p, o in itertools.product(sorted(config.prompt_sweep or (config.prompt_tokens,)),
+                                  sorted(config.output_sweep or (config.output_tokens,))):
         limit = min((c for (fp, fo), c in failed.items() if fp <= p and fo <= o),
                     default=None)
         for c in sorted(config.concurrency):

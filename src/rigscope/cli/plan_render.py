@@ -81,12 +81,19 @@ def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
             f"{o.rig.id} {o.memory.quant.name} ${o.price.total_usd:,.0f} -> "
             f"{o.speed.aggregate_tokens_per_s:,.0f}" for o in pareto if o.price))
     reasons: dict[str, int] = {}
-    for r in plan.rejected:  # group like reasons: numbers and units vary
-        key = re.sub(r"[\d.,]+", "N", r.reason.split(":")[0].split(" at ")[0])
+    for r in plan.rejected:
+        key = reason_key(r.reason)
         reasons[key] = reasons.get(key, 0) + 1
     if reasons:
         con.print(f"{len(plan.rejected)} rejected (--json lists each with its reason): "
                   + "; ".join(f"{n} {k}" for k, n in sorted(reasons.items(), key=lambda x: -x[1])))
+
+
+def reason_key(reason: str) -> str:
+    """Like reasons grouped: the numbers in them (not the digits of a name such as fp8 or
+    Q4_K_M, nor a dot in llama.cpp) read N."""
+    head = reason.split(":")[0].split(" at ")[0]
+    return re.sub(r"(?<![A-Za-z_\d])\d[\d,]*(?:\.\d+)?", "N", head)
 
 
 def print_tiers(tiers: Tiers, console: Console | None = None) -> None:
