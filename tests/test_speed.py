@@ -125,3 +125,45 @@ def test_calibration_accuracy_holds() -> None:
         assert a[len(a) // 2] <= limit, test
     tg = sorted(errs["tg"])
     assert tg[int(0.9 * len(tg))] <= 0.30
+
+
+def test_measured_llamacpp_kernels_on_this_cpu_drive_its_speed() -> None:
+    """Where rigscope system measured llama.cpp's kernels here (rigscope.cpuprobe), a CPU
+    estimate reads the weights at the measured rate for the mix's main type and pays the
+    measured fixed cost per layer; other types keep the fitted constants."""
+    import dataclasses
+
+    from rigscope.cpuprobe import from_json, to_json
+    from rigscope.estimator import estimate
+    from rigscope.estimator.speed import estimate_speed
+    from rigscope.hardware import parse_rig
+    from rigscope.specs import EngineCpu
+    from rigscope.sources import resolve_model
+
+    engine = EngineCpu(layer_s=20e-6, pp_layer_s=60e-6,
+                       kernels=(("Q4_K", 15e9, 120e9), ("Q8_0", 20e9, 130e9)),
+                       source="measured with the llama.cpp built here, 2026-12-03")
+    assert from_json(to_json(engine)) == engine
+    plain = parse_rig([], "64gb", None)
+    rig = dataclasses.replace(plain, host=dataclasses.replace(plain.host, engine=engine))
+    model = resolve_model("llama-3-8b")
+    est = estimate(model, rig, quant="Q4_K_M", context=1024)
+    (dev,) = est.devices
+    speed = estimate_speed(est, prompt_tokens=0, output_tokens=1)
+    step = 1 / speed.decode_tokens_per_s
+    kv = step - dev.read_bytes / 15e9 - model.layers * 20e-6
+    assert 0 <= kv < 0.02 * step  # weights at the measured rate, the fixed cost per layer
+    assert any("Q4_K kernels on this CPU read 15.0 GB/s" in b for b in speed.basis)
+    # prefill: the mat-muls at the measured FLOP/s, the LM head for the last token only
+    pp = estimate_speed(est, prompt_tokens=512).prefill_tokens_per_s
+    mat = 2 * ((dev.params - dev.output_params) * 512 + dev.output_params) / 120e9
+    assert 512 / pp == pytest.approx(mat + model.layers * 60e-6, rel=0.1)
+    # a type it did not measure: the fitted bandwidth and FLOP/s, as on any CPU (the fixed
+    # cost per layer stays the measured one)
+    fixed_only = dataclasses.replace(engine, kernels=())
+    bare = dataclasses.replace(plain, host=dataclasses.replace(plain.host, engine=fixed_only))
+    other = estimate(model, rig, quant="Q5_K_M", context=1024)
+    base = estimate(model, bare, quant="Q5_K_M", context=1024)
+    assert estimate_speed(other).decode_tokens_per_s == estimate_speed(base).decode_tokens_per_s
+    assert estimate_speed(other).decode_tokens_per_s > estimate_speed(
+        estimate(model, plain, quant="Q5_K_M", context=1024)).decode_tokens_per_s

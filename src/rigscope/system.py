@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from rigscope import cpuprobe
 from rigscope.catalog import apple_accelerator, apple_chips, gpus, metal_working_set
 from rigscope.hardware import cpu_isa, parse_rig
 from rigscope.llamacpp.build import cpu_flags
-from rigscope.llamacpp.locate import build_record
+from rigscope.llamacpp.locate import build_record, smollm2
 from rigscope.paths import data_dir
-from rigscope.specs import Accelerator, Rig
+from rigscope.specs import Accelerator, EngineCpu, Rig
 from rigscope.units import GB, GIB, parse_size
 
 Runner = Callable[[list[str]], str | None]  # stdout, or None when missing or failing
@@ -93,10 +94,11 @@ class SystemInfo:
 
     cpu_features: tuple[str, ...] = ()
     cpu_features_source: str = ""
+    engine: EngineCpu | None = None  # llama.cpp's speed here, where measured
 
     def rig(self, host_ram: int | None = None) -> Rig:
         host = Accelerator.cpu(host_ram or self.ram_bytes, self.ram_gbs, self.cpu_tflops,
-                               self.cpu_features, self.cpu_features_source)
+                               self.cpu_features, self.cpu_features_source, self.engine)
         return Rig(devices=self.gpus, host=host)
 
 
@@ -316,11 +318,46 @@ def measured_cpu(model: str, refresh: bool = False) -> tuple[float, float]:
     return gbs, tflops
 
 
-def detect(measure: bool = True, refresh: bool = False) -> SystemInfo:
-    """What this machine has. measure=False skips the RAM bandwidth probe."""
+def engine_cpu(model: str, refresh: bool = False, measure: bool = False) -> EngineCpu | None:
+    """llama.cpp's own speed on this CPU (rigscope.cpuprobe): from the data dir when measured
+    within a week with the same build, else measured when `measure` and the build and the
+    SmolLM2 tokenizer are here (about 20 s), else None (the speed model's constants)."""
+    record = PROBES.engine()
+    if record is None:
+        return None
+    path = data_dir() / "engine-cpu.json"
+    key = {"host": socket.gethostname(), "cpu": model, "build": record.get("key")}
+    if not refresh and path.exists():
+        try:
+            cached = json.loads(path.read_text())
+            if (cached.get("key") == key
+                    and time.time() - cached.get("measured_at", 0) < MEASURE_TTL_S):
+                return cpuprobe.from_json(cached["engine"])
+        except (ValueError, KeyError, TypeError, OSError):
+            pass
+    tokenizer = smollm2()
+    if not measure or tokenizer is None:
+        return None
+    from rigscope.llamacpp.synth import tokenizer_fields
+
+    vocab = len(tokenizer_fields(tokenizer).get("tokenizer.ggml.tokens", []))
+    result = cpuprobe.measure(tokenizer, vocab)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key, "measured_at": time.time(),
+                                    "engine": cpuprobe.to_json(result)}))
+    except OSError:
+        pass
+    return result
+
+
+def detect(measure: bool = True, refresh: bool = False, engine: bool = False) -> SystemInfo:
+    """What this machine has. measure=False skips the RAM bandwidth probe; engine=True
+    measures llama.cpp's speed on this CPU with the build here unless it is cached."""
     model = cpu_model()
     gpus = nvidia_gpus() or amd_gpus() or apple_chip()
     gbs, tflops = measured_cpu(model, refresh) if measure else (None, None)
+    kernels = engine_cpu(model, refresh and engine, engine) if measure else None
     notes = []
     if not gpus:
         notes.append("no GPU detected: planning for the CPU and its RAM")
@@ -329,15 +366,18 @@ def detect(measure: bool = True, refresh: bool = False) -> SystemInfo:
         os=f"{platform.system()} {platform.release()}", cpu_model=model,
         cpu_cores=PROBES.cores() or 1, ram_bytes=local_ram_bytes(), ram_gbs=gbs,
         cpu_tflops=tflops, gpus=tuple(gpus), notes=tuple(notes), cpu_features=features,
-        cpu_features_source=source,
+        cpu_features_source=source, engine=kernels,
     )
 
 
 def local_cpu(ram: int | None = None) -> Accelerator:
-    """This machine's CPU and RAM, with bandwidth and matmul throughput measured."""
-    gbs, tflops = measured_cpu(cpu_model())
+    """This machine's CPU and RAM, with bandwidth and matmul throughput measured, and
+    llama.cpp's own speed here where `rigscope system` measured it."""
+    model = cpu_model()
+    gbs, tflops = measured_cpu(model)
     features, source = local_cpu_features()
-    return Accelerator.cpu(ram or local_ram_bytes(), gbs, tflops, features, source)
+    return Accelerator.cpu(ram or local_ram_bytes(), gbs, tflops, features, source,
+                           engine_cpu(model))
 
 
 def local_rig(host_ram: int | None = None) -> Rig:

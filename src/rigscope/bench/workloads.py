@@ -184,6 +184,8 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if 0 < traced < len(items):
         raise RigscopeError(f"{path}: mixes trace lines (hash_ids) with prompt lines; "
                             "use one kind per file")
+    if traced:  # replayed in the order of their timestamps
+        items.sort(key=lambda it: float(it["timestamp"]))
     return items
 
 

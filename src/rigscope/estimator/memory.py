@@ -233,6 +233,7 @@ class SpeedFields(TypedDict):
     routed_params: int
     moe_layers: int
     params: int
+    output_params: int
     kv_token_bytes: int
     swa_token_bytes: int
     state_read_bytes: int
@@ -259,6 +260,7 @@ def speed_fields(
         routed_params=int(sum(lw.routed_params_per_layer[il] for il in layers) * share),
         moe_layers=sum(1 for il in layers if a.ffn_kinds[il] == "moe"),
         params=int(params * share),
+        output_params=int((lw.output_params if has_output else 0) * share),
         kv_token_bytes=int(full * kv_share), swa_token_bytes=int(swa * kv_share),
         state_read_bytes=int(state * kv_share),
     )

@@ -111,6 +111,19 @@ def weights_family(est: MemoryEstimate) -> str:
     return _FORMAT_FAMILY.get(est.quant.name, "f16")
 
 
+def measured_kernel(dev: Accelerator, est: MemoryEstimate) -> tuple[float, float] | None:
+    """(decode bytes/s, prefill FLOP/s) of this CPU's llama.cpp kernels for the estimate's
+    main weight type, where `rigscope system` measured them with the build here."""
+    if dev.engine is None or est.quant.kind != "gguf":
+        return None
+    return dev.engine.kernel(est.quant.base or "F16")
+
+
+def layer_seconds(dev: Accelerator, p: SpeedParams) -> float:
+    """Fixed cost per layer of a decode token: measured on this CPU, else the backend's."""
+    return dev.engine.layer_s if dev.engine is not None else p.layer_s.get(dev.backend, 50e-6)
+
+
 def kv_read_bytes(use: DeviceUse, context: float, window: int) -> float:
     """KV bytes a token reads on this device at `context` tokens of history."""
     swa_ctx = min(context, window) if window else context
@@ -187,15 +200,20 @@ def decode_step(est: MemoryEstimate, context: float, batch: int = 1,
         bw = p.bandwidth(part.dev, family) * bw_share
         kv_bw = p.kv_bandwidth(part.dev, est.flash_attn) * bw_share
         spec = (part.dev.bandwidth_gbs or 0) * GB
+        measured = measured_kernel(part.dev, est)
+        if measured is not None:  # this CPU's decode kernels, as llama.cpp ran them here
+            bw = measured[0] * bw_share
         if bw <= 0 or kv_bw <= 0:
             return Step(math.inf, 0.0)
         weights = weight_read_bytes(part.use, est, batch)
         cache = batch * (kv_read_bytes(part.use, context, window)
                          + 2 * part.use.state_read_bytes)  # Mamba state: read, written back
         mem_t = weights / bw + cache / kv_bw
-        flops = p.flops(part.dev, family) * compute_share
+        flops = (measured[1] if measured else p.flops(part.dev, family)) * compute_share
         compute_t = 2 * part.use.params * batch / flops if flops > 0 else 0.0
-        layer_s = p.vllm_layer_s if tensor_parallel else p.layer_s.get(part.dev.backend, 50e-6)
+        if measured is not None and batch == 1:
+            compute_t = 0.0  # the measured decode rate holds the kernels' compute already
+        layer_s = p.vllm_layer_s if tensor_parallel else layer_seconds(part.dev, p)
         times.append(max(mem_t, compute_t) + part.use.layers * layer_s
                      + part.use.moe_layers * p.moe_layer_s)
         floors.append((weights + cache) / spec)
@@ -259,19 +277,24 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
             per_dev.append(copies + 2 * part.use.params * n_tokens / p.flops(gpu, family))
             continue
         bw_share, compute_share = cpu_share(part.dev, cpu_threads)
-        flops = p.flops(part.dev, family) * compute_share
+        measured = measured_kernel(part.dev, est)
+        flops = (measured[1] if measured else p.flops(part.dev, family)) * compute_share
         attn = p.attention_flops(part.dev, est.flash_attn) * compute_share
-        bw = p.bandwidth(part.dev, family) * bw_share
+        bw = (measured[0] if measured else p.bandwidth(part.dev, family)) * bw_share
         if flops <= 0 or attn <= 0 or bw <= 0:
             return math.inf
         experts = expert_active_params(part.use, est)
         dense = part.use.params - experts
+        if measured is not None:  # measured as llama.cpp works: the LM head for one token
+            dense -= part.use.output_params * (ub - 1) / ub
         compute = 2 * ub * (dense / flops + experts / (
             flops * moe_efficiency(est, ub, part.dev.backend, p)))
         linear = n_ub * max(compute, touched / bw)
         attn_flops = (4 * m.heads * m.head_dim * part.use.layers
                       * attention_pairs(m, n_tokens, depth))
-        launches = n_ub * part.use.layers * p.pp_layer_s.get(part.dev.backend, 0.0)
+        launches = n_ub * part.use.layers * (
+            part.dev.engine.pp_layer_s if part.dev.engine is not None
+            else p.pp_layer_s.get(part.dev.backend, 0.0))
         per_dev.append(linear + attn_flops / attn + launches)
     if est.engine.family == "vllm":
         return (est.rig.nodes * max(per_dev) + allreduce_seconds(est, p) * n_ub
@@ -392,6 +415,14 @@ def estimate_speed(
         "token reads over spec bandwidth)" if step > 0 and math.isfinite(step) else
         "decode: no roofline (no bandwidth known)",
     ]
+    for x in ps:
+        kernel = measured_kernel(x.dev, est)
+        if kernel is not None and x.dev.engine is not None:
+            basis.append(
+                f"{x.use.id}: llama.cpp's {est.quant.base} kernels on this CPU read "
+                f"{kernel[0] / GB:.1f} GB/s in decode and reach {kernel[1] / 1e9:.0f} GFLOPS "
+                f"in prefill, {x.dev.engine.layer_s * 1e6:.0f} us per layer per token "
+                f"({x.dev.engine.source}; rigscope system --refresh measures again)")
     if depth + prompt_tokens + output_tokens > est.context:
         basis.append(f"depth {depth:,} + prompt {prompt_tokens:,} + output {output_tokens:,} "
                      f"tokens exceed the context of {est.context:,}: raise --context")

