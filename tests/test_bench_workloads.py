@@ -67,7 +67,9 @@ def test_a_stale_keep_alive_connection_is_retried_not_counted_as_an_error(
 
 
 def test_shared_prefix_hits_the_cache_and_ttft_shows_it(fake_server, tmp_path) -> None:  # noqa: ANN001
-    srv = fake_server(prefix_cache=1, prefill_tps=4000, ttft=0.002, itl=0.001)
+    # cached tokens still cost something: 600 of them at 60,000/s is 10 ms
+    srv = fake_server(prefix_cache=1, prefill_tps=4000, cached_prefill_tps=60000, ttft=0.002,
+                      itl=0.001)
     _, doc = bench(srv.url, tmp_path, requests=5, prompt_tokens=50, output_tokens=4,
                    shared_prefix=600, workload="rag")
     pairs = by_prompt_order(doc, srv.served())
@@ -78,6 +80,9 @@ def test_shared_prefix_hits_the_cache_and_ttft_shows_it(fake_server, tmp_path) -
         assert s.ttft_s <= r["ttft_s"] < s.ttft_s + 0.05
     first, *rest = [s for _, s in pairs]
     assert first.cached_tokens == 0
+    for s in rest:  # the server's schedule: new tokens at 4,000/s, cached ones at 60,000/s
+        new = s.prompt_tokens - s.cached_tokens
+        assert s.ttft_s == pytest.approx(0.002 + new / 4000 + s.cached_tokens / 60000)
     assert all(s.cached_tokens >= 600 for s in rest)  # the document, every time
     (level,) = doc["levels"]
     assert level["cache_hit_requests"] == 5

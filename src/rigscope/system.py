@@ -34,7 +34,7 @@ from rigscope.units import GB, GIB, parse_size
 
 Runner = Callable[[list[str]], str | None]  # stdout, or None when missing or failing
 MEASURE_TTL_S = 7 * 24 * 3600  # reuse a RAM bandwidth measurement for a week
-PROBE_VERSION = 2  # 2: RAM read by all cores at once (1: one core)
+PROBE_VERSION = 3  # 3: stored as {key, measured_at, value}; 2: RAM read by all cores
 
 
 def run_command(cmd: list[str]) -> str | None:
@@ -295,45 +295,57 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def measured_cpu(model: str, refresh: bool = False) -> tuple[float, float]:
-    """(RAM GB/s, CPU TFLOPS), measured (~0.3 s) or reused from the data dir for a week."""
-    path = data_dir() / "system.json"
-    # the probe's version: a cached figure from an older probe is measured again
-    key = {"host": socket.gethostname(), "cpu": model, "probe": PROBE_VERSION}
-    if not refresh and path.exists():
-        try:
-            cached = json.loads(path.read_text())
-            if (cached.get("key") == key
-                    and time.time() - cached.get("measured_at", 0) < MEASURE_TTL_S):
-                return float(cached["ram_gbs"]), float(cached["cpu_tflops"])
-        except (ValueError, KeyError, OSError):
-            pass
-    gbs, tflops = PROBES.ram_gbs(), PROBES.tflops()
+def _cached(name: str, key: dict[str, Any], refresh: bool) -> dict[str, Any] | None:
+    """A measurement stored in the data dir under this key within the last week."""
+    path = data_dir() / name
+    if refresh or not path.exists():
+        return None
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key and time.time() - cached.get("measured_at", 0) < MEASURE_TTL_S:
+            return dict(cached["value"])
+    except (ValueError, KeyError, TypeError, OSError):
+        pass
+    return None
+
+
+def _store(name: str, key: dict[str, Any], value: dict[str, Any]) -> None:
+    path = data_dir() / name
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"key": key, "measured_at": time.time(), "ram_gbs": gbs,
-                                    "cpu_tflops": tflops}))
+        path.write_text(json.dumps({"key": key, "measured_at": time.time(), "value": value}))
     except OSError:
         pass  # a read-only home still gets the numbers, just not cached
+
+
+def measured_cpu(model: str, refresh: bool = False) -> tuple[float, float]:
+    """(RAM GB/s, CPU TFLOPS), measured (~0.3 s) or reused from the data dir for a week."""
+    # the probe's version: a cached figure from an older probe is measured again
+    key = {"host": socket.gethostname(), "cpu": model, "probe": PROBE_VERSION}
+    cached = _cached("system.json", key, refresh)
+    if cached is not None:
+        try:
+            return float(cached["ram_gbs"]), float(cached["cpu_tflops"])
+        except (KeyError, TypeError, ValueError):
+            pass
+    gbs, tflops = PROBES.ram_gbs(), PROBES.tflops()
+    _store("system.json", key, {"ram_gbs": gbs, "cpu_tflops": tflops})
     return gbs, tflops
 
 
 def engine_cpu(model: str, refresh: bool = False, measure: bool = False) -> EngineCpu | None:
     """llama.cpp's own speed on this CPU (rigscope.cpuprobe): from the data dir when measured
     within a week with the same build, else measured when `measure` and the build and the
-    SmolLM2 tokenizer are here (about 20 s), else None (the speed model's constants)."""
+    SmolLM2 tokenizer are here (about 40 s on 2 cores), else None (the fitted constants)."""
     record = PROBES.engine()
     if record is None:
         return None
-    path = data_dir() / "engine-cpu.json"
     key = {"host": socket.gethostname(), "cpu": model, "build": record.get("key")}
-    if not refresh and path.exists():
+    cached = _cached("engine-cpu.json", key, refresh)
+    if cached is not None:
         try:
-            cached = json.loads(path.read_text())
-            if (cached.get("key") == key
-                    and time.time() - cached.get("measured_at", 0) < MEASURE_TTL_S):
-                return cpuprobe.from_json(cached["engine"])
-        except (ValueError, KeyError, TypeError, OSError):
+            return cpuprobe.from_json(cached)
+        except (KeyError, TypeError, ValueError):
             pass
     tokenizer = smollm2()
     if not measure or tokenizer is None:
@@ -342,12 +354,7 @@ def engine_cpu(model: str, refresh: bool = False, measure: bool = False) -> Engi
 
     vocab = len(tokenizer_fields(tokenizer).get("tokenizer.ggml.tokens", []))
     result = cpuprobe.measure(tokenizer, vocab)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"key": key, "measured_at": time.time(),
-                                    "engine": cpuprobe.to_json(result)}))
-    except OSError:
-        pass
+    _store("engine-cpu.json", key, cpuprobe.to_json(result))
     return result
 
 
