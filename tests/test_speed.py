@@ -137,8 +137,8 @@ def test_measured_llamacpp_kernels_on_this_cpu_drive_its_speed() -> None:
     from rigscope.estimator import estimate
     from rigscope.estimator.speed import estimate_speed
     from rigscope.hardware import parse_rig
-    from rigscope.specs import EngineCpu
     from rigscope.sources import resolve_model
+    from rigscope.specs import EngineCpu
 
     engine = EngineCpu(layer_s=20e-6, pp_layer_s=60e-6,
                        kernels=(("Q4_K", 15e9, 120e9), ("Q8_0", 20e9, 130e9)),
