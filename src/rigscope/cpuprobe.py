@@ -6,8 +6,9 @@ read 11-18 GB/s of a 28-44 GB/s RAM probe, and Q4_1 prefill ran at half of Q4_0'
 Intel VM both came close to the probe). For small models a fixed cost per layer weighs as
 much as the bytes. So `rigscope system` asks the engine, once a week:
 
-- two tiny models (64 wide, 2 and 18 layers): the difference is the fixed cost per layer of
-  a decode token and of a prefill ubatch;
+- one 512-wide F16 model at 2 and 10 layers: what one more layer costs (its weights, and a
+  fixed cost per layer of a decode token and of a prefill ubatch: norms, rope, softmax and
+  thread barriers, which tiny 64-wide layers understate fourfold);
 - one small model (768 wide, 8 layers) in each common mix: per weight type, the bytes/s
   decode reads (the bytes rigscope's estimate says a token reads, over the measured time
   less the fixed costs) and the FLOP/s prefill mat-muls reach.
@@ -28,12 +29,13 @@ from rigscope.hardware import parse_rig
 from rigscope.llamacpp.probe import probe_speed, quantize
 from rigscope.llamacpp.synth import write_gguf
 from rigscope.sources import resolve_model
-from rigscope.specs import EngineCpu, ModelSpec
+from rigscope.specs import DeviceUse, EngineCpu, ModelSpec
 
 MIXES = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_1", "Q4_0")
-TINY_LAYERS = (2, 18)
-PP_TOKENS = 256  # prefill test size (half a default ubatch; each mix ~1 s here)
-TG_TOKENS = 16
+LAYERS = (2, 10)  # two depths of one 512-wide F16 model: the cost of one more layer
+PP_TOKENS = 256  # prefill test size
+TG_TOKENS = 64
+REPS = 3  # the best of three: a shared machine only ever slows a run down
 
 
 def _llama(directory: Path, hidden: int, heads: int, kv_heads: int, ffn: int, layers: int,
@@ -48,40 +50,64 @@ def _llama(directory: Path, hidden: int, heads: int, kv_heads: int, ffn: int, la
 
 
 def measure(tokenizer: Path, vocab: int, threads: int | None = None) -> EngineCpu:
-    """Run the probe models through the built llama-bench (about 20 s on 2 cores)."""
+    """Run the probe models through the built llama-bench (about a minute on 2 cores).
+
+    One layer more of the 512-wide model costs its weights at the F16 rate plus a fixed
+    cost; the 768-wide model in F16 costs its weights at that rate plus the fixed cost of
+    each of its layers: the two give the F16 rate and the fixed cost per layer, and each
+    other mix's rate follows from its own time less the fixed costs."""
+    cpu = parse_rig([], "64gb", None)
+
+    def bench(spec: ModelSpec, path: Path, mix: str) -> tuple[dict[str, float], DeviceUse]:
+        got = probe_speed(path, pp=PP_TOKENS, tg=TG_TOKENS, threads=threads, reps=REPS,
+                          best=True)
+        (dev,) = estimate(spec, cpu, quant=mix, context=512).devices
+        return got, dev
+
     with tempfile.TemporaryDirectory(prefix="rigscope-cpuprobe-") as tmp:
         work = Path(tmp)
-        tiny = []
-        for n in TINY_LAYERS:
-            spec = _llama(work / f"tiny{n}", 64, 1, 1, 64, n, vocab)
-            path = write_gguf(spec, work / f"tiny{n}.gguf", tokenizer)
-            tiny.append(probe_speed(path, pp=16, tg=32, threads=threads, reps=3, best=True))
-        extra = TINY_LAYERS[1] - TINY_LAYERS[0]
-        layer_s = max((1 / tiny[1]["tg"] - 1 / tiny[0]["tg"]) / extra, 0.0)
-        pp_layer_s = max((16 / tiny[1]["pp"] - 16 / tiny[0]["pp"]) / extra, 0.0)
+        runs = []
+        for n in LAYERS:
+            spec = _llama(work / f"narrow{n}", 512, 8, 4, 1536, n, vocab)
+            runs.append(bench(spec, write_gguf(spec, work / f"narrow{n}.gguf", tokenizer),
+                              "F16"))
+        (a, da), (b, db) = runs
+        extra = LAYERS[1] - LAYERS[0]
+        layer_bytes = (db.read_bytes - da.read_bytes) / extra
+        layer_mm = (db.params - db.output_params - da.params + da.output_params) / extra
+        slope = (1 / b["tg"] - 1 / a["tg"]) / extra  # seconds per token of one more layer
+        slope_pp = (PP_TOKENS / b["pp"] - PP_TOKENS / a["pp"]) / extra
         spec = _llama(work / "small", 768, 12, 4, 2048, 8, vocab)
         f16 = write_gguf(spec, work / "small-F16.gguf", tokenizer)
-        cpu = parse_rig([], "64gb", None)
+        got, dev = bench(spec, f16, "F16")
+        L = spec.layers
+        rate = (dev.read_bytes - L * layer_bytes) / (1 / got["tg"] - L * slope)
+        layer_s = max(slope - layer_bytes / rate, 0.0)
+        matmul = (dev.params - dev.output_params) * PP_TOKENS + dev.output_params
+        flops = 2 * (matmul - L * layer_mm * PP_TOKENS) / (PP_TOKENS / got["pp"] - L * slope_pp)
+        pp_layer_s = max(slope_pp - 2 * layer_mm * PP_TOKENS / flops, 0.0)
         kernels = []
         for mix in MIXES:
             path = f16 if mix == "F16" else quantize(f16, work / f"small-{mix}.gguf", mix)
-            got = probe_speed(path, pp=PP_TOKENS, tg=TG_TOKENS, threads=threads, reps=2,
-                              best=True)
-            est = estimate(spec, cpu, quant=mix, context=512)
-            (dev,) = est.devices
-            decode_s = 1 / got["tg"] - spec.layers * layer_s
-            prefill_s = PP_TOKENS / got["pp"] - spec.layers * pp_layer_s
+            got, dev = (got, dev) if mix == "F16" else bench(spec, path, mix)
+            decode_s = 1 / got["tg"] - L * layer_s
+            prefill_s = PP_TOKENS / got["pp"] - L * pp_layer_s
             if decode_s <= 0 or prefill_s <= 0:
                 continue
             # a prompt's mat-muls: every layer for every token, the LM head for the last
             matmul = (dev.params - dev.output_params) * PP_TOKENS + dev.output_params
-            kernels.append((est.quant.base, dev.read_bytes / decode_s,
-                            2 * matmul / prefill_s))
+            kernels.append((mix_base(mix), dev.read_bytes / decode_s, 2 * matmul / prefill_s))
             if mix != "F16":
                 path.unlink()
     day = datetime.now(UTC).date().isoformat()
     return EngineCpu(layer_s=layer_s, pp_layer_s=pp_layer_s, kernels=tuple(kernels),
                      source=f"measured with the llama.cpp built here, {day}")
+
+
+def mix_base(mix: str) -> str:
+    from rigscope.catalog import gguf_mixes
+
+    return gguf_mixes()[mix].base
 
 
 def to_json(e: EngineCpu) -> dict[str, object]:
