@@ -81,7 +81,10 @@ class WorkloadGenerator:
         return other
 
     def _rng(self, *key: object) -> random.Random:
-        return random.Random(":".join(map(str, (self.seed, self.level, *key))))
+        """The text of one request: its own for every seed, workload, size, depth, level
+        and index (two runs of other sizes against one server share no prompt prefix)."""
+        return random.Random(":".join(map(str, (self.seed, self.kind, self.prompt_tokens,
+                                                self.depth, self.level, *key))))
 
     def _lead(self, rng: random.Random) -> tuple[str, int]:
         """What comes before the measured part: the shared prefix, then this request's own
