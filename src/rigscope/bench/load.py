@@ -70,11 +70,11 @@ class Target:
     async def gone(self) -> str | None:
         """Why the server is gone (its process died, or it refuses connections), or None."""
         if self.watch is not None:
-            for _ in range(20):  # a dying process closes its sockets a moment before it exits
+            # a dying process may still accept connections for a moment before it exits:
+            # give it a second to be seen dead before trusting an open socket
+            for _ in range(20):
                 if (why := self.watch()) is not None:
                     return why
-                if await self.pool.reachable() is None:
-                    return None
                 await asyncio.sleep(0.05)
         return await self.pool.reachable()
 
