@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rigscope.estimator import estimate
+from rigscope.estimator.speed import prompt_products
 from rigscope.hardware import parse_rig
 from rigscope.llamacpp.probe import probe_speed, quantize
 from rigscope.llamacpp.synth import write_gguf
@@ -58,11 +59,14 @@ def measure(tokenizer: Path, vocab: int, threads: int | None = None) -> EngineCp
     other mix's rate follows from its own time less the fixed costs."""
     cpu = parse_rig([], "64gb", None)
 
-    def bench(spec: ModelSpec, path: Path, mix: str) -> tuple[dict[str, float], DeviceUse]:
+    def bench(spec: ModelSpec, path: Path, mix: str
+              ) -> tuple[dict[str, float], DeviceUse, str]:
+        """llama-bench's speeds, the device use rigscope estimates, the mix's main type."""
         got = probe_speed(path, pp=PP_TOKENS, tg=TG_TOKENS, threads=threads, reps=REPS,
                           best=True)
-        (dev,) = estimate(spec, cpu, quant=mix, context=512).devices
-        return got, dev
+        est = estimate(spec, cpu, quant=mix, context=512)
+        (dev,) = est.devices
+        return got, dev, est.quant.base
 
     with tempfile.TemporaryDirectory(prefix="rigscope-cpuprobe-") as tmp:
         work = Path(tmp)
@@ -71,7 +75,7 @@ def measure(tokenizer: Path, vocab: int, threads: int | None = None) -> EngineCp
             spec = _llama(work / f"narrow{n}", 512, 8, 4, 1536, n, vocab)
             runs.append(bench(spec, write_gguf(spec, work / f"narrow{n}.gguf", tokenizer),
                               "F16"))
-        (a, da), (b, db) = runs
+        (a, da, _), (b, db, _) = runs
         extra = LAYERS[1] - LAYERS[0]
         layer_bytes = (db.read_bytes - da.read_bytes) / extra
         layer_mm = (db.params - db.output_params - da.params + da.output_params) / extra
@@ -79,35 +83,28 @@ def measure(tokenizer: Path, vocab: int, threads: int | None = None) -> EngineCp
         slope_pp = (PP_TOKENS / b["pp"] - PP_TOKENS / a["pp"]) / extra
         spec = _llama(work / "small", 768, 12, 4, 2048, 8, vocab)
         f16 = write_gguf(spec, work / "small-F16.gguf", tokenizer)
-        got, dev = bench(spec, f16, "F16")
+        f16_run = got, dev, _ = bench(spec, f16, "F16")
         L = spec.layers
         rate = (dev.read_bytes - L * layer_bytes) / (1 / got["tg"] - L * slope)
         layer_s = max(slope - layer_bytes / rate, 0.0)
-        matmul = (dev.params - dev.output_params) * PP_TOKENS + dev.output_params
-        flops = 2 * (matmul - L * layer_mm * PP_TOKENS) / (PP_TOKENS / got["pp"] - L * slope_pp)
+        flops = 2 * (prompt_products(dev, PP_TOKENS) - L * layer_mm * PP_TOKENS) / (
+            PP_TOKENS / got["pp"] - L * slope_pp)
         pp_layer_s = max(slope_pp - 2 * layer_mm * PP_TOKENS / flops, 0.0)
         kernels = []
         for mix in MIXES:
             path = f16 if mix == "F16" else quantize(f16, work / f"small-{mix}.gguf", mix)
-            got, dev = (got, dev) if mix == "F16" else bench(spec, path, mix)
+            got, dev, base = f16_run if mix == "F16" else bench(spec, path, mix)
             decode_s = 1 / got["tg"] - L * layer_s
             prefill_s = PP_TOKENS / got["pp"] - L * pp_layer_s
             if decode_s <= 0 or prefill_s <= 0:
                 continue
-            # a prompt's mat-muls: every layer for every token, the LM head for the last
-            matmul = (dev.params - dev.output_params) * PP_TOKENS + dev.output_params
-            kernels.append((mix_base(mix), dev.read_bytes / decode_s, 2 * matmul / prefill_s))
+            kernels.append((base, dev.read_bytes / decode_s,
+                            2 * prompt_products(dev, PP_TOKENS) / prefill_s))
             if mix != "F16":
                 path.unlink()
     day = datetime.now(UTC).date().isoformat()
     return EngineCpu(layer_s=layer_s, pp_layer_s=pp_layer_s, kernels=tuple(kernels),
                      source=f"measured with the llama.cpp built here, {day}")
-
-
-def mix_base(mix: str) -> str:
-    from rigscope.catalog import gguf_mixes
-
-    return gguf_mixes()[mix].base
 
 
 def to_json(e: EngineCpu) -> dict[str, object]:

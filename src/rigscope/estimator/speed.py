@@ -119,6 +119,12 @@ def measured_kernel(dev: Accelerator, est: MemoryEstimate) -> tuple[float, float
     return dev.engine.kernel(est.quant.base or "F16")
 
 
+def prompt_products(use: DeviceUse, n_tokens: int) -> float:
+    """Weights an n-token prompt multiplies on this device, as llama.cpp computes a prompt:
+    every layer's for every token, the LM head's for the last token only."""
+    return (use.params - use.output_params) * n_tokens + use.output_params
+
+
 def layer_seconds(dev: Accelerator, p: SpeedParams) -> float:
     """Fixed cost per layer of a decode token: measured on this CPU, else the backend's."""
     return dev.engine.layer_s if dev.engine is not None else p.layer_s.get(dev.backend, 50e-6)
@@ -284,10 +290,11 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
         if flops <= 0 or attn <= 0 or bw <= 0:
             return math.inf
         experts = expert_active_params(part.use, est)
-        dense = part.use.params - experts
-        if measured is not None:  # measured as llama.cpp works: the LM head for one token
-            dense -= part.use.output_params * (ub - 1) / ub
-        compute = 2 * ub * (dense / flops + experts / (
+        # measured rates count a prompt as llama.cpp computes it (the LM head for its last
+        # token); the fitted ones were fitted with the LM head for every token
+        dense = (prompt_products(part.use, ub) if measured else part.use.params * ub) \
+            - experts * ub
+        compute = 2 * (dense / flops + experts * ub / (
             flops * moe_efficiency(est, ub, part.dev.backend, p)))
         linear = n_ub * max(compute, touched / bw)
         attn_flops = (4 * m.heads * m.head_dim * part.use.layers
