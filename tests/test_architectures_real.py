@@ -15,13 +15,13 @@ import pytest
 
 from conftest import require_engine
 from rigscope.catalog import gguf_mixes
-from rigscope.estimator import estimate
+from rigscope.estimator import estimate, launch
 from rigscope.estimator.quantize import gguf_types
 from rigscope.llamacpp.probe import probe_buffers, quantize
 from rigscope.llamacpp.synth import write_gguf
 from rigscope.sources import resolve_model
 from rigscope.sources.hf import model_from_config
-from rigscope.specs import Accelerator, Rig
+from rigscope.specs import Accelerator, Offload, Rig
 from rigscope.system import local_cpu_features
 
 pytestmark = pytest.mark.slow
@@ -60,3 +60,26 @@ def test_llamacpp_loads_quantizes_and_allocates_as_estimated(
         assert cpu.kv_bytes / MIB == pytest.approx(caches, rel=0.01), (ctx, fa)
         assert cpu.compute_bytes / MIB == pytest.approx(total["compute"], rel=0.12), (ctx, fa)
         assert cpu.overhead_bytes / MIB == pytest.approx(total["output"], abs=0.01)
+
+
+def test_expert_overrides_on_the_cpu_report_the_predicted_buffers(
+        smollm2: Path, tmp_path: Path) -> None:
+    """llama-server started with rigscope's launch line (-ot experts=CPU) for a random-weight
+    MoE model on the CPU reports the buffers rigscope predicts for that placement: on a CPU
+    the override changes nothing, the experts are still repacked where the CPU repacks Q4_0
+    (CPU_REPACK as without it)."""
+    require_engine()
+    spec = model_from_config(CONFIGS["qwen3_moe"], id="qwen3_moe")
+    q4 = quantize(write_gguf(spec, tmp_path / "f16.gguf", smollm2), tmp_path / "q4.gguf",
+                  "Q4_0")
+    model = resolve_model(str(q4))
+    override = Offload(overrides=((r"\.ffn_(up|down|gate|gate_up)_(ch|)exps", "CPU"),))
+    moved = estimate(model, this_cpu(), context=512, batch=2, offload=override)
+    assert moved.fit is not None and moved.fit.override_tensors
+    args = launch.llama_server_args(moved)
+    extra = ["-ot", args[args.index("-ot") + 1]]
+    (reported,) = probe_buffers(q4, [(1024, True, "f16")], parallel=2, extra=extra)
+    (cpu,) = moved.devices
+    assert cpu.weights_bytes / MIB == pytest.approx(sum(reported["model"].values()), rel=0.01)
+    assert cpu.repacked_bytes / MIB == pytest.approx(reported["model"].get("CPU_REPACK", 0),
+                                                     rel=0.01, abs=0.01)

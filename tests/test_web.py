@@ -219,6 +219,9 @@ def test_the_page_renders_a_shared_link_and_follows_changes(server: str,
         assert decode.inner_text().startswith(decode_of("rtx-3090", "8192"))  # the CLI's
         assert "fits" in page.locator("#verdict").inner_text()
         assert page.locator("#memory tbody tr").count() == 2  # the GPU and host RAM
+        same = cli_json(capsys, "estimate", "llama-3-8b", "--quant", "Q4_K_M", "--gpu",
+                        "rtx-3090", "--context", "8192")
+        assert page.locator("#launch").inner_text() == same["launch"]["command"]
         page.fill("#context", "65536")
         page.locator("#context").dispatch_event("change")
         page.wait_for_function("() => document.querySelector('#verdict').textContent"

@@ -14,7 +14,7 @@ from rigscope.estimator.speed import estimate_speed
 from rigscope.estimator.speed_params import DEFAULT, flash_attn_default
 from rigscope.plan import MAX_GPUS, Plan, Tiers
 from rigscope.rigcost import DEFAULT_HOURS_PER_DAY, DEFAULT_KWH_USD
-from rigscope.specs import MemoryEstimate, ModelSpec, Rig, SpeedEstimate
+from rigscope.specs import MemoryEstimate, ModelSpec, Offload, Rig, SpeedEstimate
 from rigscope.system import resolve_rig
 
 Doc = contract.Doc
@@ -36,7 +36,7 @@ class _FromOptions:
             key = RENAMED.get(key, key)
             if key not in names:
                 continue
-            if key == "repack" and isinstance(value, str):
+            if key in ("repack", "cpu_moe") and isinstance(value, str):
                 value = value == "on"
             if isinstance(value, list):
                 value = tuple(value)
@@ -55,7 +55,15 @@ class ModelQuery(_FromOptions):
     flash_attn: str | None = None  # "on" | "off" | None (the build's default)
     engine_version: str | None = None
     repack: bool = True
-    outputs: str = "sequences"
+    outputs: str | None = None  # llama.cpp logits rows (None: the front end's own)
+    fit: str = "on"  # llama.cpp's --fit
+    fit_target: int = 1024  # MiB per device
+    fit_ctx: int = 4096
+    n_gpu_layers: str | None = None  # -ngl: a number, "auto" or "all"
+    tensor_split: str | None = None  # -ts 3,1
+    n_cpu_moe: int = 0
+    cpu_moe: bool = False
+    override_tensor: tuple[str, ...] = ()  # -ot PATTERN=BUFFER (comma lists too)
     gpus: tuple[str, ...] = ()
     cpu: str | None = None
     ram: str | None = None
@@ -83,12 +91,36 @@ class ModelQuery(_FromOptions):
         """estimate()'s and max_context()'s options for this query."""
         return {"quant": self.quant, "engine": self.engine, "kv_type": self.kv_type,
                 "flash_attn": self.flash(), "repack": self.repack, "outputs": self.outputs,
-                "mem_fraction": self.mem_fraction, "engine_version": self.engine_version}
+                "mem_fraction": self.mem_fraction, "engine_version": self.engine_version,
+                "offload": self.offload()}
+
+    def offload(self) -> Offload | None:
+        """llama.cpp's placement knobs as given (None: the front end's defaults)."""
+        if self.fit not in ("on", "off"):
+            raise RigscopeError(f"invalid --fit {self.fit!r}; valid: on, off")
+        ngl: int | None = None
+        if self.n_gpu_layers not in (None, "auto"):
+            ngl = 10**6 if self.n_gpu_layers == "all" else int(validate.number(
+                self.n_gpu_layers, "--n-gpu-layers", low=0, integer=True))
+        split = validate.number_list(self.tensor_split, "--tensor-split") \
+            if self.tensor_split else ()
+        overrides = []
+        for item in self.override_tensor:
+            for one in item.split(","):
+                pattern, eq, buf = one.strip().rpartition("=")
+                if not eq or not pattern or not buf:
+                    raise RigscopeError(f"invalid --override-tensor {one!r}; use "
+                                        "PATTERN=BUFFER, e.g. 'blk\\.[0-9]+\\.ffn_.*_exps=CPU'")
+                overrides.append((pattern, buf))
+        o = Offload(fit=self.fit == "on", fit_target_mib=self.fit_target, fit_ctx=self.fit_ctx,
+                    n_gpu_layers=ngl, tensor_split=split, n_cpu_moe=self.n_cpu_moe,
+                    cpu_moe=self.cpu_moe, overrides=tuple(overrides))
+        return None if o == Offload() else o
 
 
 @dataclass(frozen=True)
 class EstimateQuery(ModelQuery):
-    context: int = 4096
+    context: int | None = None  # None: the engine's default (llama.cpp: trained, fitted)
     batch: int = 1
     prompt_tokens: int = 512
     output_tokens: int = 128

@@ -22,12 +22,13 @@ from rigscope.catalog import (
 from rigscope.catalog import formats as weight_formats
 from rigscope.comparison import Comparison
 from rigscope.demo import DemoResult
+from rigscope.estimator.launch import launch
 from rigscope.evaluation.run import EvalRun
 from rigscope.plan import Option, Plan, Tiers
 from rigscope.records import Level, Run
 from rigscope.rigcost import RigCost
 from rigscope.sources import CatalogRow
-from rigscope.specs import DeviceUse, MemoryEstimate, ModelSpec, Rig, SpeedEstimate
+from rigscope.specs import DeviceUse, FitInfo, MemoryEstimate, ModelSpec, Rig, SpeedEstimate
 from rigscope.system import SystemInfo
 
 Doc = dict[str, Any]
@@ -87,10 +88,35 @@ def estimate_json(est: MemoryEstimate, speed: SpeedEstimate | None = None) -> Do
             "offloaded_bytes": est.offloaded_bytes,
             "max_sequences": est.max_sequences,
             "kv_capacity_tokens": est.kv_capacity_tokens,
+            "fit": fit_json(est.fit),
         },
+        "launch": launch_json(est),
         "speed": speed_json(speed),
         "basis": list(est.basis) + list(speed.basis if speed else ()),
     }
+
+
+def fit_json(f: FitInfo | None) -> Doc | None:
+    """llama.cpp's placement (null for other engines)."""
+    if f is None:
+        return None
+    return {"context": f.context, "context_reduced_from": f.context_reduced_from,
+            "method": f.method, "n_gpu_layers": f.n_gpu_layers,
+            "tensor_split": list(f.tensor_split),
+            "full_gpu_layers": list(f.full_gpu_layers),
+            "dense_only_gpu_layers": list(f.dense_only_gpu_layers),
+            "cpu_layers": list(f.cpu_layers),
+            "cpu_expert_layers": list(f.cpu_expert_layers),
+            "override_tensors": list(f.override_tensors)}
+
+
+def launch_json(est: MemoryEstimate) -> Doc:
+    """The command that starts the server the estimate describes."""
+    x = launch(est)
+    return {"engine": x.engine, "command": x.command, "llama_server": x.llama_server,
+            "ollama": None if x.ollama_env is None else {
+                "env": x.ollama_env, "modelfile": list(x.ollama_modelfile or ())},
+            "notes": list(x.notes)}
 
 
 def max_context_json(model: ModelSpec, rig: Rig, limits: list[tuple[int, int]]) -> Doc:

@@ -357,6 +357,10 @@ def _misfit(mem: MemoryEstimate) -> str:
     if mem.max_sequences is not None:  # paged engines: the pool is what the weights leave
         return (f"does not fit: {mem.engine.name}'s KV pool holds {mem.max_sequences} of "
                 f"{mem.batch} sequences of {mem.context} tokens")
+    f = mem.fit
+    if mem.runs and f is not None and f.cpu_expert_layers and not f.cpu_layers:
+        return (f"does not fit: runs only with the experts of {len(f.cpu_expert_layers)} of "
+                f"{mem.model.layers} layers in system RAM (llama.cpp --fit)")
     if mem.runs and mem.offloaded_layers:
         return (f"does not fit: {mem.offloaded_layers} of {mem.model.layers} layers would "
                 "spill to system RAM")

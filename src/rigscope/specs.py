@@ -422,6 +422,7 @@ class DeviceUse:
     kv_token_bytes: int = 0  # KV bytes per token of context in full-attention layers
     swa_token_bytes: int = 0  # the same in sliding-window layers (read up to the window)
     state_read_bytes: int = 0  # recurrent state a token reads and writes (Mamba layers)
+    split_layers: int = 0  # layers whose tensors this part shares with another device
 
     @property
     def used_bytes(self) -> int:
@@ -435,6 +436,43 @@ class DeviceUse:
     @property
     def fits(self) -> bool:
         return self.resident_bytes <= self.capacity_bytes
+
+
+@dataclass(frozen=True)
+class Offload:
+    """llama.cpp's placement knobs, as llama-server takes them (defaults: its own)."""
+
+    fit: bool = True  # --fit (on by default since late 2025)
+    fit_target_mib: int = 1024  # --fit-target: free memory fit leaves on each device
+    fit_ctx: int = 4096  # --fit-ctx: the least context fit reduces to
+    n_gpu_layers: int | None = None  # -ngl (None: auto, all layers unless fit moves them)
+    tensor_split: tuple[float, ...] = ()  # -ts (empty: in proportion to free memory)
+    n_cpu_moe: int = 0  # --n-cpu-moe: experts of the first N layers in host memory
+    cpu_moe: bool = False  # --cpu-moe: every layer's experts in host memory
+    overrides: tuple[tuple[str, str], ...] = ()  # -ot PATTERN=BUFFER, in order
+
+    @property
+    def user_set(self) -> bool:
+        """Whether the user placed weights themselves (fit then only reduces context)."""
+        return bool(self.n_gpu_layers is not None or self.tensor_split or self.n_cpu_moe
+                    or self.cpu_moe or self.overrides)
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """Where llama.cpp puts each layer, and the context it runs with."""
+
+    context: int
+    context_reduced_from: int | None  # the trained context fit reduced (None: not reduced)
+    n_gpu_layers: int
+    tensor_split: tuple[int, ...]  # layers per GPU, as fit writes -ts
+    full_gpu_layers: tuple[int, ...]  # every tensor on a GPU
+    dense_only_gpu_layers: tuple[int, ...]  # attention and dense weights on a GPU, some
+    # expert tensors in host memory
+    cpu_layers: tuple[int, ...]  # wholly in host memory (below -ngl)
+    cpu_expert_layers: tuple[int, ...]  # layers with expert tensors in host memory
+    override_tensors: tuple[str, ...]  # -ot PATTERN=BUFFER that realize it
+    method: str  # "fit", "fit: context only", "user", "all layers"
 
 
 @dataclass(frozen=True)
@@ -452,6 +490,8 @@ class Request:
     outputs: str = "sequences"  # llama.cpp: logits rows reserved (see memory.logits_rows)
     mem_fraction: float | None = None  # the engine's own memory knob (None: its default)
     engine_version: str | None = None  # vLLM: 0.7.1 (V0) or later (V1)
+    offload: Offload = field(default_factory=Offload)  # llama.cpp's placement knobs
+    context_auto: bool = False  # no context given: the engine chooses (llama.cpp: trained)
 
 
 @dataclass(frozen=True)
@@ -469,6 +509,7 @@ class MemoryEstimate:
     max_sequences: int | None = None  # paged engines: sequences of `context` the pool holds
     kv_capacity_tokens: int | None = None  # paged engines: the pool in tokens, as printed
     basis: tuple[str, ...] = field(default=())
+    fit: FitInfo | None = None  # llama.cpp: the placement and the context it chose
 
     @property
     def model(self) -> ModelSpec:

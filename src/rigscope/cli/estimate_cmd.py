@@ -10,6 +10,7 @@ from rigscope.cli.options import (
     Tokens,
     echo_json,
     model_options,
+    offload_options,
     rig_options,
 )
 
@@ -20,8 +21,11 @@ if TYPE_CHECKING:
 @click.command("estimate")
 @click.argument("model")
 @model_options
-@click.option("--context", default="4096", show_default=True, type=Tokens(),
-              help="Tokens of KV cache per sequence (8192, 8k, 32k).")
+@offload_options
+@click.option("--context", default=None, type=Tokens(),
+              help="Tokens of KV cache per sequence (8192, 8k, 32k; default: llama.cpp the "
+                   "model's trained context, reduced by --fit as llama-server does; Ollama "
+                   "4k/32k/256k by GPU memory; other engines 4096).")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1, 65536),
               help="Parallel sequences.")
 @click.option("--prompt-tokens", default=512, show_default=True, type=click.IntRange(min=0),
@@ -41,24 +45,11 @@ if TYPE_CHECKING:
 @click.option("--rig", "rig_name", help="A calibrated rig profile (rigscope calibrate): its "
               "hardware, unless --gpu/--cpu say otherwise, and its speed constants.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the contract).")
-def estimate_cmd(model: str, quant: str | None, engine: str, mem_fraction: float | None,
-                 kv_type: str,
-                 flash_attn: str | None, engine_version: str | None, repack: str,
-                 outputs: str, context: int, batch: int,
-                 prompt_tokens: int, output_tokens: int, depth: int, disk: str, network: str,
-                 gpus: tuple[str, ...], cpu: str | None, ram: str | None, cpu_isa: str | None,
-                 nodes: int, interconnect: str | None, rig_name: str | None,
-                 as_json: bool) -> None:
+def estimate_cmd(model: str, as_json: bool, **options: object) -> None:
     """Memory and speed of MODEL (catalog id, Hub repo, config.json, model dir or .gguf)."""
     from rigscope.answers import EstimateQuery, estimate_answer
 
-    spec, est, speed = estimate_answer(EstimateQuery.from_options(
-        model=model, quant=quant, engine=engine, kv_type=kv_type, flash_attn=flash_attn,
-        engine_version=engine_version, repack=repack, outputs=outputs, gpus=gpus,
-        cpu=cpu, ram=ram, cpu_isa=cpu_isa, mem_fraction=mem_fraction, nodes=nodes,
-        interconnect=interconnect, context=context, batch=batch,
-        prompt_tokens=prompt_tokens, output_tokens=output_tokens, depth=depth, disk=disk,
-        network=network, rig_name=rig_name))
+    spec, est, speed = estimate_answer(EstimateQuery.from_options(model=model, **options))
     warn_assumptions(spec)
     if as_json:
         from rigscope.contract import estimate_json
@@ -80,25 +71,17 @@ def warn_assumptions(spec: ModelSpec) -> None:
 @click.command("max-context")
 @click.argument("model")
 @model_options
+@offload_options
 @click.option("--batch", "batches", default="1,2,4,8,16", show_default=True,
               help="Parallel sequences to try, comma-separated.")
 @rig_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def max_context_cmd(model: str, quant: str | None, engine: str,
-                    mem_fraction: float | None, kv_type: str,
-                    flash_attn: str | None, engine_version: str | None, repack: str,
-                    outputs: str, batches: str,
-                    gpus: tuple[str, ...], cpu: str | None, ram: str | None,
-                    cpu_isa: str | None, nodes: int, interconnect: str | None,
-                    as_json: bool) -> None:
+def max_context_cmd(model: str, batches: str, as_json: bool, **options: object) -> None:
     """Largest context that fits, for each number of parallel sequences."""
     from rigscope.answers import ModelQuery, batches_of, max_context_answer
 
-    spec, rig, limits = max_context_answer(ModelQuery.from_options(
-        model=model, quant=quant, engine=engine, kv_type=kv_type, flash_attn=flash_attn,
-        engine_version=engine_version, repack=repack, outputs=outputs, gpus=gpus,
-        cpu=cpu, ram=ram, cpu_isa=cpu_isa, mem_fraction=mem_fraction, nodes=nodes,
-        interconnect=interconnect), batches_of(batches))
+    spec, rig, limits = max_context_answer(ModelQuery.from_options(model=model, **options),
+                                           batches_of(batches))
     warn_assumptions(spec)
     if as_json:
         from rigscope.contract import max_context_json

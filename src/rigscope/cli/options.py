@@ -105,11 +105,11 @@ def rig_options(f: F) -> F:
 
 
 def model_options(f: F) -> F:
-    f = click.option("--outputs", type=click.Choice(["sequences", "ubatch"]),
-                     default="sequences", show_default=True,
+    f = click.option("--outputs", type=click.Choice(["sequences", "ubatch"]), default=None,
                      help="llama.cpp logits reserved in the compute buffer: one row per "
-                          "sequence (llama-server, 2026 builds) or a whole ubatch (llama-bench, "
-                          "llama-cli, llama-cpp-python, older builds).")(f)
+                          "sequence (llama-server, 2026 builds; the default) or a whole "
+                          "ubatch (llama-bench, llama-cli, older builds; the default for "
+                          "--engine llama-cpp-python).")(f)
     f = click.option("--repack", type=click.Choice(["on", "off"]), default="on",
                      show_default=True,
                      help="llama.cpp on the CPU: repack weights as the build does (off: "
@@ -134,6 +134,34 @@ def model_options(f: F) -> F:
     f = click.option("--quant", default=None,
                      help="Q4_K_M, Q8_0, F16, ... or AWQ, GPTQ, FP8, NF4, MLX-4BIT "
                           "(default: the GGUF's own, else the engine's usual).")(f)
+    return f
+
+
+def offload_options(f: F) -> F:
+    """llama.cpp's placement flags, named as llama-server names them."""
+    f = click.option("--override-tensor", "-ot", "override_tensor", multiple=True,
+                     metavar="PATTERN=BUFFER",
+                     help="Tensors whose name matches the regex go to BUFFER (CPU, CUDA0, "
+                          "...); repeatable or comma-separated, first match wins.")(f)
+    f = click.option("--cpu-moe", is_flag=True, default=False,
+                     help="Every layer's expert tensors in system RAM.")(f)
+    f = click.option("--n-cpu-moe", type=click.IntRange(0, 100000), default=0, metavar="N",
+                     help="Expert tensors of the first N layers in system RAM.")(f)
+    f = click.option("--tensor-split", "-ts", "tensor_split", metavar="A,B,...",
+                     help="Layers per GPU in these proportions (default: by free memory).")(f)
+    f = click.option("--n-gpu-layers", "-ngl", "n_gpu_layers", metavar="N|auto|all",
+                     help="Layers on the GPUs, counted from the last (default auto: all, "
+                          "unless --fit moves some).")(f)
+    f = click.option("--fit-ctx", type=click.IntRange(1, 2**24), default=4096, show_default=True,
+                     help="The least context --fit reduces to when no --context is given.")(f)
+    f = click.option("--fit-target", type=click.IntRange(0, 2**24), default=1024,
+                     show_default=True, metavar="MIB",
+                     help="Memory --fit leaves free on each GPU.")(f)
+    f = click.option("--fit", type=click.Choice(["on", "off"]), default="on",
+                     show_default=True,
+                     help="llama.cpp's --fit: context, then experts (MoE) or layers moved to "
+                          "system RAM until each GPU keeps --fit-target free; off: every layer "
+                          "on the GPUs unless -ngl/-ot say otherwise.")(f)
     return f
 
 

@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from rigscope.estimator.launch import launch
 from rigscope.specs import DeviceUse, MemoryEstimate, SpeedEstimate
 from rigscope.units import format_bytes
 
@@ -16,6 +18,11 @@ def verdict(est: MemoryEstimate) -> str:
         return "[bold green]fits[/]: everything on the " + (
             "accelerators" if est.rig.devices else "CPU"
         )
+    f = est.fit
+    if est.runs and f is not None and f.cpu_expert_layers and not f.cpu_layers:
+        return (f"[bold yellow]experts in RAM[/]: every layer's attention and dense weights "
+                f"on the GPUs, expert tensors of {len(f.cpu_expert_layers)} of "
+                f"{est.model.layers} layers ({format_bytes(est.offloaded_bytes)}) in system RAM")
     if est.runs:
         return (f"[bold yellow]spills[/]: {est.offloaded_layers} of {est.model.layers} layers "
                 f"({format_bytes(est.offloaded_bytes)}) run from system RAM")
@@ -79,3 +86,9 @@ def print_estimate(
     con.print("[dim]basis:[/]")
     for line in (*est.basis, *(speed.basis if speed else ())):
         con.print(f"  [dim]-[/] {line}", highlight=False)
+    x = launch(est)
+    for note in x.notes:
+        con.print(Text.assemble(("note: ", "dim"), note))
+    if x.llama_server and x.llama_server != x.command:
+        con.print(Text.assemble(("llama-server: ", "dim"), x.llama_server), soft_wrap=True)
+    con.print(Text.assemble(("launch: ", "bold"), x.command), soft_wrap=True)

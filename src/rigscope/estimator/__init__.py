@@ -14,7 +14,7 @@ from rigscope.catalog import lookup_quant
 from rigscope.errors import RigscopeError, unknown
 from rigscope.estimator import llamacpp, mlx, paged, transformers
 from rigscope.estimator.engines import get_engine
-from rigscope.specs import Engine, MemoryEstimate, ModelSpec, Quant, Request, Rig
+from rigscope.specs import Engine, MemoryEstimate, ModelSpec, Offload, Quant, Request, Rig
 
 __all__ = ["DEFAULT_CONTEXT", "OUTPUTS", "Request", "estimate", "max_context", "place",
            "resolve_quant"]
@@ -64,9 +64,10 @@ def estimate(
     kv_type: str = "f16",
     flash_attn: bool | None = None,
     repack: bool = True,
-    outputs: str = "sequences",
+    outputs: str | None = None,
     mem_fraction: float | None = None,
     engine_version: str | None = None,
+    offload: Offload | None = None,
 ) -> MemoryEstimate:
     """Memory per device for `model` on `rig`: weights, KV cache, compute, overhead, fit.
 
@@ -74,21 +75,29 @@ def estimate(
     context: KV tokens reserved per sequence; batch: sequences decoding together;
     flash_attn: llama.cpp's flash attention (default on, as its '-fa auto' decides);
     repack: llama.cpp's CPU weight repacking where the build does it; outputs: logits rows
-    llama.cpp reserves ("sequences" as llama-server does, "ubatch" as llama-bench does).
+    llama.cpp reserves ("sequences" as llama-server does, "ubatch" as llama-bench does);
+    offload: llama.cpp's placement knobs (default: llama-server's --fit). With no context
+    llama.cpp takes the model's trained one (and --fit may reduce it), Ollama its own
+    default by GPU memory, other engines DEFAULT_CONTEXT.
     """
     eng = get_engine(engine)
     q, model = resolve_quant(quant, eng, model)
-    ctx = DEFAULT_CONTEXT if context is None else context
+    ctx = default_context(model, eng, rig) if context is None else context
     if ctx <= 0:
         raise RigscopeError(f"invalid context {ctx}; must be positive")
     if batch <= 0:
         raise RigscopeError(f"invalid batch {batch}; must be positive")
+    if outputs is None:  # llama-cpp-python's Llama reserves logits for a whole ubatch
+        outputs = "ubatch" if eng.name == "llama-cpp-python" else "sequences"
     if outputs not in OUTPUTS:
         raise unknown("outputs", outputs, OUTPUTS)
+    if offload is None and eng.name == "llama-cpp-python":
+        offload = Offload(fit=False)  # it calls no fit (common/ is llama.cpp's tools')
     req = Request(model=model, quant=q, engine=eng, context=ctx, batch=batch,
                   kv_type=kv_type.lower(), flash_attn=True if flash_attn is None else flash_attn,
                   repack=repack, outputs=outputs, mem_fraction=mem_fraction,
-                  engine_version=engine_version)
+                  engine_version=engine_version, offload=offload or Offload(),
+                  context_auto=context is None and eng.name == "llama.cpp")
     est = place(req, rig)
     notes = []
     if quant is None and model.checkpoint_format == q.name and eng.family != "llama.cpp":
@@ -96,12 +105,37 @@ def estimate(
     notes.extend((*model.warnings, *model.notes))
     if eng.name in ("ollama", "llama-cpp-python"):
         notes.append(f"{eng.name} runs llama.cpp: llama.cpp's memory rules apply")
+    if eng.name == "llama-cpp-python":
+        notes.append("llama-cpp-python: no --fit; every layer on the GPUs as with "
+                     "n_gpu_layers=-1 (its default 0 keeps them all on the CPU); logits "
+                     "reserved for a whole ubatch" + (f"; n_ctx {LLAMA_CPP_PYTHON_CONTEXT}, "
+                                                      "its server's default"
+                                                      if context is None else ""))
     if eng.family == "llama.cpp" and flash_attn is None:
         notes.append("flash attention on, as llama-server's default '-fa auto' turns it on "
                      "(--flash-attn off for builds before mid-2025)")
     if model.max_context and ctx > model.max_context:
         notes.append(f"context {ctx} exceeds the model's trained {model.max_context}")
     return dataclasses.replace(est, basis=est.basis + tuple(notes))
+
+
+# Ollama's default context by total GPU memory (docs/context-length.mdx, ollama@948f693:
+# under 24 GiB 4k, 24-48 GiB 32k, 48 GiB and more 256k), capped at the trained context
+OLLAMA_CONTEXTS = ((48 * 2**30, 262144), (24 * 2**30, 32768), (0, 4096))
+LLAMA_CPP_PYTHON_CONTEXT = 2048  # llama_cpp.server's n_ctx default (settings.py)
+
+
+def default_context(model: ModelSpec, eng: Engine, rig: Rig) -> int:
+    """The context an engine reserves when none is asked for."""
+    if eng.name == "llama-cpp-python":
+        return LLAMA_CPP_PYTHON_CONTEXT
+    if eng.name == "ollama":
+        vram = sum(d.memory_bytes for d in rig.devices)
+        ctx = next(c for floor, c in OLLAMA_CONTEXTS if vram >= floor)
+        return min(ctx, model.max_context or ctx)
+    if eng.family == "llama.cpp":
+        return model.max_context or DEFAULT_CONTEXT
+    return DEFAULT_CONTEXT
 
 
 def max_context(

@@ -1,19 +1,459 @@
-"""llama.cpp's placement (and Ollama's, which runs it): layers over GPUs, spills to RAM."""
+"""llama.cpp's placement (and Ollama's, which runs it): its --fit, -ngl, -ts and -ot.
+
+A placement assigns every weight tensor to a buffer (a GPU or host memory) and every layer's
+KV cache to the layer's device. llama-server's default `--fit` (common/fit.cpp of the built
+tree) chooses it: the trained context reduced toward --fit-ctx when no -c is given, then
+layers filled back to front with a MoE model's expert tensors in host memory, then those
+layers made whole front to back while every device keeps --fit-target MiB free.
+`Placer.fit` follows those steps with rigscope's memory model in place of llama.cpp's test
+allocations; llama.cpp's false-position search stops at the most layers that fit, which a
+bisection finds too.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 
 from rigscope.errors import RigscopeError
 from rigscope.estimator import memory as mem
 from rigscope.estimator.common import RUNTIME_OVERHEAD, result, weights_basis
 from rigscope.estimator.repack import describe
-from rigscope.specs import DeviceUse, MemoryEstimate, Request, Rig
-from rigscope.units import format_bytes
+from rigscope.specs import DeviceUse, FitInfo, MemoryEstimate, Request, Rig
+from rigscope.units import MIB, format_bytes
+
+HOST = -1  # the buffer index of host memory
+
+# What fit moves to the next buffer for a layer, by "fraction" (common/fit.cpp): "moe" the
+# expert tensors; for the first partial layer of a device also "attn" (every FFN tensor),
+# "up" (all but ffn_up*) or "gate" (ffn_down* only).
+FRACTIONS = {
+    "moe": r"ffn_(up|down|gate_up|gate)_(ch|)exps",
+    "attn": r"ffn_(gate|up|gate_up|down)",
+    "up": r"ffn_(gate|gate_up|down)",
+    "gate": r"ffn_down",
+}
+_FRACTION_RE = {k: re.compile(v) for k, v in FRACTIONS.items()}
+EXPS_REGEX = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"  # --cpu-moe, --n-cpu-moe (common.h)
+OP_OFFLOAD_MIN_BATCH = 32  # GPU backends run host-weight ops of batches this large
+OP_OFFLOAD_COPIES = 2  # host weight copies the GPU compute buffer holds at once
+
+
+@dataclass(frozen=True)
+class Config:
+    """One placement: layers per GPU (front to back, the last holds the output layer) and
+    tensor overrides: fit's per-layer ones, then the user's regexes."""
+
+    ngl: int
+    split: tuple[float, ...]  # -ts weights per GPU (layer counts when fit chose them)
+    partial: tuple[tuple[int, str, int], ...] = ()  # (layer, fraction, buffer)
+
+
+@dataclass(frozen=True)
+class Layout:
+    config: Config
+    context: int
+    assign: list[int]  # device per layer 0..L (L: the output layer); HOST below -ngl
+    buffers: list[int]  # buffer per tensor part
+    devices: list[DeviceUse]
+    host: DeviceUse
+
+    @property
+    def ok(self) -> bool:
+        return all(d.fits for d in self.devices) and self.host.fits
+
+
+class Placer:
+    """llama.cpp's placement of one request on one rig."""
+
+    def __init__(self, req: Request, rig: Rig) -> None:
+        self.req, self.rig = req, rig
+        self.model = req.model
+        self.L = req.model.layers
+        self.lw = mem.layer_weights(req.model, req.quant)
+        self.parts = mem.tensor_parts(req.model, req.quant)
+        self.gpus = list(rig.devices)
+        self.caps = [g.usable_bytes for g in self.gpus]
+        self.margin = req.offload.fit_target_mib * MIB
+        self.frac = [frozenset(k for k, r in _FRACTION_RE.items() if r.search(p.name))
+                     for p in self.parts]
+        self.user = [self._user_buffer(p.name) for p in self.parts]
+        self.matmul = [mem.is_matmul_weight(p.name) for p in self.parts]
+
+    # --- the user's knobs ------------------------------------------------------------------
+
+    def user_overrides(self) -> list[tuple[str, str]]:
+        o = self.req.offload
+        out = list(o.overrides)
+        if o.cpu_moe:
+            out.append((EXPS_REGEX, "CPU"))
+        out += [(f"blk\\.{i}{EXPS_REGEX}", "CPU") for i in range(min(o.n_cpu_moe, self.L))]
+        return out
+
+    def _user_buffer(self, name: str) -> int | None:
+        for pattern, buf in self._compiled():
+            if pattern.search(name):
+                return buf
+        return None
+
+    def _compiled(self) -> list[tuple[re.Pattern[str], int]]:
+        if not hasattr(self, "_patterns"):
+            out = []
+            for pattern, buf in self.user_overrides():
+                try:
+                    rx = re.compile(pattern)
+                except re.error as e:
+                    raise RigscopeError(f"invalid --override-tensor pattern {pattern!r}: {e}"
+                                        ) from None
+                out.append((rx, self._buffer_index(buf)))
+            self._patterns = out
+        return self._patterns
+
+    def _buffer_index(self, name: str) -> int:
+        """-ot's buffer: CPU, or a GPU by its backend name and index (CUDA0, ROCm1, ...)."""
+        if name.upper() == "CPU":
+            return HOST
+        m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
+        valid = ["CPU", *(f"{self._backend_name()}{i}" for i in range(len(self.gpus)))]
+        if m and int(m.group(2)) < len(self.gpus):
+            return int(m.group(2))
+        raise RigscopeError(f"unknown buffer {name!r} in --override-tensor; valid here: "
+                            + ", ".join(valid))
+
+    def _backend_name(self) -> str:
+        b = self.gpus[0].backend if self.gpus else "cpu"
+        return {"cuda": "CUDA", "rocm": "ROCm", "metal": "MTL", "vulkan": "Vulkan",
+                "sycl": "SYCL"}.get(b, b.upper())
+
+    # --- one placement's memory ---------------------------------------------------------------
+
+    def default_config(self) -> Config:
+        o = self.req.offload
+        ngl = self.L + 1 if o.n_gpu_layers is None or o.n_gpu_layers < 0 else o.n_gpu_layers
+        split = o.tensor_split or tuple(float(c) for c in self.caps)
+        if o.tensor_split and len(o.tensor_split) != len(self.gpus):
+            raise RigscopeError(f"--tensor-split has {len(o.tensor_split)} values for "
+                                f"{len(self.gpus)} GPUs; give one per GPU")
+        return Config(min(ngl, self.L + 1), split)
+
+    def layout(self, cfg: Config, context: int) -> Layout:
+        req, m, L = self.req, self.model, self.L
+        assign = layer_devices(L, cfg.split, cfg.ngl)
+        partial = {il: (frac, buf) for il, frac, buf in cfg.partial}
+        n = len(self.gpus)
+        buffers = []
+        for i, p in enumerate(self.parts):
+            if p.layer == -1:
+                b = HOST  # token embeddings stay in host memory
+            elif p.layer == -2:
+                b = 0 if n and assign[0] == 0 else HOST
+            elif self.user[i] is not None:
+                b = self.user[i]  # type: ignore[assignment]
+            elif p.layer in partial and partial[p.layer][0] in self.frac[i]:
+                b = partial[p.layer][1]
+            else:
+                b = assign[p.layer]
+            buffers.append(b)
+        kv_layer = mem.llamacpp_kv_bytes_by_layer(m, context, req.batch, req.kv_type)
+        pipeline = n > 1 and assign[0] >= 0 and not self._compiled() and not cfg.partial
+        # GPU backends compute big batches of host-held weights themselves (op offload):
+        # the first GPU's compute buffer holds copies of the largest ones
+        host_w = [p.nbytes for p, b, mm in zip(self.parts, buffers, self.matmul, strict=True)
+                  if b == HOST and mm and p.layer >= 0]
+        offload = (OP_OFFLOAD_COPIES * max(host_w)
+                   if host_w and n and not self.rig.unified
+                   and mem.ubatch(context, req.batch) >= OP_OFFLOAD_MIN_BATCH else 0)
+        devices = []
+        for d, g in enumerate(self.gpus):
+            layers = [il for il in range(L) if assign[il] == d]
+            has_output = assign[L] == d
+            compute = 0
+            if layers or has_output:
+                compute = mem.llamacpp_compute_bytes(
+                    m, context, req.batch, req.flash_attn, has_output=has_output,
+                    has_layers=bool(layers), pipeline=pipeline, outputs=req.outputs)
+            if d == 0:
+                compute += offload
+            devices.append(self._use(
+                g.id, self.caps[d], d, buffers, assign, kv_layer, compute,
+                RUNTIME_OVERHEAD[g.backend]))
+        cpu_layers = [il for il in range(L) if assign[il] == HOST]
+        if cpu_layers or assign[L] == HOST:
+            host_compute = mem.llamacpp_compute_bytes(
+                m, context, req.batch, req.flash_attn, has_output=assign[L] == HOST,
+                has_layers=bool(cpu_layers), outputs=req.outputs)
+        else:
+            host_compute = mem.llamacpp_host_compute_bytes(m, context, req.batch, pipeline)
+        host_cap = self.rig.host.memory_bytes
+        if self.rig.unified:  # one pool: the host part gets what the GPU part leaves
+            host_cap = max(host_cap - sum(x.used_bytes for x in devices), 0)
+        # CPU-held weights of a GPU rig go to the GPU backend's host buffer or the plain CPU
+        # one, neither of which repacks (--no-host would change that): no copy
+        host = self._use("host", host_cap, HOST, buffers, assign, kv_layer, host_compute,
+                         mem.output_buffer_bytes(m, req.batch))
+        return Layout(cfg, context, assign, buffers, devices, host)
+
+    def _use(self, dev_id: str, cap: int, d: int, buffers: list[int], assign: list[int],
+             kv_layer: list[int], compute: int, overhead: int) -> DeviceUse:
+        m, a, L = self.model, self.model.architecture, self.L
+        here = [p for p, b in zip(self.parts, buffers, strict=True) if b == d]
+        layers = sorted({p.layer for p in here if 0 <= p.layer < L})
+        elsewhere = {p.layer for p, b in zip(self.parts, buffers, strict=True)
+                     if b != d and 0 <= p.layer < L}
+        kv_layers = [il for il in range(L) if assign[il] == d]
+        kv = self.req.kv_type
+        full = sum(mem.kv_cell_bytes(m, kv, il) for il in kv_layers if not a.is_swa(il))
+        swa = sum(mem.kv_cell_bytes(m, kv, il) for il in kv_layers if a.is_swa(il))
+        out = [p for p in here if p.layer == L]
+        return DeviceUse(
+            id=dev_id, capacity_bytes=cap, weights_bytes=sum(p.nbytes for p in here),
+            kv_bytes=sum(kv_layer[il] for il in kv_layers), compute_bytes=compute,
+            overhead_bytes=overhead, layers=len(layers),
+            read_bytes=sum(p.active for p in here if p.layer >= 0),
+            routed_bytes=sum(p.nbytes for p in here if p.routed),
+            routed_params=sum(p.routed_params for p in here),
+            moe_layers=len({p.layer for p in here if p.routed}),
+            params=sum(p.params for p in here),
+            output_params=sum(p.params for p in out),
+            kv_token_bytes=full, swa_token_bytes=swa,
+            state_read_bytes=sum(mem.recurrent_state_bytes(m, 1, il) for il in kv_layers),
+            split_layers=sum(1 for il in layers if il in elsewhere),
+        )
+
+    # --- llama.cpp's --fit --------------------------------------------------------------------
+
+    def used(self, lay: Layout) -> list[int]:
+        """What llama.cpp projects per GPU: its buffers, not the runtime's own memory."""
+        return [d.used_bytes - d.overhead_bytes for d in lay.devices]
+
+    def free(self) -> list[int]:
+        """Free memory per GPU as the driver reports it once the runtime is up."""
+        return [c - RUNTIME_OVERHEAD[g.backend] for c, g in zip(self.caps, self.gpus,
+                                                                strict=True)]
+
+    def fit(self) -> tuple[Layout, str, int | None]:
+        """The placement and context llama-server would run with: (layout, method, the
+        context it was reduced from)."""
+        req, o = self.req, self.req.offload
+        cfg = self.default_config()
+        ctx = req.context
+        lay = self.layout(cfg, ctx)
+        unchanged = "user" if o.user_set else "fit: no changes"
+        if not o.fit:
+            return lay, "user" if o.user_set else "all layers", None
+        nd = len(self.gpus)
+        if nd == 0:
+            cap = self.rig.host.memory_bytes
+            if cap - lay.host.resident_bytes >= self.margin or not req.context_auto:
+                return lay, unchanged, None
+        else:
+            free, used = self.free(), self.used(lay)
+            if all(f - u >= self.margin for f, u in zip(free, used, strict=True)):
+                return lay, unchanged, None
+        reduced_from = None
+        # step 2: a smaller context, when none was given and the total falls short
+        if req.context_auto and ctx > o.fit_ctx and self._short(lay):
+            new, enough = self._reduce_context(cfg, ctx)
+            reduced_from = ctx if new < ctx else None
+            ctx = new
+            lay = self.layout(cfg, ctx)
+            if nd <= 1 and enough:
+                return lay, "fit: context", reduced_from
+        if nd == 0 or o.user_set:
+            return lay, "fit: context only" if reduced_from else "user", reduced_from
+        return self._fill(ctx), "fit", reduced_from
+
+    def _short(self, lay: Layout) -> bool:
+        """Whether all devices together lack memory for their targets."""
+        if not self.gpus:
+            return self.rig.host.memory_bytes - lay.host.resident_bytes < self.margin
+        return sum(self.free()) - sum(self.used(lay)) < len(self.gpus) * self.margin
+
+    def _reduce_context(self, cfg: Config, ctx_max: int) -> tuple[int, bool]:
+        """Step 2 of fit: interpolate linearly between the least and the full context;
+        whether the interpolation says it is enough."""
+        o, nd = self.req.offload, len(self.gpus)
+        ctx_min = o.fit_ctx
+
+        def total(ctx: int) -> tuple[int, int]:
+            lay = self.layout(cfg, ctx)
+            if nd == 0:
+                return lay.host.resident_bytes, self.rig.host.memory_bytes - self.margin
+            return sum(self.used(lay)), sum(self.free()) - nd * self.margin
+
+        used_max, target = total(ctx_max)
+        if nd > 1:  # whole layers (or tensors) per device waste about half of one each
+            model = sum(d.weights_bytes for d in self.layout(cfg, ctx_max).devices)
+            per_layer = model // self.L
+            target -= (nd + 1) * per_layer // (6 if self.model.experts else 2)
+        used_min, _ = total(ctx_min)
+        if target <= used_min or used_max <= used_min:
+            return ctx_min, False
+        ctx = ctx_min + (ctx_max - ctx_min) * (target - used_min) // (used_max - used_min)
+        return max(ctx - ctx % 256, ctx_min), True
+
+    def _fill(self, ctx: int) -> Layout:
+        """Steps 3 and 4 of fit: dense(-only) layers back to front, then, for a MoE model
+        whose dense weights all fit, whole layers front to back."""
+        nd, hp = len(self.gpus), self.L
+        moe = self.model.experts > 0
+        targets = [f - self.margin for f in self.free()]
+        n_layer, n_part = [0] * nd, [0] * nd
+        over_type = ["moe"] * nd
+        over_buf = [HOST] * nd
+
+        def config(nl: list[int], npart: list[int], types: list[str], bufs: list[int]
+                   ) -> Config:
+            ngl = sum(nl)
+            il0 = hp + 1 - ngl
+            partial = []
+            for d in range(nd):
+                il0 += nl[d] - npart[d]
+                for il in range(il0, il0 + npart[d]):
+                    first = il == il0
+                    partial.append((il, types[d] if first else "moe",
+                                    bufs[d] if first else HOST))
+                il0 += npart[d]
+            return Config(ngl, tuple(float(x) for x in nl), tuple(partial))
+
+        def memory(nl: list[int], npart: list[int], types: list[str], bufs: list[int]
+                   ) -> list[int]:
+            return self.used(self.layout(config(nl, npart, types, bufs), ctx))
+
+        surplus_dense = 0
+        if moe:  # every expert tensor in host memory
+            cpu_moe = Config(hp + 1, tuple(float(c) for c in self.caps),
+                             tuple((il, "moe", HOST) for il in range(hp)))
+            used = self.used(self.layout(cpu_moe, ctx))
+            surplus_dense = sum(f - u - self.margin
+                                for f, u in zip(self.free(), used, strict=True))
+        def trial(d: int, k: int, nl: list[int], npart: list[int]
+                  ) -> tuple[list[int], list[int]]:
+            """Device d given k layers, the ones below it unchanged."""
+            nl, npart = list(nl), list(npart)
+            nl[d] = k
+            if moe:
+                npart[d] = k if d < nd - 1 else max(k - 1, 0)
+            return nl, npart
+
+        def convert(d: int, k: int, nl: list[int], npart: list[int], s: int
+                    ) -> tuple[list[int], list[int], int]:
+            """k partial layers, from device s on, made whole layers of device d."""
+            nl, npart, done = list(nl), list(npart), 0
+            while s < nd:
+                c = min(k - done, npart[s])
+                nl[s] -= c
+                npart[s] -= c
+                nl[d] += c
+                done += c
+                if npart[s] > 0:
+                    break
+                s += 1
+            return nl, npart, min(s, nd - 1)
+
+        def meets(d: int, nl: list[int], npart: list[int], types: list[str],
+                  bufs: list[int]) -> bool:
+            used = memory(nl, npart, types, bufs)
+            return used[d] < targets[d] and (d + 1 == nd or used[d + 1] < targets[d + 1])
+
+        # step 3: back to front
+        for d in range(nd - 1, -1, -1):
+            unassigned = hp + 1 - sum(n_layer[d + 1:])
+            k = self._most(lambda k, d=d, nl=n_layer, npart=n_part:  # type: ignore[misc]
+                           memory(*trial(d, k, nl, npart), over_type, over_buf)[d]
+                           <= targets[d], unassigned)
+            n_layer, n_part = trial(d, k, n_layer, n_part)
+        if not moe or surplus_dense <= 0:
+            return self.layout(config(n_layer, n_part, over_type, over_buf), ctx)
+        # step 4: front to back, partial layers made whole
+        start = next((d for d in range(nd) if n_layer[d] > 0), nd)
+        for d in range(nd):
+            if start >= nd or d > start:
+                break
+            k = self._most(
+                lambda k, d=d, nl=n_layer, npart=n_part, s=start,  # type: ignore[misc]
+                t=over_type, b=over_buf:
+                memory(*convert(d, k, nl, npart, s)[:2], t, b)[d] <= targets[d],
+                sum(n_part[start:]))
+            n_layer, n_part, start = convert(d, k, n_layer, n_part, start)
+            # try to fit part of one more layer: its attention and up (then gate) on this
+            # device, the rest on the next device (host memory after the last)
+            if n_layer[start] > (0 if d < nd - 1 else 1) and n_part[start] > 0:
+                nl, npart = list(n_layer), list(n_part)
+                nl[start] -= 1
+                npart[start] -= 1
+                nl[d] += 1
+                npart[d] += 1
+                s2 = start + 1 if npart[start] == 0 and start < nd - 1 else start
+                bufs = list(over_buf)
+                if d < nd - 1:
+                    bufs[d] = d + 1
+                up = [*over_type[:d], "up", *over_type[d + 1:]]
+                gate = [*over_type[:d], "gate", *over_type[d + 1:]]
+                attn = [*over_type[:d], "attn", *over_type[d + 1:]]
+                chosen = None
+                if meets(d, nl, npart, up, bufs):
+                    chosen = gate if meets(d, nl, npart, gate, bufs) else up
+                elif meets(d, nl, npart, attn, bufs):
+                    chosen = attn
+                if chosen is not None:
+                    n_layer, n_part, start = nl, npart, s2
+                    over_type, over_buf = chosen, bufs
+        return self.layout(config(n_layer, n_part, over_type, over_buf), ctx)
+
+    @staticmethod
+    def _most(fits: Callable[[int], bool], high: int) -> int:
+        """The largest k in 0..high with fits(k) (fits(0) assumed; monotone)."""
+        if fits(high):
+            return high
+        lo, hi = 0, high
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def fit_info(self, lay: Layout, method: str, reduced_from: int | None) -> FitInfo:
+        L = self.L
+        on_host: dict[int, set[bool]] = {}
+        on_gpu: dict[int, bool] = {}
+        for p, b in zip(self.parts, lay.buffers, strict=True):
+            if 0 <= p.layer < L:
+                if b == HOST:
+                    on_host.setdefault(p.layer, set()).add(p.routed)
+                else:
+                    on_gpu[p.layer] = True
+        full = tuple(il for il in range(L) if il not in on_host)
+        cpu = tuple(il for il in range(L) if il not in on_gpu)
+        dense_only = tuple(il for il in range(L) if il in on_host and il in on_gpu)
+        experts = tuple(il for il in range(L) if True in on_host.get(il, set()))
+        return FitInfo(
+            context=lay.context, context_reduced_from=reduced_from,
+            n_gpu_layers=lay.config.ngl if self.gpus else 0,
+            tensor_split=tuple(sum(1 for il in range(L + 1) if lay.assign[il] == d)
+                               for d in range(len(self.gpus))),
+            full_gpu_layers=full if self.gpus else (), dense_only_gpu_layers=dense_only,
+            cpu_layers=cpu if self.gpus else tuple(range(L)), cpu_expert_layers=experts,
+            override_tensors=tuple(self.override_strings(lay.config)), method=method)
+
+    def override_strings(self, cfg: Config) -> list[str]:
+        """-ot arguments that realize a placement: the user's, else fit's, merged by
+        fraction and buffer (llama-server takes a comma-separated list)."""
+        out = [f"{p}={b}" for p, b in self.user_overrides()]
+        groups: dict[tuple[str, int], list[int]] = {}
+        for il, frac, buf in cfg.partial:
+            if il < self.L:
+                groups.setdefault((frac, buf), []).append(il)
+        for (frac, buf), layers in groups.items():
+            if any(frac in self.frac[i] for i, p in enumerate(self.parts) if p.layer in layers):
+                name = "CPU" if buf == HOST else f"{self._backend_name()}{buf}"
+                out.append(f"blk\\.({'|'.join(map(str, layers))})\\.{FRACTIONS[frac]}={name}")
+        return out
 
 
 def place(req: Request, rig: Rig) -> MemoryEstimate:
@@ -26,9 +466,12 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
             f"a quantized KV cache ({req.kv_type}) needs flash attention in llama.cpp; "
             "use --flash-attn on or --kv-type f16"
         )
-    lw = mem.layer_weights(m, req.quant)
-    kv_layer = mem.llamacpp_kv_bytes_by_layer(m, req.context, req.batch, req.kv_type)
-    kv_total = sum(kv_layer)
+    placer = Placer(req, rig)
+    lay, method, reduced_from = placer.fit()
+    req = dataclasses.replace(req, context=lay.context)
+    info = placer.fit_info(lay, method, reduced_from)
+    lw = placer.lw
+    kv_total = sum(mem.llamacpp_kv_bytes_by_layer(m, req.context, req.batch, req.kv_type))
     basis = [
         weights_basis(req, lw),
         f"KV cache: {req.batch} x {mem.pad(req.context, mem.KV_PAD)} cells (context padded to "
@@ -37,96 +480,119 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
         + (f"; sliding-window layers keep {m.sliding_window}+{mem.N_UBATCH} cells"
            if m.sliding_window else ""),
     ]
-    gpus = list(rig.devices)
-    if not gpus:
-        return _llamacpp_cpu_only(req, rig, lw, kv_total, basis)
-
-    caps = [g.usable_bytes for g in gpus]
-    kv_prefix = [0, *accumulate(kv_layer)]
-    full = _llamacpp_layout(req, rig, lw, kv_prefix, caps, L + 1)
-    chosen: _Layout | None = full
-    last = full
-    if not full.ok:
-        # The most layers the GPUs hold (as llama.cpp's --fit): GPU use grows with -ngl and
-        # host use shrinks, so bisect on the GPUs, then the host decides whether it runs.
-        lo, hi = 0, L + 1  # GPUs fit at lo (none there at 0), not at hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if all(d.fits for d in _llamacpp_layout(req, rig, lw, kv_prefix, caps, mid).devices):
-                lo = mid
-            else:
-                hi = mid
-        last = _llamacpp_layout(req, rig, lw, kv_prefix, caps, lo)
-        chosen = last if last.ok else None
-    fits = full.ok
-    lay = full if fits or chosen is None else chosen
-    offloaded = sum(1 for d in lay.assign[:L] if d == -1)
-    off_bytes = sum(lw.per_layer[il] + kv_layer[il] for il in range(L) if lay.assign[il] == -1)
-    if lay.assign[L] == -1:
-        off_bytes += lw.output
+    basis += fit_basis(req, rig, info)
+    if not rig.devices:
+        return _llamacpp_cpu_only(req, rig, placer, lay, kv_total, basis, info)
+    gpus = rig.devices
+    host_layer_bytes = sum(p.nbytes for p, b in zip(placer.parts, lay.buffers, strict=True)
+                           if b == HOST and 0 <= p.layer <= L)
+    offloaded = L - len(info.full_gpu_layers)
+    fits = all(d.fits for d in lay.devices) and offloaded == 0 and lay.assign[L] != HOST
+    runs = lay.ok
     T = mem.ubatch(req.context, req.batch)
     basis.append(
         f"compute buffer: peak of {'FFN (flash attention)' if req.flash_attn else 'KQ scores'} "
         f"or logits ({m.vocab} x {T} x F32) per device over a {T}-token ubatch"
-        + ("; pipeline parallelism keeps 4 copies of split inputs" if lay.pipeline else "")
-    )
+        + ("; pipeline parallelism keeps 4 copies of split inputs"
+           if len(gpus) > 1 and not offloaded and not placer.user_overrides() else ""))
+    if host_layer_bytes and T >= OP_OFFLOAD_MIN_BATCH:
+        basis.append(f"op offload: the first GPU computes ubatches of {OP_OFFLOAD_MIN_BATCH}+ "
+                     "tokens with host-held weights, its compute buffer holding "
+                     f"{OP_OFFLOAD_COPIES} copies of the largest")
     basis.append(
         "token embeddings stay in host memory (llama.cpp); "
         f"runtime overhead {format_bytes(RUNTIME_OVERHEAD[gpus[0].backend])} per "
         f"{gpus[0].backend} device"
     )
-    if len(gpus) > 1:
-        basis.append("layer split across GPUs in proportion to their memory (llama.cpp default)")
     if rig.unified:
         basis.append(
             f"Metal may use {format_bytes(gpus[0].usable_bytes)} of "
             f"{format_bytes(gpus[0].memory_bytes)} unified memory (recommendedMaxWorkingSetSize)"
         )
-    if not fits and chosen is not None:
-        basis.append(
-            f"spills: -ngl {chosen.ngl} puts {offloaded} of {L} layers in system RAM "
-            f"({format_bytes(off_bytes)}); they run at RAM speed"
-        )
-    elif chosen is None:
-        basis.append(f"cannot run: even with every layer in system RAM it needs "
-                     f"{format_bytes(last.host.used_bytes)} of host memory")
+    if offloaded and runs:
+        basis.append(f"{offloaded} of {L} layers keep tensors in system RAM "
+                     f"({format_bytes(host_layer_bytes)}); those run at RAM speed")
+    elif not runs:
+        if not lay.host.fits:
+            basis.append(f"cannot run: host memory needs {format_bytes(lay.host.used_bytes)} "
+                         f"of {format_bytes(lay.host.capacity_bytes)}")
+        else:
+            over = [d.id for d in lay.devices if not d.fits]
+            basis.append(f"cannot run: {', '.join(over)} out of memory with this placement"
+                         + (" (--fit off: every layer on the GPUs)" if method == "all layers"
+                            else ""))
     if rig.host_default:
         basis.append(f"host RAM assumed {format_bytes(rig.host.memory_bytes)} (set --ram)")
-    devices, host = _llamacpp_speed_fields(req, lw, lay)
-    return result(
-        req, rig, devices, host, fits=fits, runs=chosen is not None,
-        offloaded_layers=offloaded if not fits else 0, offloaded_bytes=off_bytes if not fits else 0,
+    return dataclasses.replace(result(
+        req, rig, lay.devices, lay.host, fits=fits, runs=runs,
+        offloaded_layers=offloaded, offloaded_bytes=host_layer_bytes if offloaded else 0,
         weights=lw.total, kv=kv_total, basis=basis,
-    )
+    ), fit=info)
 
 
-@dataclass(frozen=True)
-class _Layout:
-    ngl: int
-    assign: list[int]
-    devices: list[DeviceUse]
-    host: DeviceUse
-    pipeline: bool
-    ok: bool
+def fit_basis(req: Request, rig: Rig, info: FitInfo) -> list[str]:
+    """What the placement decided, in words."""
+    o, out = req.offload, []
+    if info.context_reduced_from:
+        out.append(f"context: fit reduced the trained {info.context_reduced_from} to "
+                   f"{info.context} (no -c given; --fit-ctx {o.fit_ctx} the least)")
+    elif req.context_auto:
+        out.append(f"context: the model's trained {info.context} (llama-server's default "
+                   "with no -c)")
+    if not rig.devices:
+        return out
+    margin = f"{o.fit_target_mib} MiB free per GPU (--fit-target)"
+    if info.method == "fit" and info.cpu_expert_layers:
+        out.append(f"fit: dense weights of every layer on the GPUs, expert tensors of "
+                   f"{len(info.cpu_expert_layers)} layers ({_ranges(info.cpu_expert_layers)}) "
+                   f"in host memory, {len(info.full_gpu_layers)} layers whole on the GPUs; "
+                   f"leaves {margin}")
+    elif info.method == "fit" and info.cpu_layers:
+        out.append(f"fit: -ngl {info.n_gpu_layers}: {len(info.cpu_layers)} layers "
+                   f"({_ranges(info.cpu_layers)}) in host memory; leaves {margin}")
+    elif info.method.startswith("fit"):
+        out.append(f"fit: every layer on the GPUs with {margin}")
+    elif info.method == "user":
+        out.append("placement as given (-ngl/-ts/-ot/--n-cpu-moe): fit changes only the "
+                   "context")
+    if len(rig.devices) > 1:
+        out.append("layers split across GPUs: " + ", ".join(
+            f"{g.id} {n}" for g, n in zip(rig.devices, info.tensor_split, strict=True)))
+    return out
 
 
-def layer_devices(n_layers: int, capacities: Sequence[int], n_gpu_layers: int) -> list[int]:
+def _ranges(layers: Sequence[int]) -> str:
+    out, run = [], [layers[0]] if layers else []
+    for il in layers[1:]:
+        if il == run[-1] + 1:
+            run.append(il)
+        else:
+            out.append(run)
+            run = [il]
+    if run:
+        out.append(run)
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in out)
+
+
+def layer_devices(n_layers: int, capacities: Sequence[float], n_gpu_layers: int) -> list[int]:
     """Device index for layers 0..n_layers (the last is the output layer); -1 is the CPU.
 
     llama.cpp's rule: the last n_gpu_layers layers (output layer included) go to the GPUs,
-    split in proportion to the GPUs' memory (tensor_split defaults to free memory).
+    split in proportion to -ts (default: the GPUs' free memory).
     """
     start = max(n_layers + 1 - n_gpu_layers, 0)
     active = n_layers + 1 - start
     total = sum(capacities)
-    splits, acc = [], 0
+    if not capacities or total <= 0 or active <= 0:
+        return [HOST] * (n_layers + 1)
+    splits, acc = [], 0.0
     for c in capacities:
         acc += c
         splits.append(acc / total)
     out = []
     for il in range(n_layers + 1):
-        if il < start or not capacities:
-            out.append(-1)
+        if il < start:
+            out.append(HOST)
         else:
             out.append(min(bisect_right(splits, (il - start) / active), len(capacities) - 1))
     return out
@@ -147,76 +613,14 @@ def repack_basis(rp: mem.Repack, features: frozenset[str], mapped: int, copies: 
             "--repack off for builds or runs without it (--no-repack)")
 
 
-def _llamacpp_layout(
-    req: Request, rig: Rig, lw: mem.LayerWeights, kv_prefix: list[int], caps: list[int],
-    ngl: int,
-) -> _Layout:
-    m, L = req.model, req.model.layers
-    assign = layer_devices(L, caps, ngl)  # non-decreasing: each device holds one run
-    w_prefix = lw.prefix
-    pipeline = len(caps) > 1 and assign[0] >= 0
-    devices = []
-    for i, g in enumerate(rig.devices):
-        a, b = bisect_left(assign, i, 0, L), bisect_right(assign, i, 0, L)
-        has_output = assign[L] == i
-        w = w_prefix[b] - w_prefix[a] + (lw.output if has_output else 0)
-        if i == 0 and assign[0] == 0:
-            w += lw.other
-        compute = 0
-        if b > a or has_output:
-            compute = mem.llamacpp_compute_bytes(
-                m, req.context, req.batch, req.flash_attn, has_output=has_output,
-                has_layers=b > a, pipeline=pipeline, outputs=req.outputs,
-            )
-        devices.append(DeviceUse(
-            id=g.id, capacity_bytes=caps[i], weights_bytes=w, kv_bytes=kv_prefix[b] - kv_prefix[a],
-            compute_bytes=compute, overhead_bytes=RUNTIME_OVERHEAD[g.backend], layers=b - a,
-        ))
-    n_cpu = bisect_right(assign, -1, 0, L)  # the first layers stay on the CPU
-    host_w = lw.token_embd + w_prefix[n_cpu]
-    if assign[L] == -1:
-        host_w += lw.output
-    if assign[0] != 0:
-        host_w += lw.other
-    if n_cpu or assign[L] == -1:
-        host_compute = mem.llamacpp_compute_bytes(
-            m, req.context, req.batch, req.flash_attn, has_output=assign[L] == -1,
-            has_layers=n_cpu > 0, outputs=req.outputs,
-        )
-    else:
-        host_compute = mem.llamacpp_host_compute_bytes(m, req.context, req.batch, pipeline)
-    host_cap = rig.host.memory_bytes
-    if rig.unified:  # one pool: the host part gets what the GPU part leaves
-        host_cap = max(rig.host.memory_bytes - sum(d.used_bytes for d in devices), 0)
-    # CPU-held weights of a GPU rig go to the GPU backend's host buffer, which comes before
-    # the CPU's repacking buffers in llama.cpp's list (--no-host would change that): no copy
-    host = DeviceUse(
-        id="host", capacity_bytes=host_cap, weights_bytes=host_w, kv_bytes=kv_prefix[n_cpu],
-        compute_bytes=host_compute, overhead_bytes=mem.output_buffer_bytes(m, req.batch),
-        layers=n_cpu,
-    )
-    ok = all(d.fits for d in devices) and host.fits
-    return _Layout(ngl, assign, devices, host, pipeline, ok)
-
-
-def _llamacpp_speed_fields(
-    req: Request, lw: mem.LayerWeights, lay: _Layout
-) -> tuple[list[DeviceUse], DeviceUse]:
-    L = req.model.layers
-
-    def on(d: int) -> mem.SpeedFields:
-        layers = [il for il in range(L) if lay.assign[il] == d]
-        return mem.speed_fields(req.model, lw, layers, lay.assign[L] == d, req.kv_type)
-
-    devices = [dataclasses.replace(dev, **on(i)) for i, dev in enumerate(lay.devices)]
-    return devices, dataclasses.replace(lay.host, **on(-1))
-
-
 def _llamacpp_cpu_only(
-    req: Request, rig: Rig, lw: mem.LayerWeights, kv_total: int, basis: list[str]
+    req: Request, rig: Rig, placer: Placer, lay: Layout, kv_total: int, basis: list[str],
+    info: FitInfo,
 ) -> MemoryEstimate:
-    m = req.model
+    m, lw = req.model, placer.lw
     features = host_features(req, rig)
+    # -ot ...=CPU changes nothing here: the CPU still repacks what it would (measured with
+    # the built llama-server, tests/test_architectures_real.py)
     rp = mem.repack(m, req.quant, features)
     copies, moved = rp.copies, rp.moved
     mapped = (mem.mapped_file_range(m, req.quant, features) if copies else None) or lw.total
@@ -236,7 +640,7 @@ def _llamacpp_cpu_only(
     basis.append("CPU only: weights, KV cache and compute buffer in system RAM")
     if copies:
         basis.append(repack_basis(rp, features, mapped, copies, reclaimable, rig))
-    return result(
+    return dataclasses.replace(result(
         req, rig, [cpu], host, fits=cpu.fits, runs=cpu.fits, offloaded_layers=0,
         offloaded_bytes=0, weights=cpu.weights_bytes, kv=kv_total, basis=basis,
-    )
+    ), fit=info)

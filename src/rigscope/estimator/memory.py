@@ -107,6 +107,44 @@ def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     )
 
 
+@dataclass(frozen=True)
+class TensorPart:
+    """One weight tensor as placement sees it: where it belongs and what a token reads."""
+
+    name: str
+    layer: int  # its block; `layers` for the output layer; -1 token_embd; -2 others
+    nbytes: int
+    active: int  # bytes one token reads (a routed expert tensor: the experts it uses)
+    params: int  # weights one token multiplies (2 FLOPs each)
+    routed: bool  # a routed-expert tensor (blk.N.ffn_*_exps)
+    routed_params: int  # all of its weights when routed
+
+
+@by_model
+def tensor_parts(model: ModelSpec, quant: Quant) -> tuple[TensorPart, ...]:
+    """Every weight tensor at `quant`, with a tied LM head as a second part of the output
+    layer (llama.cpp loads the embedding matrix again there) (memoized)."""
+    n, out = model.layers, []
+    for t in model.tensors:
+        nbytes, _ = tensor_bytes(model, quant, t)
+        routed = "_exps" in t.name and t.layer is not None
+        used = model.experts_used / model.experts if routed else 1.0
+        if t.layer is not None and t.layer < n:
+            layer = t.layer
+        elif t.name == "token_embd.weight":
+            layer = -1
+        elif t.name.startswith("output"):
+            layer = n
+        else:
+            layer = -2
+        out.append(TensorPart(t.name, layer, nbytes, int(nbytes * used),
+                              int(t.n_elements * used) if layer >= 0 else 0, routed,
+                              t.n_elements if routed else 0))
+        if layer == -1 and model.tie_embeddings:
+            out.append(TensorPart("output.weight", n, nbytes, nbytes, t.n_elements, False, 0))
+    return tuple(out)
+
+
 _NOT_MATMUL = ("norm", "conv1d", "gate_inp", "ssm_a", "ssm_d", "ssm_dt", "exp_probs", "sinks")
 
 

@@ -37,16 +37,17 @@ def parse_buffers(log: str) -> dict[str, float]:
 
 def probe_buffers(
     gguf: str | Path, configs: Sequence[tuple[int, bool, str]], parallel: int = 1,
-    repack: bool = True,
+    repack: bool = True, extra: Sequence[str] = (),
 ) -> list[dict[str, dict[str, float]]]:
-    """Load `gguf` once per (n_ctx, flash_attn, kv_type): the buffers llama.cpp reported."""
+    """Load `gguf` once per (n_ctx, flash_attn, kv_type): the buffers llama.cpp reported
+    (`extra`: more llama-server arguments, e.g. -ot)."""
     out = []
     with tempfile.TemporaryDirectory(prefix="rigscope-probe-") as tmp:
         for ctx, fa, kv in configs:
             log = Path(tmp) / f"server-{ctx}-{int(fa)}-{kv}.log"
             settings = ServerSettings(model=Path(gguf), context=ctx, parallel=parallel,
                                       flash_attn="on" if fa else "off", cache_type=kv,
-                                      repack=repack)
+                                      repack=repack, extra=tuple(extra))
             with LlamaServer(settings, log):
                 pass
             out.append(parse_buffer_devices(log.read_text(errors="replace")))

@@ -98,8 +98,11 @@ async function showEstimate() {
   if (s.gpu) q.set("gpu", s.gpu); else q.set("cpu", "");
   const doc = await api("/api/estimate?" + q.toString());
   const m = doc.memory;
-  const verdict = m.fits ? ["fits", "fits"] : m.runs ? ["spills", "spills to system RAM"]
-    : ["cannot", "cannot run"];
+  const experts = m.fit && m.fit.cpu_expert_layers.length && !m.fit.cpu_layers.length;
+  const verdict = m.fits ? ["fits", "fits"]
+    : m.runs && experts ? ["spills", `experts of ${m.fit.cpu_expert_layers.length} layers ` +
+                          "in system RAM"]
+    : m.runs ? ["spills", "spills to system RAM"] : ["cannot", "cannot run"];
   $("verdict").className = verdict[0];
   $("verdict").textContent = `${doc.model.id} ${doc.quant} on ${doc.rig}: ${verdict[1]} ` +
     `(${gib(m.total_bytes)} in all; context ${doc.context.toLocaleString("en-US")}, ` +
@@ -134,6 +137,7 @@ async function showEstimate() {
   $("basis").replaceChildren(...doc.basis.map((b) => {
     const li = document.createElement("li"); li.textContent = b; return li;
   }));
+  $("launch").textContent = doc.launch.command;
   status("");
 }
 
