@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rigscope.estimator import estimate
 from rigscope.estimator.speed import estimate_speed
-from rigscope.hardware import parse_rig
+from rigscope.hardware import parse_rig, with_ram_bandwidth
 from rigscope.sources import resolve_model
 from rigscope.specs import Offload
 
@@ -31,17 +31,23 @@ def rows() -> list[dict[str, str]]:
 
 
 def predict(row: dict[str, str]) -> float:
-    rig = parse_rig([row["gpus"]], None, "512gb")
-    rig = dataclasses.replace(rig, host=dataclasses.replace(
-        rig.host, bandwidth_gbs=float(row["ram_gbs"]), memory_source="given"))
+    rig = with_ram_bandwidth(parse_rig([row["gpus"]], None, "512gb"), float(row["ram_gbs"]))
+    if row["gpu_mib"]:  # a card with more memory than the catalog's (a modded 20 GB 3080)
+        mib = int(row["gpu_mib"]) * 2**20
+        rig = dataclasses.replace(rig, devices=tuple(
+            dataclasses.replace(g, memory_bytes=mib, usable_bytes=mib) for g in rig.devices))
     overrides = tuple(tuple(x.rsplit("=", 1)) for x in row["overrides"].split(";"))
+    split = tuple(float(x) for x in row["tensor_split"].split(",")) if row["tensor_split"] else ()
     n = int(row["test"][2:]) if row["test"][2:].isdigit() else 512
-    est = estimate(resolve_model(row["model"]), rig, quant=row["quant"], context=8192,
-                   offload=Offload(overrides=overrides))  # type: ignore[arg-type]
+    depth = int(row["depth"])
+    est = estimate(resolve_model(row["model"]), rig, quant=row["quant"],
+                   context=max(8192, depth + n + 256), kv_type=row["kv_type"],
+                   offload=Offload(overrides=overrides,  # type: ignore[arg-type]
+                                   tensor_split=split, n_ubatch=int(row["ubatch"])))
     if row["test"].startswith("tg"):
-        s = estimate_speed(est, prompt_tokens=0, output_tokens=n)
+        s = estimate_speed(est, prompt_tokens=0, output_tokens=n, depth=depth)
         return s.decode_tokens_per_s
-    s = estimate_speed(est, prompt_tokens=n, output_tokens=1)
+    s = estimate_speed(est, prompt_tokens=n, output_tokens=1, depth=depth)
     return s.prefill_tokens_per_s
 
 

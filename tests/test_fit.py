@@ -223,3 +223,28 @@ def test_cli_flags_json_and_launch_line() -> None:
                                      "--gpu", "rtx-4060-ti-16gb"])
     last = table.output.strip().splitlines()[-1]
     assert re.match(r"launch: llama-server -m \S+ -c 4096 ", last), last
+
+
+def test_ubatch_and_ram_bandwidth_change_split_placements_as_in_llama_cpp() -> None:
+    from rigscope.estimator.speed import estimate_speed
+    from rigscope.hardware import with_ram_bandwidth
+
+    m, r = model("qwen3-30b-a3b"), rig("rtx-4060-ti-16gb")
+    small = estimate(m, r, quant="Q4_K_M", context=16384)
+    big = estimate(m, r, quant="Q4_K_M", context=16384, offload=Offload(n_ubatch=2048))
+    assert big.compute_bytes > small.compute_bytes  # a 2048-token graph
+    assert "-ub" in llama_server_args(big) and "-ub" not in llama_server_args(small)
+    # host-held experts cross PCIe once per ubatch: bigger ubatches prefill faster
+    pp = [estimate_speed(e, prompt_tokens=8192).prefill_tokens_per_s for e in (small, big)]
+    assert pp[1] > 1.5 * pp[0]
+    # decode reads the host-held experts at the RAM's bandwidth
+    slow = estimate(m, with_ram_bandwidth(r, 20), quant="Q4_K_M", context=16384)
+    assert slow.fit is not None and slow.fit.cpu_expert_layers
+    tg = [estimate_speed(e, prompt_tokens=0).decode_tokens_per_s for e in (small, slow)]
+    assert tg[1] < 0.8 * tg[0]
+    assert any("given (--ram-bandwidth)" in b for b in estimate_speed(slow).basis)
+    whole = rig("rtx-3090")  # everything on the GPU: the RAM does not matter
+    a = estimate_speed(estimate(m, whole, quant="Q4_K_M", context=16384))
+    b = estimate_speed(estimate(m, with_ram_bandwidth(whole, 20), quant="Q4_K_M",
+                                context=16384))
+    assert a.decode_tokens_per_s == b.decode_tokens_per_s

@@ -64,20 +64,24 @@ class ModelQuery(_FromOptions):
     n_cpu_moe: int = 0
     cpu_moe: bool = False
     override_tensor: tuple[str, ...] = ()  # -ot PATTERN=BUFFER (comma lists too)
+    ubatch: int = 512  # -ub
+    batch_size: int = 2048  # -b
     gpus: tuple[str, ...] = ()
     cpu: str | None = None
     ram: str | None = None
     cpu_isa: str | None = None
+    ram_bandwidth: float | None = None  # GB/s of system RAM (default: measured or catalog)
     mem_fraction: float | None = None  # vLLM, SGLang, TensorRT-LLM: the engine's own knob
     nodes: int = 1
     interconnect: str | None = None
 
     def rig(self, gpus: tuple[str, ...] | None = None, cpu: str | None = None) -> Rig:
-        from rigscope.hardware import multi_node
+        from rigscope.hardware import multi_node, with_ram_bandwidth
 
         one = resolve_rig(self.gpus if gpus is None else gpus,
                           self.cpu if gpus is None else cpu, self.ram, self.cpu_isa)
-        return multi_node(one, self.nodes, self.interconnect)
+        return multi_node(with_ram_bandwidth(one, self.ram_bandwidth), self.nodes,
+                          self.interconnect)
 
     def flash(self) -> bool | None:
         """--flash-attn for llama.cpp; other engines choose their own kernels."""
@@ -114,7 +118,8 @@ class ModelQuery(_FromOptions):
                 overrides.append((pattern, buf))
         o = Offload(fit=self.fit == "on", fit_target_mib=self.fit_target, fit_ctx=self.fit_ctx,
                     n_gpu_layers=ngl, tensor_split=split, n_cpu_moe=self.n_cpu_moe,
-                    cpu_moe=self.cpu_moe, overrides=tuple(overrides))
+                    cpu_moe=self.cpu_moe, overrides=tuple(overrides), n_ubatch=self.ubatch,
+                    n_batch=self.batch_size)
         return None if o == Offload() else o
 
 

@@ -3,6 +3,7 @@ comes from rigscope.system (which detects it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 
@@ -92,6 +93,14 @@ def parse_rig(
         return Rig(devices=tuple(devices), host=apple_host(apple[0].memory_bytes))
     return Rig(devices=tuple(devices), host=Accelerator.cpu(host_ram or DEFAULT_HOST_RAM),
                host_default=host_ram is None)
+
+
+def with_ram_bandwidth(rig: Rig, gbs: float | None) -> Rig:
+    """The rig with its system RAM's bandwidth as given (--ram-bandwidth)."""
+    if gbs is None:
+        return rig
+    return dataclasses.replace(rig, host=dataclasses.replace(
+        rig.host, bandwidth_gbs=gbs, memory_source="given (--ram-bandwidth)"))
 
 
 def multi_node(node: Rig, nodes: int, interconnect: str | None = None) -> Rig:

@@ -450,6 +450,12 @@ class Offload:
     n_cpu_moe: int = 0  # --n-cpu-moe: experts of the first N layers in host memory
     cpu_moe: bool = False  # --cpu-moe: every layer's experts in host memory
     overrides: tuple[tuple[str, str], ...] = ()  # -ot PATTERN=BUFFER, in order
+    n_ubatch: int = 512  # -ub: physical batch (compute buffers, prefill steps)
+    n_batch: int = 2048  # -b: logical batch (caps the physical one)
+
+    @property
+    def ubatch(self) -> int:
+        return min(self.n_ubatch, self.n_batch)
 
     @property
     def user_set(self) -> bool:

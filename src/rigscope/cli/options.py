@@ -95,6 +95,9 @@ def rig_options(f: F) -> F:
                                                      "neon-dotprod", "neon-i8mm"]),
                      help="CPU features of the llama.cpp build on a --cpu rig (decides which "
                           "weights it repacks; default: this machine's build, else avx2).")(f)
+    f = click.option("--ram-bandwidth", type=Number(0, 100000, low_open=True), metavar="GBS",
+                     help="System RAM bandwidth, GB/s (layers or experts held there run at "
+                          "it; default: measured here, else the catalog's).")(f)
     f = click.option("--ram", metavar="SIZE",
                      help="Host RAM beside the GPUs (default: 64gb for catalog GPUs).")(f)
     f = click.option("--cpu", is_flag=False, flag_value="", default=None, metavar="[SIZE]",
@@ -139,6 +142,13 @@ def model_options(f: F) -> F:
 
 def offload_options(f: F) -> F:
     """llama.cpp's placement flags, named as llama-server names them."""
+    f = click.option("--batch-size", "batch_size", type=click.IntRange(1, 2**20),
+                     default=2048, show_default=True,
+                     help="llama.cpp's logical batch (-b), which caps --ubatch.")(f)
+    f = click.option("--ubatch", "--ubatch-size", "-ub", "ubatch",
+                     type=click.IntRange(1, 2**20), default=512, show_default=True,
+                     help="llama.cpp's physical batch (-ub): compute buffers and prefill "
+                          "steps (with experts in RAM, the weights copied per step).")(f)
     f = click.option("--override-tensor", "-ot", "override_tensor", multiple=True,
                      metavar="PATTERN=BUFFER",
                      help="Tensors whose name matches the regex go to BUFFER (CPU, CUDA0, "

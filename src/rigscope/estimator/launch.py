@@ -55,6 +55,10 @@ def llama_server_args(est: MemoryEstimate) -> list[str]:
             args += ["-ot", ",".join(fit.override_tensors)]
     elif fit is not None and fit.override_tensors:
         args += ["-ot", ",".join(fit.override_tensors)]
+    if req.offload.n_ubatch != 512:
+        args += ["-ub", str(req.offload.n_ubatch)]
+    if req.offload.n_batch != 2048:
+        args += ["-b", str(req.offload.n_batch)]
     args += ["-fa", "on" if req.flash_attn else "off"]
     if req.kv_type != "f16":
         args += ["-ctk", req.kv_type, "-ctv", req.kv_type]

@@ -157,7 +157,8 @@ class Placer:
             else:
                 b = assign[p.layer]
             buffers.append(b)
-        kv_layer = mem.llamacpp_kv_bytes_by_layer(m, context, req.batch, req.kv_type)
+        ub = req.offload.ubatch
+        kv_layer = mem.llamacpp_kv_bytes_by_layer(m, context, req.batch, req.kv_type, ub)
         pipeline = n > 1 and assign[0] >= 0 and not self._compiled() and not cfg.partial
         # GPU backends compute big batches of host-held weights themselves (op offload):
         # the first GPU's compute buffer holds copies of the largest ones
@@ -165,7 +166,7 @@ class Placer:
                   if b == HOST and mm and p.layer >= 0]
         offload = (OP_OFFLOAD_COPIES * max(host_w)
                    if host_w and n and not self.rig.unified
-                   and mem.ubatch(context, req.batch) >= OP_OFFLOAD_MIN_BATCH else 0)
+                   and mem.ubatch(context, req.batch, ub) >= OP_OFFLOAD_MIN_BATCH else 0)
         devices = []
         for d, g in enumerate(self.gpus):
             layers = [il for il in range(L) if assign[il] == d]
@@ -174,7 +175,7 @@ class Placer:
             if layers or has_output:
                 compute = mem.llamacpp_compute_bytes(
                     m, context, req.batch, req.flash_attn, has_output=has_output,
-                    has_layers=bool(layers), pipeline=pipeline, outputs=req.outputs)
+                    has_layers=bool(layers), pipeline=pipeline, outputs=req.outputs, ub=ub)
             if d == 0:
                 compute += offload
             devices.append(self._use(
@@ -184,9 +185,9 @@ class Placer:
         if cpu_layers or assign[L] == HOST:
             host_compute = mem.llamacpp_compute_bytes(
                 m, context, req.batch, req.flash_attn, has_output=assign[L] == HOST,
-                has_layers=bool(cpu_layers), outputs=req.outputs)
+                has_layers=bool(cpu_layers), outputs=req.outputs, ub=ub)
         else:
-            host_compute = mem.llamacpp_host_compute_bytes(m, context, req.batch, pipeline)
+            host_compute = mem.llamacpp_host_compute_bytes(m, context, req.batch, pipeline, ub)
         host_cap = self.rig.host.memory_bytes
         if self.rig.unified:  # one pool: the host part gets what the GPU part leaves
             host_cap = max(host_cap - sum(x.used_bytes for x in devices), 0)
@@ -471,13 +472,14 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
     req = dataclasses.replace(req, context=lay.context)
     info = placer.fit_info(lay, method, reduced_from)
     lw = placer.lw
-    kv_total = sum(mem.llamacpp_kv_bytes_by_layer(m, req.context, req.batch, req.kv_type))
+    ub = req.offload.ubatch
+    kv_total = sum(mem.llamacpp_kv_bytes_by_layer(m, req.context, req.batch, req.kv_type, ub))
     basis = [
         weights_basis(req, lw),
         f"KV cache: {req.batch} x {mem.pad(req.context, mem.KV_PAD)} cells (context padded to "
         f"{mem.KV_PAD}) x {L} layers x {m.kv_heads} KV heads x {m.head_dim} dims x K+V at "
         f"{req.kv_type} = {format_bytes(kv_total)}"
-        + (f"; sliding-window layers keep {m.sliding_window}+{mem.N_UBATCH} cells"
+        + (f"; sliding-window layers keep {m.sliding_window}+{ub} cells"
            if m.sliding_window else ""),
     ]
     basis += fit_basis(req, rig, info)
@@ -489,7 +491,7 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
     offloaded = L - len(info.full_gpu_layers)
     fits = all(d.fits for d in lay.devices) and offloaded == 0 and lay.assign[L] != HOST
     runs = lay.ok
-    T = mem.ubatch(req.context, req.batch)
+    T = mem.ubatch(req.context, req.batch, ub)
     basis.append(
         f"compute buffer: peak of {'FFN (flash attention)' if req.flash_attn else 'KQ scores'} "
         f"or logits ({m.vocab} x {T} x F32) per device over a {T}-token ubatch"
@@ -631,8 +633,8 @@ def _llamacpp_cpu_only(
         id=rig.id, capacity_bytes=rig.host.memory_bytes, weights_bytes=mapped + copies,
         repacked_bytes=copies, reclaimable_bytes=reclaimable, kv_bytes=kv_total,
         compute_bytes=mem.llamacpp_compute_bytes(
-            m, req.context, req.batch, req.flash_attn, has_output=True, outputs=req.outputs
-        ),
+            m, req.context, req.batch, req.flash_attn, has_output=True, outputs=req.outputs,
+            ub=req.offload.ubatch),
         overhead_bytes=mem.output_buffer_bytes(m, req.batch), layers=m.layers,
         **mem.speed_fields(m, lw, range(m.layers), True, req.kv_type),
     )

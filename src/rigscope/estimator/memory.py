@@ -226,13 +226,15 @@ def pad(n: int, to: int) -> int:
     return (n + to - 1) // to * to
 
 
-def llamacpp_kv_cells(model: ModelSpec, context: int, batch: int, swa: bool) -> int:
+def llamacpp_kv_cells(model: ModelSpec, context: int, batch: int, swa: bool,
+                      ub: int = N_UBATCH) -> int:
     """KV cells a layer reserves: `batch` sequences of `context` tokens (the cache is padded to
     256 cells); sliding-window and chunked layers keep the window of each sequence plus one
     ubatch, padded to 256 (llama-kv-cache-iswa.cpp)."""
     full = pad(context, KV_PAD) * batch
     if swa:
-        return pad(min(full, model.sliding_window * batch + ubatch(context, batch)), KV_PAD)
+        return pad(min(full, model.sliding_window * batch + ubatch(context, batch, ub)),
+                   KV_PAD)
     return full
 
 
@@ -324,33 +326,35 @@ def transformers_kv_bytes_by_layer(model: ModelSpec, context: int, batch: int,
 
 
 def llamacpp_kv_bytes_by_layer(
-    model: ModelSpec, context: int, batch: int, kv_type: str
+    model: ModelSpec, context: int, batch: int, kv_type: str, ub: int = N_UBATCH
 ) -> list[int]:
     """The cache each layer holds, like llama_kv_cache (row_size of the type x cells), plus a
     recurrent layer's state."""
     a = model.architecture
     full = llamacpp_kv_cells(model, context, batch, swa=False)
-    swa = llamacpp_kv_cells(model, context, batch, swa=True) if a.window else full
+    swa = llamacpp_kv_cells(model, context, batch, swa=True, ub=ub) if a.window else full
     return [kv_cell_bytes(model, kv_type, il) * (swa if a.is_swa(il) else full)
             + recurrent_state_bytes(model, batch, il) for il in range(a.layers)]
 
 
-def ubatch(context: int, batch: int) -> int:
-    """Tokens in llama.cpp's physical batch: n_ubatch, capped by n_batch and the requested n_ctx."""
-    return min(N_UBATCH, N_BATCH, context * batch)
+def ubatch(context: int, batch: int, ub: int = N_UBATCH) -> int:
+    """Tokens in llama.cpp's physical batch: n_ubatch (`ub`, already capped by n_batch),
+    capped by the requested n_ctx."""
+    return min(ub, context * batch)
 
 
-def logits_rows(context: int, batch: int, outputs: str) -> int:
+def logits_rows(context: int, batch: int, outputs: str, ub: int = N_UBATCH) -> int:
     """Rows of logits the compute buffer reserves: one per sequence (llama-server of 2026
     builds, n_outputs_max = n_parallel) or the whole ubatch (llama-bench, llama-cli,
     llama-cpp-python and builds before 2026)."""
-    T = ubatch(context, batch)
+    T = ubatch(context, batch, ub)
     return min(T, batch) if outputs == "sequences" else T
 
 
 def llamacpp_compute_bytes(
     model: ModelSpec, context: int, batch: int, flash_attn: bool, *, has_output: bool,
     has_layers: bool = True, pipeline: bool = False, outputs: str = "sequences",
+    ub: int = N_UBATCH,
 ) -> int:
     """A device's compute buffer: the graph allocator's peak over one ubatch of T tokens.
 
@@ -373,7 +377,7 @@ def llamacpp_compute_bytes(
     560.00 MiB at n_ctx 8192 (here 572), 258.50 at 512 (266.5), 640.01 per GPU in a split
     (652).
     """
-    T = ubatch(context, batch)
+    T = ubatch(context, batch, ub)
     a = model.architecture
     H, F = a.hidden, a.active_ffn()  # F: the FFN width ("I" in the docstring)
     if a.mla is not None:  # queries absorbed into the latent: one K head of the latent width
@@ -382,7 +386,7 @@ def llamacpp_compute_bytes(
     else:
         q, kv, out = a.heads * a.head_dim, a.kv_heads * a.head_dim, a.heads * a.head_dim_v
     n_kv = pad(context, KV_PAD) * batch
-    n_swa = llamacpp_kv_cells(model, context, batch, swa=True) if a.window else 0
+    n_swa = llamacpp_kv_cells(model, context, batch, swa=True, ub=ub) if a.window else 0
     peak = 0
     if has_layers:
         # the attention output (T x q) is still held during the FFN, unless its slot is
@@ -400,7 +404,7 @@ def llamacpp_compute_bytes(
                        ffn + n_kv * T * 4) + n_swa * T * 4
     if has_output:
         act = T * H * 4
-        peak = max(peak, model.vocab * logits_rows(context, batch, outputs) * 4 + 2 * act)
+        peak = max(peak, model.vocab * logits_rows(context, batch, outputs, ub) * 4 + 2 * act)
     if pipeline:
         peak += PP_COPIES * n_kv * T * 4 + 2 * T * H * 4
     return peak
@@ -423,13 +427,14 @@ def mamba_compute_bytes(model: ModelSpec, T: int, batch: int) -> int:
     return T * per_token + s.d_state * s.d_inner * 4 * max(1, batch)
 
 
-def llamacpp_host_compute_bytes(model: ModelSpec, context: int, batch: int, pipeline: bool) -> int:
+def llamacpp_host_compute_bytes(model: ModelSpec, context: int, batch: int, pipeline: bool,
+                                ub: int = N_UBATCH) -> int:
     """Host compute buffer when every layer is on accelerators: the embedding lookup.
 
     24.01 MiB for Llama-3-8B (3 x ubatch x hidden x F32); 72.02 MiB with pipeline parallelism
     on 4 GPUs (reference-facts.md).
     """
-    size = 3 * ubatch(context, batch) * model.hidden * 4
+    size = 3 * ubatch(context, batch, ub) * model.hidden * 4
     return size * 3 if pipeline else size
 
 

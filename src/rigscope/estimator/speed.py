@@ -256,7 +256,8 @@ def attention_pairs(m: ModelSpec, n: int, depth: int = 0) -> float:
 
 
 def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT,
-                    depth: int = 0, ubatch: int = 512, cpu_threads: float = 1.0) -> float:
+                    depth: int = 0, ubatch: int | None = None,
+                    cpu_threads: float = 1.0) -> float:
     """Seconds to process an n-token prompt (llama.cpp's ppN; after `depth` tokens already
     in the cache: ppN @ dD), in physical batches of `ubatch` tokens.
 
@@ -271,12 +272,14 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
     m = est.model
     ps = parts(est)
     gpu = est.rig.devices[0] if est.rig.devices and not est.rig.unified else None
+    if ubatch is None:  # the request's -ub (llama.cpp), else llama.cpp's default
+        ubatch = est.request.offload.ubatch
     ub = max(1, min(ubatch, n_tokens))
     n_ub = math.ceil(n_tokens / ub)
     per_dev = []
     for part in ps:
         touched = weight_read_bytes(part.use, est, ub)
-        if part.dev.backend == "cpu" and gpu is not None and n_tokens >= 32:
+        if part.dev.backend == "cpu" and gpu is not None and ub >= 32:
             # llama.cpp runs big batches of CPU-held layers on the GPU, copying their
             # weights over PCIe once per ubatch
             copies = n_ub * touched / (pcie_gbs(gpu) * GB)
@@ -310,7 +313,7 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
     gpus = [x for x, part in zip(per_dev, ps, strict=True) if part.dev.backend != "cpu"]
     if len(gpus) > 1:
         # ubatches pipelined through the GPUs within each logical batch of 2048
-        u = max(1, min(max(2048 // ub, 1), n_ub))
+        u = max(1, min(max(est.request.offload.n_batch // ub, 1), n_ub))
         serial += (sum(gpus) + (u - 1) * max(gpus)) / u - sum(gpus)
     return serial + max(len(ps) - 1, 0) * p.hop_s * n_ub + handoff_seconds(est, n_tokens)
 
@@ -466,9 +469,10 @@ def _counted(lines: Iterable[str]) -> list[str]:
 def _part_basis(part: Part, family: str, p: SpeedParams) -> str:
     bw = p.bandwidth(part.dev, family) / 1e9
     spec = part.dev.bandwidth_gbs or 0
+    source = f"; {part.dev.memory_source} RAM bandwidth" if part.dev.backend == "cpu" else ""
     return (f"{part.use.id}: {format_bytes(part.use.read_bytes)} at {bw:.0f} GB/s "
             f"({bw / spec:.0%} of {spec:g} GB/s, {part.dev.backend} {part.dev.hw_class} "
-            f"{family})" if spec else f"{part.use.id}: no bandwidth known")
+            f"{family}{source})" if spec else f"{part.use.id}: no bandwidth known")
 
 
 def _load_seconds(est: MemoryEstimate, disk: str) -> tuple[float, str]:
