@@ -66,9 +66,13 @@ def test_api_answers_what_the_cli_prints(client: TestClient,
                        ("/api/models?search=qwen3", ["models", "--search", "qwen3"])):
         assert client.get(path).json() == cli_json(capsys, *argv)
     assert client.get("/api/runs").json() == cli_json(capsys, "runs", "list")
+    assert client.get("/api/pick", params={"use": "code", "gpu": "rtx-3090"}).json() == \
+        cli_json(capsys, "pick", "--use", "code", "--gpu", "rtx-3090")
+    assert client.get("/api/pick", params={"gpu": "rtx-3090", "evidence": "x.csv"}
+                      ).status_code == 400  # a file on the server
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/estimate", "/api/plan", "/api/max-context", "/api/runs/{run_id}/report",
-            "/api/system"} <= set(paths)
+            "/api/system", "/api/pick"} <= set(paths)
     assert client.get("/docs").status_code == 200
 
 
@@ -235,6 +239,15 @@ def test_the_page_renders_a_shared_link_and_follows_changes(server: str,
         page.click("#mode-plan")
         page.locator("#plan-table tbody tr").first.wait_for()
         assert page.locator("#plan-chart circle").count() >= 1
+        page.click("#mode-pick")
+        page.select_option("#use", "code")
+        page.wait_for_function("() => document.querySelector('#pick-note').textContent"
+                               ".startsWith('code on rtx-4090')")
+        picks = cli_json(capsys, "pick", "--use", "code", "--gpu", "rtx-4090", "--context",
+                         "65536", "--users", "1")
+        shown = page.locator("#pick-table tbody tr td:nth-child(2)").all_inner_texts()
+        assert shown == [r["model"] for r in picks["rows"][:25]]  # the CLI's ranking
+        assert "use=code" in page.url
         page.click("#mode-runs")
         page.wait_for_function("() => document.querySelector('#status').textContent"
                                ".includes('stored runs')")

@@ -12,6 +12,7 @@ from rigscope.errors import RigscopeError
 from rigscope.estimator import estimate, max_context
 from rigscope.estimator.speed import estimate_speed
 from rigscope.estimator.speed_params import DEFAULT, flash_attn_default
+from rigscope.pick import Picks, pick
 from rigscope.plan import MAX_GPUS, Plan, Tiers
 from rigscope.rigcost import DEFAULT_HOURS_PER_DAY, DEFAULT_KWH_USD
 from rigscope.specs import MemoryEstimate, ModelSpec, Offload, Rig, SpeedEstimate
@@ -291,3 +292,51 @@ def plan_doc(q: PlanQuery, allow_files: bool = True) -> Doc:
     if isinstance(result, Plan):
         return contract.plan_json(result)
     return contract.tiers_json(result)
+
+
+@dataclass(frozen=True)
+class PickQuery(_FromOptions):
+    """`rigscope pick`: what to run on a rig for a use."""
+
+    use: str = "chat"
+    context: int | None = None
+    users: int = 1
+    min_tps: float | None = None
+    max_ttft: float | None = None
+    engine: str = "llama.cpp"
+    evidence: str | None = None  # a CSV of the user's own scores (model, benchmark, score,
+    # source, date), added to and overriding the shipped ones
+    gpus: tuple[str, ...] = ()
+    cpu: str | None = None
+    ram: str | None = None
+    ram_bandwidth: float | None = None
+
+
+def pick_answer(q: PickQuery, allow_files: bool = True) -> Picks:
+    from rigscope.catalog import evidence, models, parse_scores
+    from rigscope.hardware import with_ram_bandwidth
+    from rigscope.sources import catalog_model
+
+    rig = with_ram_bandwidth(resolve_rig(q.gpus, q.cpu, q.ram), q.ram_bandwidth)
+    scores = list(evidence())
+    if q.evidence:
+        if not allow_files:
+            raise RigscopeError("this server reads no local files: --evidence is refused")
+        path = Path(q.evidence)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise RigscopeError(f"cannot read --evidence {path.name}: "
+                                f"{getattr(e, 'strerror', None) or e}") from None
+        mine = parse_scores(text, path.name)
+        keys = {(s.model.lower(), s.benchmark) for s in mine}
+        scores = [s for s in scores if (s.model.lower(), s.benchmark) not in keys
+                  and (s.rigscope_id.lower(), s.benchmark) not in keys] + mine
+    specs = [catalog_model(m) for m in models()]
+    return pick(rig, q.use, specs=specs, scores=scores, context=q.context, users=q.users,
+                engine=q.engine, min_tps=q.min_tps, max_ttft=q.max_ttft)
+
+
+def pick_doc(q: PickQuery, allow_files: bool = True) -> Doc:
+    """`rigscope pick --json`."""
+    return contract.pick_json(pick_answer(q, allow_files))

@@ -24,6 +24,7 @@ from rigscope.comparison import Comparison
 from rigscope.demo import DemoResult
 from rigscope.estimator.launch import launch
 from rigscope.evaluation.run import EvalRun
+from rigscope.pick import SPEED_CLASS_NAMES, Picks
 from rigscope.plan import Option, Plan, Tiers
 from rigscope.records import Level, Run
 from rigscope.rigcost import RigCost
@@ -333,3 +334,34 @@ def quants_json() -> Doc:
         {"name": q.name, "kind": q.kind, "about": q.about,
          "engines": ["llama.cpp", "ollama"] if q.kind == "gguf" else list(q.engines)}
         for q in (*gguf_mixes().values(), *weight_formats().values())]}
+
+
+def pick_json(p: Picks) -> Doc:
+    """`rigscope pick --json`: models for a use on a rig, best first."""
+    from rigscope.catalog import quality
+
+    q = quality()
+    rows = []
+    for i, r in enumerate(p.rows, start=1):
+        e, s = r.evidence, r.speed
+        rows.append({
+            "rank": i, "model": r.name, "architecture_of": r.model.id,
+            "quant": r.memory.quant.name, "engine": r.memory.engine.name, "fits": r.fits,
+            "decode_tokens_per_s": round(s.decode_tokens_per_s, 2),
+            "prefill_tokens_per_s": round(s.prefill_tokens_per_s, 1),
+            "ttft_s": round(s.ttft_s, 3),
+            "speed_class": SPEED_CLASS_NAMES[r.speed_class],
+            "memory_total_bytes": r.memory.total_bytes,
+            "quant_loss": {"kld": r.kld, "tier": r.loss_tier,
+                           "source": q.quant_loss["source"] if r.kld is not None else None},
+            "evidence": None if e is None else {
+                "benchmark": e.benchmark, "label": e.label, "kind": e.kind, "score": e.score,
+                "source": e.source, "date": e.date, "scored_as": e.model,
+                "same_architecture_as_catalog_entry": e.twin},
+            "launch": r.launch.command,
+        })
+    return {"use": p.use, "rig": p.rig.id, "context": p.context, "users": p.users,
+            "engine": p.engine, "benchmarks": q.uses[p.use],
+            "evidence_dates": {"oldest": p.evidence_dates[0] or None,
+                               "newest": p.evidence_dates[1] or None},
+            "rows": rows, "skipped": [{"model": m, "why": w} for m, w in p.skipped]}

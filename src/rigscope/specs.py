@@ -17,14 +17,14 @@ class Tensor:
     nbytes: int | None = None  # exact size when read from a GGUF file
     offset: int | None = None  # where its data starts in the GGUF file
 
-    @property
+    @cached_property
     def n_elements(self) -> int:
         n = 1
         for d in self.shape:
             n *= d
         return n
 
-    @property
+    @cached_property
     def quantizable(self) -> bool:
         """llama-quantize quantizes it (tensor_allows_quantization): 2-D and 3-D weights,
         not norms, MoE routers or Mamba's convolution, which stay F32 as converters write

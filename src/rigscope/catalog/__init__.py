@@ -608,3 +608,90 @@ def apple_accelerator(chip_id: str, memory_gb: int | None = None) -> Accelerator
         memory_source="spec", fp16_accumulate="fp32", tdp_w=entry.tdp_w, source=entry.source,
         arch="apple-" + chip_id.split("-")[0], cores=cores,
     )
+
+
+class BenchmarkEntry(_Strict):
+    label: str
+    short: str  # for narrow tables
+    kind: Literal["third-party", "model card"]
+    date: str
+    source: str
+
+
+class QualityFile(_Strict):
+    benchmarks: dict[str, BenchmarkEntry]
+    uses: dict[str, list[str]]
+    contexts: dict[str, int]
+    quant_loss: dict[str, float | str]
+    loss_tiers: dict[str, float]
+
+    @model_validator(mode="after")
+    def _known(self) -> QualityFile:
+        for use, names in self.uses.items():
+            for n in names:
+                if n not in self.benchmarks:
+                    raise ValueError(f"use {use} names unknown benchmark {n}")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    """One published score of one model on one benchmark."""
+
+    model: str  # the model's name where it was scored
+    hf_repo: str
+    rigscope_id: str  # the catalog model with its architecture ("" if none)
+    twin: bool  # scored as another model with the same decoder shapes (a fine-tune)
+    benchmark: str
+    score: float
+    variant: str  # e.g. the reasoning mode a score was taken in
+    date: str
+    source: str
+
+
+@cache
+def quality() -> QualityFile:
+    """Benchmarks per use, their sources, and llama.cpp's quality loss per quantization."""
+    result: QualityFile = _load("quality.toml", QualityFile)
+    return result
+
+
+def parse_scores(text: str, where: str) -> list[Score]:
+    """Scores from CSV text with at least model, benchmark and score columns (evidence.csv's
+    columns; a user's file may name a catalog id in `model`)."""
+    import csv
+    import math
+
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    reader = csv.DictReader(lines)
+    missing = {"model", "benchmark", "score"} - set(reader.fieldnames or ())
+    if missing:
+        raise RigscopeError(f"{where}: missing column(s) {', '.join(sorted(missing))}; "
+                            "need model, benchmark, score (and source, date)")
+    out = []
+    benchmarks = quality().benchmarks
+    for n, row in enumerate(reader, start=2):
+        name, bench = (row.get("model") or "").strip(), (row.get("benchmark") or "").strip()
+        if bench not in benchmarks:
+            raise unknown(f"benchmark in {where} line {n}", bench, benchmarks)
+        try:
+            value = float(row.get("score") or "")
+        except ValueError:
+            value = math.nan
+        if not name or not math.isfinite(value):
+            raise RigscopeError(f"{where} line {n}: needs a model and a finite score, got "
+                                f"{row.get('model')!r}, {row.get('score')!r}")
+        out.append(Score(
+            model=name, hf_repo=(row.get("hf_repo") or "").strip(),
+            rigscope_id=(row.get("rigscope_id") or "").strip(),
+            twin=(row.get("twin") or "").strip() == "yes", benchmark=bench, score=value,
+            variant=(row.get("variant") or "").strip(), date=(row.get("date") or "").strip(),
+            source=(row.get("source") or "").strip() or where))
+    return out
+
+
+@cache
+def evidence() -> tuple[Score, ...]:
+    """The packaged scores (evidence.csv)."""
+    text = resources.files(__package__).joinpath("evidence.csv").read_text(encoding="utf-8")
+    return tuple(parse_scores(text, "evidence.csv"))

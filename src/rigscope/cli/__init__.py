@@ -12,6 +12,7 @@ from rigscope.cli.catalog_cmds import gpus_cmd, models_cmd, quants_cmd
 from rigscope.cli.estimate_cmd import estimate_cmd, max_context_cmd
 from rigscope.cli.eval_cmd import eval_cmd
 from rigscope.cli.loop_cmds import calibrate_cmd, compare_cmd, demo_cmd, report_cmd
+from rigscope.cli.pick_cmd import pick_cmd
 from rigscope.cli.plan_cmd import plan_cmd
 from rigscope.cli.runs_cmd import runs_cmd
 from rigscope.cli.serve_cmd import serve_cmd
@@ -30,6 +31,7 @@ cli.add_command(gpus_cmd)
 cli.add_command(models_cmd)
 cli.add_command(quants_cmd)
 cli.add_command(plan_cmd)
+cli.add_command(pick_cmd)
 cli.add_command(system_cmd)
 cli.add_command(bench_cmd)
 cli.add_command(runs_cmd)

@@ -8,6 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from rigscope.cli.render import table_that_fits
 from rigscope.plan import Option, Plan, Tiers, Workload
 
 
@@ -43,18 +44,12 @@ def _price_notes(o: Option) -> tuple[str, ...]:
 def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
     con = console or Console()
     users = plan.workload.users
-    wide = con.width >= 110  # room for power columns
-    t = Table(title=_title(plan.workload), title_justify="left", caption_justify="left",
-              caption="* Pareto-optimal on price vs aggregate tok/s", box=box.SIMPLE_HEAD,
-              pad_edge=False, padding=(0, 1, 0, 0))
     cols = ["#", "rig", "quant", "engine", "tok/s" if users == 1 else "tok/s/user"]
     cols += ["all tok/s"] if users > 1 else []
-    cols += ["TTFT s", "price", "$/tok/s", "rent $/h"] + (["W", "tok/J"] if wide else [])
-    for col in cols:
-        t.add_column(col, justify="left" if col in ("rig", "quant", "engine") else "right",
-                     no_wrap=True)
+    cols += ["TTFT s", "price", "$/tok/s", "rent $/h", "W", "tok/J"]
     multi_model = len(plan.workload.models) > 1
     notes: dict[str, list[int]] = {}
+    cells = []
     for i, o in enumerate(plan.options[:top], 1):
         s = o.speed
         row = [str(i), o.rig.id + ("*" if o.pareto else "")
@@ -62,11 +57,16 @@ def print_plan(plan: Plan, top: int, console: Console | None = None) -> None:
                o.memory.engine.name, f"{s.decode_tokens_per_s:,.1f}"]
         row += [f"{s.aggregate_tokens_per_s:,.0f}"] if users > 1 else []
         row += [f"{s.ttft_s:,.2f}", f"${o.price.total_usd:,.0f}" if o.price else "-",
-                _num(o.usd_per_tps, ",.0f"), _num(o.rent_usd_per_hour, ",.2f")]
-        row += [_num(o.watts, ".0f"), _num(o.tokens_per_joule, ".3f")] if wide else []
-        t.add_row(*row)
+                _num(o.usd_per_tps, ",.0f"), _num(o.rent_usd_per_hour, ",.2f"),
+                _num(o.watts, ".0f"), _num(o.tokens_per_joule, ".3f")]
+        cells.append(row)
         for n in _price_notes(o) + o.notes:
             notes.setdefault(n, []).append(i)
+    t = table_that_fits(
+        lambda: Table(title=_title(plan.workload), title_justify="left",
+                      caption_justify="left", caption="* Pareto-optimal on price vs aggregate "
+                      "tok/s", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0)),
+        cols, cells, con.width, drop=("tok/J", "W", "rent $/h", "$/tok/s", "TTFT s"))
     con.print(t)
     for n, rows in notes.items():
         con.print(f"  [dim]#{','.join(map(str, rows))}:[/] {n}", highlight=False)

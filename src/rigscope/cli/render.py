@@ -92,3 +92,23 @@ def print_estimate(
     if x.llama_server and x.llama_server != x.command:
         con.print(Text.assemble(("llama-server: ", "dim"), x.llama_server), soft_wrap=True)
     con.print(Text.assemble(("launch: ", "bold"), x.command), soft_wrap=True)
+
+
+def table_that_fits(make: Callable[[], Table], cols: list[str], rows: list[list[str]],
+                    width: int, drop: tuple[str, ...],
+                    left: tuple[str, ...] = ("rig", "quant", "engine")) -> Table:
+    """The table with every column, less those in `drop` (first named, first dropped) until
+    rich can lay it out in `width` without cutting a header or a cell."""
+    keep = list(range(len(cols)))
+    measure = Console(width=10_000)
+    while True:
+        t = make()
+        for k in keep:
+            t.add_column(cols[k], justify="left" if cols[k] in left else "right",
+                         no_wrap=True)
+        for row in rows:
+            t.add_row(*(row[k] for k in keep))
+        name = next((n for n in drop if n in cols and cols.index(n) in keep), None)
+        if measure.measure(t).maximum <= width or name is None:
+            return t
+        keep.remove(cols.index(name))

@@ -13,6 +13,7 @@ bisection finds too.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from rigscope.errors import RigscopeError
 from rigscope.estimator import memory as mem
 from rigscope.estimator.common import RUNTIME_OVERHEAD, result, weights_basis
+from rigscope.estimator.memo import by_model
 from rigscope.estimator.repack import describe
-from rigscope.specs import DeviceUse, FitInfo, MemoryEstimate, Request, Rig
+from rigscope.specs import DeviceUse, FitInfo, MemoryEstimate, ModelSpec, Quant, Request, Rig
 from rigscope.units import MIB, format_bytes
 
 HOST = -1  # the buffer index of host memory
@@ -53,11 +55,28 @@ class Config:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """Tensors of one layer that every placement keeps together: the same fit fractions
+    match them and the same user override (if any) names them."""
+
+    layer: int  # as TensorPart.layer
+    fractions: frozenset[str]
+    user: int | None  # the buffer a user override names
+    names: tuple[str, ...]
+    nbytes: int
+    active: int
+    params: int
+    routed_bytes: int
+    routed_params: int
+    largest_matmul: int  # the largest matrix among them (op offload copies it)
+
+
+@dataclass(frozen=True)
 class Layout:
     config: Config
     context: int
     assign: list[int]  # device per layer 0..L (L: the output layer); HOST below -ngl
-    buffers: list[int]  # buffer per tensor part
+    buffers: list[int]  # buffer per bucket
     devices: list[DeviceUse]
     host: DeviceUse
 
@@ -71,17 +90,23 @@ class Placer:
 
     def __init__(self, req: Request, rig: Rig) -> None:
         self.req, self.rig = req, rig
-        self.model = req.model
-        self.L = req.model.layers
-        self.lw = mem.layer_weights(req.model, req.quant)
-        self.parts = mem.tensor_parts(req.model, req.quant)
+        self.model = m = req.model
+        self.L = m.layers
+        self.lw = mem.layer_weights(m, req.quant)
+        self.parts = mem.tensor_parts(m, req.quant)
         self.gpus = list(rig.devices)
         self.caps = [g.usable_bytes for g in self.gpus]
         self.margin = req.offload.fit_target_mib * MIB
-        self.frac = [frozenset(k for k, r in _FRACTION_RE.items() if r.search(p.name))
-                     for p in self.parts]
-        self.user = [self._user_buffer(p.name) for p in self.parts]
-        self.matmul = [mem.is_matmul_weight(p.name) for p in self.parts]
+        users = tuple(self._user_buffer(x.name) for x in self.parts) if self._compiled() \
+            else None
+        self.buckets = buckets(m, req.quant, users)
+        a, kv = m.architecture, req.kv_type
+        cell = [mem.kv_cell_bytes(m, kv, il) for il in range(self.L)]
+        self.kv_full = [0 if a.is_swa(il) else c for il, c in enumerate(cell)]
+        self.kv_swa = [c if a.is_swa(il) else 0 for il, c in enumerate(cell)]
+        self.state = [mem.recurrent_state_bytes(m, 1, il) for il in range(self.L)]
+        self._kv: dict[int, list[int]] = {}
+        self._compute: dict[tuple[int, bool, bool, bool, bool], int] = {}
 
     # --- the user's knobs ------------------------------------------------------------------
 
@@ -139,90 +164,119 @@ class Placer:
                                 f"{len(self.gpus)} GPUs; give one per GPU")
         return Config(min(ngl, self.L + 1), split)
 
+    def _kv_layers(self, context: int) -> list[int]:
+        if context not in self._kv:
+            r = self.req
+            self._kv[context] = mem.llamacpp_kv_bytes_by_layer(
+                self.model, context, r.batch, r.kv_type, r.offload.ubatch)
+        return self._kv[context]
+
+    def _compute_bytes(self, context: int, has_output: bool, has_layers: bool,
+                       pipeline: bool, host_only: bool = False) -> int:
+        key = (context, has_output, has_layers, pipeline, host_only)
+        if key not in self._compute:
+            r, ub = self.req, self.req.offload.ubatch
+            self._compute[key] = mem.llamacpp_host_compute_bytes(
+                self.model, context, r.batch, pipeline, ub) if host_only else \
+                mem.llamacpp_compute_bytes(self.model, context, r.batch, r.flash_attn,
+                                           has_output=has_output, has_layers=has_layers,
+                                           pipeline=pipeline, outputs=r.outputs, ub=ub)
+        return self._compute[key]
+
     def layout(self, cfg: Config, context: int) -> Layout:
         req, m, L = self.req, self.model, self.L
         assign = layer_devices(L, cfg.split, cfg.ngl)
         partial = {il: (frac, buf) for il, frac, buf in cfg.partial}
         n = len(self.gpus)
         buffers = []
-        for i, p in enumerate(self.parts):
-            if p.layer == -1:
+        for bk in self.buckets:
+            if bk.layer == -1:
                 b = HOST  # token embeddings stay in host memory
-            elif p.layer == -2:
+            elif bk.layer == -2:
                 b = 0 if n and assign[0] == 0 else HOST
-            elif self.user[i] is not None:
-                b = self.user[i]  # type: ignore[assignment]
-            elif p.layer in partial and partial[p.layer][0] in self.frac[i]:
-                b = partial[p.layer][1]
+            elif bk.user is not None:
+                b = bk.user
+            elif bk.layer in partial and partial[bk.layer][0] in bk.fractions:
+                b = partial[bk.layer][1]
             else:
-                b = assign[p.layer]
+                b = assign[bk.layer]
             buffers.append(b)
-        ub = req.offload.ubatch
-        kv_layer = mem.llamacpp_kv_bytes_by_layer(m, context, req.batch, req.kv_type, ub)
         pipeline = n > 1 and assign[0] >= 0 and not self._compiled() and not cfg.partial
         # GPU backends compute big batches of host-held weights themselves (op offload):
         # the first GPU's compute buffer holds copies of the largest ones
-        host_w = [p.nbytes for p, b, mm in zip(self.parts, buffers, self.matmul, strict=True)
-                  if b == HOST and mm and p.layer >= 0]
-        offload = (OP_OFFLOAD_COPIES * max(host_w)
+        host_w = max((bk.largest_matmul for bk, b in zip(self.buckets, buffers, strict=True)
+                      if b == HOST and bk.layer >= 0), default=0)
+        offload = (OP_OFFLOAD_COPIES * host_w
                    if host_w and n and not self.rig.unified
-                   and mem.ubatch(context, req.batch, ub) >= OP_OFFLOAD_MIN_BATCH else 0)
+                   and mem.ubatch(context, req.batch, req.offload.ubatch)
+                   >= OP_OFFLOAD_MIN_BATCH else 0)
+        uses = self._uses(buffers, assign, context)
         devices = []
         for d, g in enumerate(self.gpus):
-            layers = [il for il in range(L) if assign[il] == d]
+            has_layers = any(assign[il] == d for il in range(L))
             has_output = assign[L] == d
-            compute = 0
-            if layers or has_output:
-                compute = mem.llamacpp_compute_bytes(
-                    m, context, req.batch, req.flash_attn, has_output=has_output,
-                    has_layers=bool(layers), pipeline=pipeline, outputs=req.outputs, ub=ub)
+            compute = self._compute_bytes(context, has_output, has_layers, pipeline) \
+                if has_layers or has_output else 0
             if d == 0:
                 compute += offload
-            devices.append(self._use(
-                g.id, self.caps[d], d, buffers, assign, kv_layer, compute,
-                RUNTIME_OVERHEAD[g.backend]))
-        cpu_layers = [il for il in range(L) if assign[il] == HOST]
+            devices.append(DeviceUse(id=g.id, capacity_bytes=self.caps[d],
+                                     compute_bytes=compute,
+                                     overhead_bytes=RUNTIME_OVERHEAD[g.backend], **uses[d]))
+        cpu_layers = any(assign[il] == HOST for il in range(L))
         if cpu_layers or assign[L] == HOST:
-            host_compute = mem.llamacpp_compute_bytes(
-                m, context, req.batch, req.flash_attn, has_output=assign[L] == HOST,
-                has_layers=bool(cpu_layers), outputs=req.outputs, ub=ub)
+            host_compute = self._compute_bytes(context, assign[L] == HOST, cpu_layers, False)
         else:
-            host_compute = mem.llamacpp_host_compute_bytes(m, context, req.batch, pipeline, ub)
+            host_compute = self._compute_bytes(context, False, False, pipeline, True)
         host_cap = self.rig.host.memory_bytes
         if self.rig.unified:  # one pool: the host part gets what the GPU part leaves
             host_cap = max(host_cap - sum(x.used_bytes for x in devices), 0)
         # CPU-held weights of a GPU rig go to the GPU backend's host buffer or the plain CPU
         # one, neither of which repacks (--no-host would change that): no copy
-        host = self._use("host", host_cap, HOST, buffers, assign, kv_layer, host_compute,
-                         mem.output_buffer_bytes(m, req.batch))
+        host = DeviceUse(id="host", capacity_bytes=host_cap, compute_bytes=host_compute,
+                         overhead_bytes=mem.output_buffer_bytes(m, req.batch), **uses[HOST])
         return Layout(cfg, context, assign, buffers, devices, host)
 
-    def _use(self, dev_id: str, cap: int, d: int, buffers: list[int], assign: list[int],
-             kv_layer: list[int], compute: int, overhead: int) -> DeviceUse:
-        m, a, L = self.model, self.model.architecture, self.L
-        here = [p for p, b in zip(self.parts, buffers, strict=True) if b == d]
-        layers = sorted({p.layer for p in here if 0 <= p.layer < L})
-        elsewhere = {p.layer for p, b in zip(self.parts, buffers, strict=True)
-                     if b != d and 0 <= p.layer < L}
-        kv_layers = [il for il in range(L) if assign[il] == d]
-        kv = self.req.kv_type
-        full = sum(mem.kv_cell_bytes(m, kv, il) for il in kv_layers if not a.is_swa(il))
-        swa = sum(mem.kv_cell_bytes(m, kv, il) for il in kv_layers if a.is_swa(il))
-        out = [p for p in here if p.layer == L]
-        return DeviceUse(
-            id=dev_id, capacity_bytes=cap, weights_bytes=sum(p.nbytes for p in here),
-            kv_bytes=sum(kv_layer[il] for il in kv_layers), compute_bytes=compute,
-            overhead_bytes=overhead, layers=len(layers),
-            read_bytes=sum(p.active for p in here if p.layer >= 0),
-            routed_bytes=sum(p.nbytes for p in here if p.routed),
-            routed_params=sum(p.routed_params for p in here),
-            moe_layers=len({p.layer for p in here if p.routed}),
-            params=sum(p.params for p in here),
-            output_params=sum(p.params for p in out),
-            kv_token_bytes=full, swa_token_bytes=swa,
-            state_read_bytes=sum(mem.recurrent_state_bytes(m, 1, il) for il in kv_layers),
-            split_layers=sum(1 for il in layers if il in elsewhere),
-        )
+    def _uses(self, buffers: list[int], assign: list[int], context: int
+              ) -> dict[int, dict[str, int]]:
+        """Each buffer's weights, caches and what a token reads there (DeviceUse fields)."""
+        L, n = self.L, len(self.gpus) + 1  # index b + 1: HOST is 0
+        weights, params, routed, routed_p, read, out_p = ([0] * n for _ in range(6))
+        holders: list[set[int]] = [set() for _ in range(L)]
+        moe: list[set[int]] = [set() for _ in range(n)]
+        for bk, b in zip(self.buckets, buffers, strict=True):
+            i, layer = b + 1, bk.layer
+            weights[i] += bk.nbytes
+            params[i] += bk.params
+            if bk.routed_bytes:
+                routed[i] += bk.routed_bytes
+                routed_p[i] += bk.routed_params
+                moe[i].add(layer)
+            if layer >= 0:
+                read[i] += bk.active
+                if layer == L:
+                    out_p[i] += bk.params
+                else:
+                    holders[layer].add(i)
+        layers, split = [0] * n, [0] * n
+        for held in holders:
+            for i in held:
+                layers[i] += 1
+                if len(held) > 1:
+                    split[i] += 1
+        kvb, full, swa, state = ([0] * n for _ in range(4))
+        kv = self._kv_layers(context)
+        for il in range(L):
+            i = assign[il] + 1
+            kvb[i] += kv[il]
+            full[i] += self.kv_full[il]
+            swa[i] += self.kv_swa[il]
+            state[i] += self.state[il]
+        return {i - 1: dict(
+            weights_bytes=weights[i], kv_bytes=kvb[i], layers=layers[i], read_bytes=read[i],
+            routed_bytes=routed[i], routed_params=routed_p[i], moe_layers=len(moe[i]),
+            params=params[i], output_params=out_p[i], kv_token_bytes=full[i],
+            swa_token_bytes=swa[i], state_read_bytes=state[i], split_layers=split[i],
+        ) for i in range(n)}
 
     # --- llama.cpp's --fit --------------------------------------------------------------------
 
@@ -423,12 +477,12 @@ class Placer:
         L = self.L
         on_host: dict[int, set[bool]] = {}
         on_gpu: dict[int, bool] = {}
-        for p, b in zip(self.parts, lay.buffers, strict=True):
-            if 0 <= p.layer < L:
+        for bk, b in zip(self.buckets, lay.buffers, strict=True):
+            if 0 <= bk.layer < L:
                 if b == HOST:
-                    on_host.setdefault(p.layer, set()).add(p.routed)
+                    on_host.setdefault(bk.layer, set()).add(bk.routed_bytes > 0)
                 else:
-                    on_gpu[p.layer] = True
+                    on_gpu[bk.layer] = True
         full = tuple(il for il in range(L) if il not in on_host)
         cpu = tuple(il for il in range(L) if il not in on_gpu)
         dense_only = tuple(il for il in range(L) if il in on_host and il in on_gpu)
@@ -451,10 +505,58 @@ class Placer:
             if il < self.L:
                 groups.setdefault((frac, buf), []).append(il)
         for (frac, buf), layers in groups.items():
-            if any(frac in self.frac[i] for i, p in enumerate(self.parts) if p.layer in layers):
+            if any(frac in bk.fractions for bk in self.buckets if bk.layer in layers):
                 name = "CPU" if buf == HOST else f"{self._backend_name()}{buf}"
                 out.append(f"blk\\.({'|'.join(map(str, layers))})\\.{FRACTIONS[frac]}={name}")
         return out
+
+
+@by_model
+def buckets(model: ModelSpec, quant: Quant, users: tuple[int | None, ...] | None
+            ) -> list[Bucket]:
+    """The tensors of `model` at `quant` in buckets (memoized: a plan places a model many
+    times); `users`: the buffer a user override names, per tensor part."""
+    parts = mem.tensor_parts(model, quant)
+    classes = _classes(model, len(parts))
+    groups: dict[tuple[int, frozenset[str], int | None], list[int]] = {}
+    for i, part in enumerate(parts):
+        groups.setdefault((part.layer, classes[i][0], users[i] if users else None),
+                          []).append(i)
+    out = []
+    for (layer, frac, user), idx in groups.items():
+        ps = [parts[i] for i in idx]
+        out.append(Bucket(
+            layer=layer, fractions=frac, user=user, names=tuple(x.name for x in ps),
+            nbytes=sum(x.nbytes for x in ps), active=sum(x.active for x in ps),
+            params=sum(x.params for x in ps),
+            routed_bytes=sum(x.nbytes for x in ps if x.routed),
+            routed_params=sum(x.routed_params for x in ps),
+            largest_matmul=max((parts[i].nbytes for i in idx if classes[i][1]), default=0)))
+    return out
+
+
+@by_model
+def _classes(model: ModelSpec, n: int) -> list[tuple[frozenset[str], bool]]:
+    """Per tensor part (n of them): the fit fractions matching it and whether it is a
+    matrix, which do not depend on the quantization."""
+    names = mem.part_names(model)
+    assert len(names) == n
+    return [_by_suffix(_BLOCK.sub("blk.N.", name)) for name in names]
+
+
+_BLOCK = re.compile(r"^blk\.\d+\.")
+
+
+@functools.cache
+def _by_suffix(suffix: str) -> tuple[frozenset[str], bool]:
+    return (frozenset(k for k, r in _FRACTION_RE.items() if r.search(suffix)),
+            mem.is_matmul_weight(suffix))
+
+
+def fractions(name: str) -> frozenset[str]:
+    """The fit fractions whose pattern matches a tensor (the same in every block)."""
+    return _by_suffix(_BLOCK.sub("blk.N.", name))[0]
+
 
 
 def place(req: Request, rig: Rig) -> MemoryEstimate:
@@ -486,8 +588,8 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
     if not rig.devices:
         return _llamacpp_cpu_only(req, rig, placer, lay, kv_total, basis, info)
     gpus = rig.devices
-    host_layer_bytes = sum(p.nbytes for p, b in zip(placer.parts, lay.buffers, strict=True)
-                           if b == HOST and 0 <= p.layer <= L)
+    host_layer_bytes = sum(bk.nbytes for bk, b in zip(placer.buckets, lay.buffers, strict=True)
+                           if b == HOST and 0 <= bk.layer <= L)
     offloaded = L - len(info.full_gpu_layers)
     fits = all(d.fits for d in lay.devices) and offloaded == 0 and lay.assign[L] != HOST
     runs = lay.ok

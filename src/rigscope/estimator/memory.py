@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import accumulate
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 from rigscope.catalog import ggml_types
 from rigscope.errors import RigscopeError
 from rigscope.estimator.memo import by_model
-from rigscope.estimator.quantize import tensor_bytes
+from rigscope.estimator.quantize import tensor_bytes, tensors_bytes
 from rigscope.estimator.repack import repacked
 from rigscope.specs import ModelSpec, Quant
 
@@ -75,8 +75,7 @@ def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     routed, routed_params = [0] * n, [0] * n
     embd = output = output_unique = other = output_params = 0
     types: dict[str, int] = {}
-    for t in model.tensors:
-        nbytes, ty = tensor_bytes(model, quant, t)
+    for t, (nbytes, ty) in zip(model.tensors, tensors_bytes(model, quant), strict=True):
         types[ty] = types.get(ty, 0) + nbytes
         if t.layer is not None and t.layer < n:
             per_layer[t.layer] += nbytes
@@ -107,8 +106,7 @@ def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     )
 
 
-@dataclass(frozen=True)
-class TensorPart:
+class TensorPart(NamedTuple):
     """One weight tensor as placement sees it: where it belongs and what a token reads."""
 
     name: str
@@ -125,8 +123,7 @@ def tensor_parts(model: ModelSpec, quant: Quant) -> tuple[TensorPart, ...]:
     """Every weight tensor at `quant`, with a tied LM head as a second part of the output
     layer (llama.cpp loads the embedding matrix again there) (memoized)."""
     n, out = model.layers, []
-    for t in model.tensors:
-        nbytes, _ = tensor_bytes(model, quant, t)
+    for t, (nbytes, _) in zip(model.tensors, tensors_bytes(model, quant), strict=True):
         routed = "_exps" in t.name and t.layer is not None
         used = model.experts_used / model.experts if routed else 1.0
         if t.layer is not None and t.layer < n:
@@ -143,6 +140,16 @@ def tensor_parts(model: ModelSpec, quant: Quant) -> tuple[TensorPart, ...]:
         if layer == -1 and model.tie_embeddings:
             out.append(TensorPart("output.weight", n, nbytes, nbytes, t.n_elements, False, 0))
     return tuple(out)
+
+
+def part_names(model: ModelSpec) -> list[str]:
+    """The names of tensor_parts' parts, in order, whatever the quantization."""
+    out = []
+    for t in model.tensors:
+        out.append(t.name)
+        if t.name == "token_embd.weight" and model.tie_embeddings:
+            out.append("output.weight")
+    return out
 
 
 _NOT_MATMUL = ("norm", "conv1d", "gate_inp", "ssm_a", "ssm_d", "ssm_dt", "exp_probs", "sinks")

@@ -241,6 +241,24 @@ def _fallback(t: Tensor, new: str) -> str:
     return fb
 
 
+@by_model
+def tensors_bytes(model: ModelSpec, quant: Quant) -> tuple[tuple[int, str], ...]:
+    """tensor_bytes of every tensor of `model`, in order (memoized; one pass)."""
+    if quant.kind != "gguf":
+        return tuple(tensor_bytes(model, quant, t) for t in model.tensors)
+    own = model.file_type == quant.name
+    types, table = gguf_types(model, quant), ggml_types()
+    out = []
+    for t in model.tensors:
+        if own and t.nbytes is not None and t.ggml_type is not None:
+            out.append((t.nbytes, t.ggml_type))
+            continue
+        ty = types.get(t.name) or "F32"
+        rows = t.shape[0]
+        out.append((table[ty].row_bytes(rows) * (t.n_elements // rows), ty))
+    return tuple(out)
+
+
 def tensor_bytes(model: ModelSpec, quant: Quant, t: Tensor) -> tuple[int, str]:
     """(bytes, type) of tensor t stored in this quantization."""
     if quant.kind == "gguf":

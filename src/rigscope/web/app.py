@@ -22,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from rigscope import answers, contract
 from rigscope.cli.estimate_cmd import estimate_cmd, max_context_cmd
+from rigscope.cli.pick_cmd import pick_cmd
 from rigscope.cli.plan_cmd import plan_cmd
 from rigscope.errors import NotFound, RigscopeError
 from rigscope.validate import is_loopback
@@ -31,7 +32,7 @@ _UNSET = getattr(click.core, "UNSET", object())  # click 8.3: "no default given"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8"}
 # options a web caller may not use: they name files on the server
-SERVER_FILES = frozenset({"price_file"})
+SERVER_FILES = frozenset({"price_file", "evidence"})
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                  for k, v in body.items() if v is not None}
         o = options_of(plan_cmd, query, skip=frozenset() if files else SERVER_FILES)
         return answers.plan_doc(answers.PlanQuery.from_options(**o), files)
+
+    @app.get("/api/pick", dependencies=auth)
+    def pick(request: Request) -> dict[str, Any]:
+        """= `rigscope pick ... --json`: `use`, `gpu` (repeatable), `cpu`, `ram`, `context`,
+        `users`, `min_tps`, `max_ttft`, `engine` as query parameters; no rig given: the
+        machine this server runs on."""
+        o = options_of(pick_cmd, _query(request), skip=frozenset() if files else SERVER_FILES)
+        return answers.pick_doc(answers.PickQuery.from_options(**o), files)
 
     @app.get("/api/gpus", dependencies=auth)
     def gpus() -> dict[str, Any]:

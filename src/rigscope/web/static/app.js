@@ -47,6 +47,7 @@ function state() {
   const s = { mode, model: $("model").value.trim(), context: $("context").value.trim(),
               users: $("users").value.trim() };
   if ($("quant").value) s.quant = $("quant").value;
+  if (mode === "pick") s.use = $("use").value;
   return Object.assign(s, hardware());
 }
 
@@ -76,7 +77,8 @@ function readUrl() {
     $("gpu").value = "cpu";
   }
   if (q.get("mode")) mode = q.get("mode");
-  return q.has("model") || mode === "runs";
+  if (q.get("use")) $("use").value = q.get("use");
+  return q.has("model") || mode === "runs" || mode === "pick";
 }
 
 function showApple() {
@@ -199,6 +201,31 @@ function drawChart(options) {
   }
 }
 
+async function showPick() {
+  const s = state();
+  const q = new URLSearchParams({ use: s.use, context: s.context, users: s.users });
+  if (s.gpu) q.set("gpu", s.gpu); else q.set("cpu", "");
+  const doc = await api("/api/pick?" + q.toString());
+  const tb = $("pick-table").tBodies[0];
+  tb.replaceChildren();
+  doc.rows.slice(0, 25).forEach((r) => {
+    const row = tb.insertRow();
+    const e = r.evidence;
+    for (const v of [String(r.rank), r.model, r.quant, r.fits, num(r.decode_tokens_per_s),
+                     num(r.ttft_s, 2), e ? e.label : "no evidence", e ? String(e.score) : "-"]) {
+      cell(row, v);
+    }
+    const code = document.createElement("code");
+    code.textContent = r.launch;
+    row.insertCell().appendChild(code);
+  });
+  const d = doc.evidence_dates;
+  $("pick-note").textContent = `${doc.use} on ${doc.rig}: evidence dated ${d.oldest} to ` +
+    `${d.newest} (Artificial Analysis, LiveBench, LMArena, Aider; model-card numbers ` +
+    `marked); ${doc.skipped.length} models do not run here`;
+  status("");
+}
+
 async function showRuns() {
   const doc = await api("/api/runs");
   const tb = $("runs-table").tBodies[0];
@@ -220,15 +247,19 @@ async function showRuns() {
 }
 
 async function answer() {
-  for (const m of ["estimate", "plan", "runs"]) {
+  for (const m of ["estimate", "plan", "pick", "runs"]) {
     $(m + "-view").hidden = m !== mode;
     $("mode-" + m).classList.toggle("on", m === mode);
   }
+  $("use-label").hidden = mode !== "pick";
   writeUrl();
-  if (mode !== "runs" && !$("model").value.trim()) { status("name a model"); return; }
+  if (!["runs", "pick"].includes(mode) && !$("model").value.trim()) {
+    status("name a model");
+    return;
+  }
   status("working…");
   try {
-    await { estimate: showEstimate, plan: showPlan, runs: showRuns }[mode]();
+    await { estimate: showEstimate, plan: showPlan, pick: showPick, runs: showRuns }[mode]();
   } catch (e) {
     status(e.message, true);
   }
@@ -255,7 +286,7 @@ async function start() {
 }
 
 $("gpu").addEventListener("change", () => { showApple(); answer(); });
-for (const id of ["quant", "apple-memory"]) $(id).addEventListener("change", answer);
+for (const id of ["quant", "apple-memory", "use"]) $(id).addEventListener("change", answer);
 for (const id of ["context", "users", "count", "model"]) {
   $(id).addEventListener("change", answer);
 }
