@@ -236,6 +236,15 @@ def test_the_page_renders_a_shared_link_and_follows_changes(server: str,
                                ".includes('rtx-4090')")
         assert page.locator("[data-figure=decode]").inner_text().startswith(
             decode_of("rtx-4090", "65536"))
+        deep = cli_json(capsys, "estimate", "llama-3-8b", "--quant", "Q4_K_M", "--gpu",
+                        "rtx-4090", "--context", "65536", "--depth", "16384")
+        page.fill("#depth", "16384")
+        page.locator("#depth").dispatch_event("change")
+        want = f"{deep['speed']['decode_tokens_per_s']:,.1f}"
+        page.wait_for_function(
+            "w => document.querySelector('[data-figure=decode]').textContent.startsWith(w)",
+            arg=want)
+        assert "depth=16384" in page.url
         page.click("#mode-plan")
         page.locator("#plan-table tbody tr").first.wait_for()
         assert page.locator("#plan-chart circle").count() >= 1

@@ -48,6 +48,7 @@ function state() {
               users: $("users").value.trim() };
   if ($("quant").value) s.quant = $("quant").value;
   if (mode === "pick") s.use = $("use").value;
+  if (mode === "estimate" && $("depth").value.trim() !== "0") s.depth = $("depth").value.trim();
   return Object.assign(s, hardware());
 }
 
@@ -78,6 +79,7 @@ function readUrl() {
   }
   if (q.get("mode")) mode = q.get("mode");
   if (q.get("use")) $("use").value = q.get("use");
+  if (q.get("depth")) $("depth").value = q.get("depth");
   return q.has("model") || mode === "runs" || mode === "pick";
 }
 
@@ -97,6 +99,7 @@ async function showEstimate() {
   const s = state();
   const q = new URLSearchParams({ model: s.model, context: s.context, batch: s.users });
   if (s.quant) q.set("quant", s.quant);
+  if (s.depth) q.set("depth", s.depth);
   if (s.gpu) q.set("gpu", s.gpu); else q.set("cpu", "");
   const doc = await api("/api/estimate?" + q.toString());
   const m = doc.memory;
@@ -252,6 +255,7 @@ async function answer() {
     $("mode-" + m).classList.toggle("on", m === mode);
   }
   $("use-label").hidden = mode !== "pick";
+  $("depth-label").hidden = mode !== "estimate";
   writeUrl();
   if (!["runs", "pick"].includes(mode) && !$("model").value.trim()) {
     status("name a model");
@@ -287,7 +291,7 @@ async function start() {
 
 $("gpu").addEventListener("change", () => { showApple(); answer(); });
 for (const id of ["quant", "apple-memory", "use"]) $(id).addEventListener("change", answer);
-for (const id of ["context", "users", "count", "model"]) {
+for (const id of ["context", "users", "count", "model", "depth"]) {
   $(id).addEventListener("change", answer);
 }
 $("question").addEventListener("submit", async (e) => {
