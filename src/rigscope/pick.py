@@ -136,16 +136,19 @@ def best_evidence(scores: Iterable[Score], use: str) -> tuple[int, Evidence | No
     return len(order), None
 
 
-def candidates(specs: Sequence[ModelSpec], scores: Iterable[Score]) -> list[Candidate]:
+def candidates(specs: Sequence[ModelSpec], scores: Iterable[Score],
+               aliases: dict[str, str] | None = None) -> list[Candidate]:
     """One candidate per catalog model, plus one per scored fine-tune of a catalog
     architecture (its own name, that model's shapes). A score names its model by catalog
-    id (`rigscope_id`), else by a catalog id or alias in `model`."""
+    id (`rigscope_id`), else by a catalog id in `model`, else by its Hub repo as a catalog
+    alias (`aliases`: lower-cased alias -> id, e.g. entries `models update` added)."""
     by_id = {s.id: s for s in specs}
     own: dict[str, list[Score]] = {}
     twins: dict[tuple[str, str], list[Score]] = {}
-    lowered = {k.lower(): k for k in by_id}
+    lowered = {k.lower(): k for k in by_id} | (aliases or {})
     for s in scores:
-        mid = s.rigscope_id or lowered.get(s.model.lower(), "")
+        mid = s.rigscope_id or lowered.get(s.model.lower(), "") \
+            or lowered.get(s.hf_repo.lower(), "")
         if mid not in by_id:
             continue
         if s.twin:
@@ -182,7 +185,8 @@ def _weights_too_big(model: ModelSpec, quant: Quant, rig: Rig) -> bool:
 
 
 def pick(rig: Rig, use: str = "chat", *, specs: Sequence[ModelSpec],
-         scores: Iterable[Score] = (), context: int | None = None, users: int = 1,
+         scores: Iterable[Score] = (), aliases: dict[str, str] | None = None,
+         context: int | None = None, users: int = 1,
          engine: str = "llama.cpp", min_tps: float | None = None,
          max_ttft: float | None = None, p: SpeedParams = DEFAULT) -> Picks:
     """Rank `specs` on `rig` for `use` (see the module's docstring)."""
@@ -195,7 +199,7 @@ def pick(rig: Rig, use: str = "chat", *, specs: Sequence[ModelSpec],
     rows: list[PickRow] = []
     skipped: list[tuple[str, str]] = []
     best_by_spec: dict[str, tuple[MemoryEstimate, SpeedEstimate] | str] = {}
-    for cand in candidates(specs, scores):
+    for cand in candidates(specs, scores, aliases):
         found = best_by_spec.get(cand.spec.id)
         if found is None:
             found = _best_config(cand.spec, rig, engine, ctx, users, prompt, output,

@@ -100,6 +100,47 @@ def models_add_cmd(source: str, model_id: str | None, aliases: tuple[str, ...],
     click.echo(f"{key}: written to {path}")
 
 
+@models_cmd.command("update")
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False),
+              help="catalog file to write (default: your own, in the user data dir)")
+@click.option("--json", "as_json", is_flag=True)
+def models_update_cmd(catalog_path: str | None, as_json: bool) -> None:
+    """Add a catalog entry, from its Hub repo's config.json and safetensors headers, for
+    every model the shipped quality evidence scores that the catalog lacks (so `pick` can
+    rank it). Answers are cached for offline use; a repo whose architecture rigscope does
+    not estimate is listed with the reason."""
+    import datetime
+    from pathlib import Path
+
+    from rigscope.catalog import evidence, model_aliases, user_catalog, write_entry
+    from rigscope.cli.options import echo_json
+    from rigscope.errors import RigscopeError
+    from rigscope.sources import catalog_entry
+
+    known = model_aliases()
+    repos = sorted({s.hf_repo for s in evidence()
+                    if s.hf_repo and not s.rigscope_id and s.hf_repo.lower() not in known})
+    path = Path(catalog_path) if catalog_path else user_catalog()
+    added, failed = [], []
+    for repo in repos:
+        try:
+            key, record = catalog_entry(repo)
+        except RigscopeError as e:
+            failed.append({"repo": repo, "why": str(e)})
+            continue
+        write_entry(path, key, record)
+        added.append({"repo": repo, "id": key})
+    doc = {"date": datetime.date.today().isoformat(), "catalog": str(path),
+           "added": added, "failed": failed}
+    if as_json:
+        echo_json(doc)
+        return
+    click.echo(f"{len(added)} of {len(repos)} scored models added to {path} "
+               f"({doc['date']}); {len(failed)} not:")
+    for f in failed:
+        click.echo(f"  {f['repo']}: {f['why']}")
+
+
 @click.command("quants")
 @click.option("--json", "as_json", is_flag=True)
 def quants_cmd(as_json: bool) -> None:

@@ -11,6 +11,9 @@ Tests compare these types with what the built llama-quantize writes for random-w
 
 from __future__ import annotations
 
+import functools
+import re
+
 from rigscope.catalog import ggml_types
 from rigscope.estimator.memo import by_model
 from rigscope.specs import ModelSpec, Quant, Tensor
@@ -29,6 +32,14 @@ _DEFAULT_TYPE = {"MXFP4_MOE": "MXFP4", "IQ2_S": "IQ2_XS", "IQ2_M": "IQ2_S", "IQ3
 
 def category(name: str) -> str:
     """llama-quantize's broad category of a tensor, by name (tensor_get_category)."""
+    return _category(_BLOCK.sub("blk.N.", name))
+
+
+_BLOCK = re.compile(r"^blk\.\d+\.")
+
+
+@functools.cache
+def _category(name: str) -> str:
     if name == "output.weight":
         return "output"
     if name in ("token_embd.weight", "per_layer_token_embd.weight"):
