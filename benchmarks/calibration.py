@@ -40,6 +40,7 @@ class Row:
     flash_attn: bool = False
     build: str = ""  # the llama.cpp build or date the row was measured with
     era: str = "2025+"  # speed_params.ERAS: when that build was made
+    backend: str | None = None  # the llama.cpp backend when not the vendor's own (vulkan)
 
     @property
     def multi(self) -> bool:
@@ -67,6 +68,13 @@ RECENT_GPUS = {
     "Apple M1 Ultra (64-core GPU, 128GB)": "m1-ultra-64c",
     "Apple M4 (Mac mini, 10-core CPU, 16GB; GPU core count not stated)": "m4-10c:16gb",
     "NVIDIA H100 80GB HBM3": "h100-sxm", "NVIDIA H200": "h200", "NVIDIA A30": "a30",
+    "Intel Arc B580": "arc-b580", "Intel Arc B570": "arc-b570", "Intel Arc A770": "arc-a770",
+    "Intel Arc A750": "arc-a750", "Intel Arc Pro B60": "arc-pro-b60",
+    "Intel Arc Pro B50": "arc-pro-b50", "NVIDIA Jetson AGX Orin": "jetson-agx-orin-64gb",
+    "AMD Ryzen AI Max+ 395 (Radeon 8060S iGPU)": "radeon-8060s",
+    "NVIDIA GeForce RTX 4070 Ti": "rtx-4070-ti", "NVIDIA GeForce RTX 4070 SUPER":
+    "rtx-4070-super", "NVIDIA GeForce RTX 4070": "rtx-4070", "NVIDIA GeForce RTX 3070":
+    "rtx-3070",
     "NVIDIA GeForce RTX 4090": "rtx-4090", "NVIDIA GeForce RTX 4080": "rtx-4080",
     "NVIDIA GeForce RTX 4080 SUPER": "rtx-4080-super", "NVIDIA GeForce RTX 5080": "rtx-5080",
     "NVIDIA GeForce RTX 5070 Ti": "rtx-5070-ti", "NVIDIA GeForce RTX 5070": "rtx-5070",
@@ -107,10 +115,12 @@ RECENT_MODELS = {
 }
 
 
-def recent_rows(shared: Path = PUBLISHED) -> tuple[list[Row], list[str]]:
-    """llamacpp_recent_rows.csv as rows (CUDA, ROCm and Metal at full offload); and what
-    was left out, with why (Vulkan, GPUs or models not in the catalog, power-limited runs,
-    a size that disagrees with the catalog's)."""
+def recent_rows(shared: Path = PUBLISHED, vulkan: bool = False
+                ) -> tuple[list[Row], list[str]]:
+    """llamacpp_recent_rows.csv as rows (CUDA, ROCm and Metal at full offload; with
+    `vulkan` the Vulkan rows too, backend "vulkan"); and what was left out, with why
+    (Vulkan unless asked for, GPUs or models not in the catalog, power-limited runs, a size
+    that disagrees with the catalog's)."""
     from rigscope.catalog import gguf_mixes
     from rigscope.estimator.memory import layer_weights
     from rigscope.estimator.speed_params import era_of
@@ -121,7 +131,7 @@ def recent_rows(shared: Path = PUBLISHED) -> tuple[list[Row], list[str]]:
         for r in csv.DictReader(f):
             gpu = RECENT_GPUS.get(r["gpu"])
             model = RECENT_MODELS.get((r["model"], r["model_params_b"]))
-            why = ("Vulkan" if r["backend"] == "Vulkan" else
+            why = ("Vulkan" if r["backend"] == "Vulkan" and not vulkan else
                    f"GPU {r['gpu']!r}" if gpu is None else
                    f"model {r['model']!r}" if model is None else
                    "power-limited" if "power limit" in r["quote"] and "600W" not in r["quote"]
@@ -149,7 +159,8 @@ def recent_rows(shared: Path = PUBLISHED) -> tuple[list[Row], list[str]]:
                                 r"n_ubatch[= ](\d+)", r["quote"])) else 512,
                             era=era_of(b.group(1) if (b := re.search(r"\((\d+)\)", r["build"]))
                                        else (r["date"][:4] if r["date"][:4].isdigit() else None)),
-                            build=f"{r['build']} {r['date']}"))
+                            build=f"{r['build']} {r['date']}",
+                            backend="vulkan" if r["backend"] == "Vulkan" else None))
     return rows, left
 
 
@@ -220,21 +231,24 @@ def predict(row: Row, params=None) -> tuple[float, bool]:  # noqa: ANN001
     from rigscope.estimator import estimate
     from rigscope.estimator.speed import decode_step_seconds, prefill_seconds
     from rigscope.estimator.speed_params import DEFAULT
-    from rigscope.hardware import parse_rig
+    from rigscope.hardware import parse_rig, with_backend
     from rigscope.sources import resolve_model
-    from rigscope.specs import Accelerator, Rig
+    from rigscope.specs import Accelerator, Offload, Rig
 
     p = params or DEFAULT
     est = _ESTIMATES.get(row)
     if est is None:  # placement does not depend on the speed constants: compute it once
         model = resolve_model(str(smollm2_gguf()) if row.model == "smollm2" else row.model)
         if row.gpus:
-            rig = parse_rig(list(row.gpus))
+            rig = with_backend(parse_rig(list(row.gpus)), row.backend)
         else:
             rig = Rig(devices=(), host=Accelerator.cpu(16 * 2**30, row.cpu_gbs, row.cpu_tflops))
         ctx = row.context or max(row.depth + row.n, 512)
-        est = _ESTIMATES[row] = estimate(model, rig, quant=row.quant, engine=row.engine,
-                                         context=ctx, flash_attn=row.flash_attn)
+        # llama-bench runs every layer on the GPUs (-ngl 99), no --fit
+        est = _ESTIMATES[row] = estimate(
+            model, rig, quant=row.quant, engine=row.engine, context=ctx,
+            flash_attn=row.flash_attn, offload=Offload(fit=False)
+            if row.engine == "llama.cpp" else None)
     if row.test == "tg":
         t = decode_step_seconds(est, row.depth + row.n / 2, 1, p)
         return p.era_factor(row.era, "decode") / t, est.fits

@@ -72,17 +72,18 @@ class ModelQuery(_FromOptions):
     ram: str | None = None
     cpu_isa: str | None = None
     ram_bandwidth: float | None = None  # GB/s of system RAM (default: measured or catalog)
+    backend: str | None = None  # the llama.cpp backend the GPUs run (default: the vendor's)
     mem_fraction: float | None = None  # vLLM, SGLang, TensorRT-LLM: the engine's own knob
     nodes: int = 1
     interconnect: str | None = None
 
     def rig(self, gpus: tuple[str, ...] | None = None, cpu: str | None = None) -> Rig:
-        from rigscope.hardware import multi_node, with_ram_bandwidth
+        from rigscope.hardware import multi_node, with_backend, with_ram_bandwidth
 
         one = resolve_rig(self.gpus if gpus is None else gpus,
                           self.cpu if gpus is None else cpu, self.ram, self.cpu_isa)
-        return multi_node(with_ram_bandwidth(one, self.ram_bandwidth), self.nodes,
-                          self.interconnect)
+        one = with_backend(with_ram_bandwidth(one, self.ram_bandwidth), self.backend)
+        return multi_node(one, self.nodes, self.interconnect)
 
     def flash(self) -> bool | None:
         """--flash-attn for llama.cpp; other engines choose their own kernels."""
@@ -235,6 +236,7 @@ class PlanQuery(_FromOptions):
     kwh_price: float = DEFAULT_KWH_USD
     hours: float = DEFAULT_HOURS_PER_DAY
     prices: tuple[str, ...] = ()  # ID=USD overrides
+    backend: str | None = None  # only rigs whose GPUs run it, run by it
     price_file: str | None = None
     gpus: tuple[str, ...] = ()  # only these rigs
     local: bool = True  # this machine, priced as owned
@@ -276,6 +278,13 @@ def plan_answer(q: PlanQuery, allow_files: bool = True) -> Plan | Tiers:
         from rigscope.system import local_rig
 
         rigs.insert(0, replace(local_rig(), local=True))
+    if q.backend:  # the rigs whose GPUs run that backend, run by it
+        from rigscope.hardware import BACKENDS, with_backend
+
+        rigs = [with_backend(r, q.backend) for r in rigs if r.devices and all(
+            q.backend in BACKENDS.get(d.native, ()) for d in r.devices)]
+        if not rigs:
+            raise RigscopeError(f"no candidate rig runs --backend {q.backend}")
     params = DEFAULT
     if q.rig_name:
         from rigscope.calibration import profile_params
@@ -310,14 +319,16 @@ class PickQuery(_FromOptions):
     cpu: str | None = None
     ram: str | None = None
     ram_bandwidth: float | None = None
+    backend: str | None = None
 
 
 def pick_answer(q: PickQuery, allow_files: bool = True) -> Picks:
     from rigscope.catalog import evidence, model_aliases, models, parse_scores
-    from rigscope.hardware import with_ram_bandwidth
+    from rigscope.hardware import with_backend, with_ram_bandwidth
     from rigscope.sources import catalog_model
 
-    rig = with_ram_bandwidth(resolve_rig(q.gpus, q.cpu, q.ram), q.ram_bandwidth)
+    rig = with_backend(with_ram_bandwidth(resolve_rig(q.gpus, q.cpu, q.ram), q.ram_bandwidth),
+                       q.backend)
     scores = list(evidence())
     if q.evidence:
         if not allow_files:

@@ -91,8 +91,32 @@ def parse_rig(
         raise RigscopeError("an Apple chip cannot be combined with other GPUs in one rig")
     if apple:
         return Rig(devices=tuple(devices), host=apple_host(apple[0].memory_bytes))
+    if any(d.hw_class == "lpddr" for d in devices) and host_ram is None:
+        # an APU, DGX Spark, Jetson: one memory, of which the GPU's share is stated
+        host_ram = max(d.memory_bytes for d in devices)
     return Rig(devices=tuple(devices), host=Accelerator.cpu(host_ram or DEFAULT_HOST_RAM),
                host_default=host_ram is None)
+
+
+# The llama.cpp backends each vendor's devices run: its own, or Vulkan
+BACKENDS = {"cuda": ("cuda", "vulkan"), "rocm": ("rocm", "vulkan"),
+            "metal": ("metal", "vulkan"), "sycl": ("sycl", "vulkan"), "cpu": ("cpu",)}
+
+
+def with_backend(rig: Rig, backend: str | None) -> Rig:
+    """The rig's GPUs run by `backend` (--backend), which their vendor's devices must run."""
+    if backend is None or not rig.devices:
+        if backend not in (None, "cpu") and not rig.devices:
+            raise RigscopeError(f"--backend {backend} needs GPUs; this rig is CPU only")
+        return rig
+    out = []
+    for d in rig.devices:
+        valid = BACKENDS.get(d.native, (d.native,))
+        if backend not in valid:
+            raise RigscopeError(f"--backend {backend} does not run {d.name}; valid: "
+                                + ", ".join(valid))
+        out.append(dataclasses.replace(d, backend=backend, native_backend=d.native))
+    return dataclasses.replace(rig, devices=tuple(out))
 
 
 def with_ram_bandwidth(rig: Rig, gbs: float | None) -> Rig:

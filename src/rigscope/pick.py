@@ -177,7 +177,7 @@ def _weights_too_big(model: ModelSpec, quant: Quant, rig: Rig) -> bool:
     """A cheap bound: at its main type's bits per weight alone the weights exceed the GPUs'
     and the host's memory together (no tensor is quantized below the mix's main type)."""
     room = sum(d.usable_bytes for d in rig.devices) + (
-        0 if rig.unified else rig.host.memory_bytes)
+        0 if rig.shared_memory else rig.host.memory_bytes)
     if quant.kind != "gguf":
         return model.params * quant.bits / 8 > room
     t = ggml_types()[quant.base or "F16"]

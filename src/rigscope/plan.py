@@ -160,7 +160,8 @@ def candidate_rigs(gpu_count_max: int = MAX_GPUS, ids: Iterable[str] | None = No
     rigs = []
     for g in gpus().values():
         if wanted is None or g.id in wanted:
-            host = Accelerator.cpu(max(DEFAULT_HOST_RAM, 2 * g.memory_bytes))
+            host = Accelerator.cpu(g.memory_bytes if g.hw_class == "lpddr"  # one memory
+                                   else max(DEFAULT_HOST_RAM, 2 * g.memory_bytes))
             for n in range(1, (1 if g.hw_class == "lpddr" else gpu_count_max) + 1):
                 links: list[str | None] = [*sorted({p.links for p in platforms(n)})] or [None]
                 rigs += [Rig(devices=(g,) * n, host=host, host_default=True, links=li)

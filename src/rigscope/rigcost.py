@@ -104,12 +104,12 @@ def device_watts(d: Accelerator) -> float | None:
     """Watts one device draws while generating: measured, else the median measured share
     of TDP (None when the TDP is unknown)."""
     m = _measured()
-    key = d.id if d.backend != "metal" else d.id.split(":")[0].rsplit("-", 1)[0]
+    key = d.id if d.native != "metal" else d.id.split(":")[0].rsplit("-", 1)[0]
     if key in m:
         return m[key]
     if d.tdp_w is None:
         return None
-    return d.tdp_w * tdp_shares()[1 if d.backend == "metal" else 0]
+    return d.tdp_w * tdp_shares()[1 if d.native == "metal" else 0]
 
 
 def rig_watts(rig: Rig) -> float | None:

@@ -274,7 +274,7 @@ class Accelerator:
 
     id: str
     name: str
-    backend: str  # cuda | rocm | metal | cpu
+    backend: str  # cuda | rocm | metal | vulkan | sycl | cpu: the llama.cpp backend it runs
     memory_bytes: int
     usable_bytes: int  # what the backend lets one process allocate (Metal working set)
     bandwidth_gbs: float | None
@@ -291,6 +291,7 @@ class Accelerator:
     source: str = ""
     arch: str = ""
     cores: int = 0  # Apple GPU cores
+    native_backend: str = ""  # the vendor's own backend when `backend` is another (Vulkan)
     # CPU only: ggml's compile-time CPU features of the llama.cpp build that runs here (avx2,
     # avx512, amx, neon, dotprod, i8mm); they decide which weights llama.cpp repacks
     cpu_features: tuple[str, ...] = ()
@@ -299,6 +300,17 @@ class Accelerator:
     # system): the fixed cost per layer of a decode token and of a prefill ubatch, and per
     # weight type the bytes/s decode reads and the FLOP/s prefill mat-muls reach
     engine: EngineCpu | None = None
+
+    @property
+    def native(self) -> str:
+        """The vendor's own backend (cuda, rocm, metal, sycl, cpu), whatever runs it."""
+        return self.native_backend or self.backend
+
+    @property
+    def speed_key(self) -> str:
+        """The backend as the speed constants know it: Vulkan per vendor (vulkan-cuda,
+        vulkan-rocm, vulkan-sycl, vulkan-metal), which run it at different efficiencies."""
+        return self.backend if self.backend == self.native else f"{self.backend}-{self.native}"
 
     @classmethod
     def cpu(cls, memory_bytes: int, bandwidth_gbs: float | None = None,
@@ -372,7 +384,14 @@ class Rig:
 
     @property
     def unified(self) -> bool:
-        return any(d.backend == "metal" for d in self.devices)
+        """An Apple machine: one memory, priced and powered as a whole."""
+        return any(d.native == "metal" for d in self.devices)
+
+    @property
+    def shared_memory(self) -> bool:
+        """The GPU shares the CPU's memory (Apple, an APU, DGX Spark, Jetson): what the GPU
+        holds comes out of the host's RAM, and nothing crosses a PCIe link."""
+        return self.unified or any(d.hw_class == "lpddr" for d in self.devices)
 
     @property
     def per_node(self) -> int:
@@ -384,7 +403,9 @@ class Rig:
             return f"local:{self.spec}"
         if self.nodes > 1:
             return f"{self.nodes} nodes x {self.spec} ({self.interconnect})"
-        return self.spec + (" (x1 risers)" if self.links == "x1" else "")
+        other = next((d.backend for d in self.devices if d.backend != d.native), None)
+        return self.spec + (" (x1 risers)" if self.links == "x1" else "") + (
+            f" ({other})" if other else "")
 
     @property
     def spec(self) -> str:

@@ -27,8 +27,8 @@ class _Strict(BaseModel):
 class GpuEntry(_Strict):
     name: str
     arch: Literal["volta", "turing", "ampere", "ada", "hopper", "blackwell", "rdna2", "rdna3",
-                  "rdna4", "cdna3"]
-    backend: Literal["cuda", "rocm"]
+                  "rdna3.5", "rdna4", "cdna3", "xe-hpg", "xe2"]
+    backend: Literal["cuda", "rocm", "sycl"]
     memory_mib: int = Field(gt=0)
     memory_source: Literal["driver", "spec"]
     bandwidth_gbs: float = Field(gt=0)

@@ -7,16 +7,18 @@ import click
 from rigscope.cli.options import Number, echo_json
 
 
-def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+def _print_table(title: str, columns: list[str], rows: list[list[str]],
+                 drop: tuple[str, ...] = (), wrap: tuple[str, ...] = ()) -> None:
+    """A table whose columns fit the terminal: `drop` (first named, first dropped) go
+    before any header or cell would be cut."""
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left")
-    for c in columns:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(*r)
-    Console().print(t)
+    from rigscope.cli.render import table_that_fits
+
+    con = Console()
+    con.print(table_that_fits(lambda: Table(title=title, title_justify="left"), columns,
+                              rows, con.width, drop=drop, left=tuple(columns), wrap=wrap))
 
 
 @click.command("gpus")
@@ -42,7 +44,8 @@ def gpus_cmd(as_json: bool) -> None:
                      f"{a.fp16_tflops:g}", f"{a.tdp_w:g}", "-"])
     rows.append(["cpu[:SIZE]", "CPU with system RAM", "cpu", "this machine's", "-", "-", "-", "-"])
     _print_table("Accelerators", ["id", "name", "backend", "memory", "GB/s", "FP16 TFLOPS",
-                                  "W", "price"], rows)
+                                  "W", "price"], rows, drop=("W", "FP16 TFLOPS"),
+                 wrap=("name",))
 
 
 @click.group("models", invoke_without_command=True)
@@ -70,7 +73,7 @@ def models_cmd(ctx: click.Context, search: str | None, as_json: bool) -> None:
         [r.id, r.model_type, f"{r.params / 1e9:.2f} B",
          f"{r.active_params / 1e9:.2f} B" if "moe" in r.features else "",
          str(r.layers), f"{r.max_context:,}", " ".join(r.features)]
-        for r in rows])
+        for r in rows], drop=("layers", "type"), wrap=("features",))
 
 
 @models_cmd.command("add")
@@ -156,4 +159,4 @@ def quants_cmd(as_json: bool) -> None:
     _print_table("Quantizations", ["name", "kind", "engines", "about"], [
         [x.name, "GGUF mix" if x.kind == "gguf" else "format",
          "llama.cpp, ollama" if x.kind == "gguf" else ", ".join(x.engines), x.about]
-        for x in q])
+        for x in q], wrap=("engines", "about"))

@@ -95,6 +95,10 @@ def rig_options(f: F) -> F:
                                                      "neon-dotprod", "neon-i8mm"]),
                      help="CPU features of the llama.cpp build on a --cpu rig (decides which "
                           "weights it repacks; default: this machine's build, else avx2).")(f)
+    f = click.option("--backend",
+                     type=click.Choice(["cuda", "rocm", "vulkan", "sycl", "metal", "cpu"]),
+                     help="The llama.cpp backend the GPUs run (default: the vendor's own: "
+                          "cuda, rocm, metal, sycl); vulkan runs on any of them.")(f)
     f = click.option("--ram-bandwidth", type=Number(0, 100000, low_open=True), metavar="GBS",
                      help="System RAM bandwidth, GB/s (layers or experts held there run at "
                           "it; default: measured here, else the catalog's).")(f)

@@ -40,6 +40,8 @@ USE_HELP = ("chat (instruction following) | code | reasoning | agent (tool use) 
 @click.option("--ram", metavar="SIZE", help="Host RAM beside the GPUs.")
 @click.option("--ram-bandwidth", type=Number(0, 100000, low_open=True), metavar="GBS",
               help="System RAM bandwidth, GB/s.")
+@click.option("--backend", type=click.Choice(["cuda", "rocm", "vulkan", "sycl", "metal"]),
+              help="The llama.cpp backend the GPUs run (default: the vendor's own).")
 @click.option("--top", type=click.IntRange(1, 10000), default=15, show_default=True,
               help="Rows in the table.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")

@@ -45,6 +45,8 @@ PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | a
               help="TOML or JSON file of {id: USD}.")
 @click.option("--gpu", "gpus", multiple=True, metavar="ID",
               help="Only this rig (repeatable: each value is one candidate, e.g. 2xrtx-3090).")
+@click.option("--backend", type=click.Choice(["cuda", "rocm", "vulkan", "sycl", "metal"]),
+              help="Only rigs whose GPUs run this llama.cpp backend, run by it.")
 @click.option("--local/--no-local", default=True, show_default=True,
               help="Include this machine (rigscope system), priced as owned.")
 @click.option("--rig", "rig_name", help="Use a calibrated rig profile's speed constants.")
@@ -54,15 +56,8 @@ PROFILE_HELP = "chat | rag (long prompts, short answers) | code (Q8_0 floor) | a
 @click.option("--top", type=click.IntRange(1, 10000), default=15, show_default=True,
               help="Rows in the table.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | None,
-             context: int | None, users: int | None, prompt_tokens: int | None,
-             output_tokens: int | None, min_tps: float | None, max_ttft: float | None,
-             budget: float | None, max_watts: float | None, quant: str | None,
-             min_quant: str | None, engines: tuple[str, ...], gpu_count_max: int,
-             price_kind: str | None, kwh_price: float, hours: float,
-             price_opts: tuple[str, ...], price_file: str | None, gpus: tuple[str, ...],
-             local: bool, rig_name: str | None, tiers: bool,
-             all_configs: bool, top: int, as_json: bool) -> None:
+def plan_cmd(models: tuple[str, ...], tiers: bool, top: int, as_json: bool,
+             **options: object) -> None:
     """Rank rigs (1-4 of each GPU with the platform that holds them, Apple machines, CPU
     boxes) for MODELS under a workload, priced as people pay (used, street, list)."""
     from rigscope import contract
@@ -71,14 +66,7 @@ def plan_cmd(models: tuple[str, ...], min_params: float | None, profile: str | N
     from rigscope.cli.options import echo_json
     from rigscope.plan import Plan
 
-    result = plan_answer(PlanQuery.from_options(
-        models=models, min_params=min_params, profile=profile, context=context, users=users,
-        prompt_tokens=prompt_tokens, output_tokens=output_tokens, min_tps=min_tps,
-        max_ttft=max_ttft, budget=budget, max_watts=max_watts, quant=quant,
-        min_quant=min_quant, engines=engines, gpu_count_max=gpu_count_max,
-        price_kind=price_kind, kwh_price=kwh_price, hours=hours, price_opts=price_opts,
-        price_file=price_file, gpus=gpus,
-        local=local, rig_name=rig_name, tiers=tiers, all_configs=all_configs))
+    result = plan_answer(PlanQuery.from_options(models=models, tiers=tiers, **options))
     if isinstance(result, Plan):
         if as_json:
             echo_json(contract.plan_json(result))

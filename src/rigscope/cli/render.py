@@ -96,19 +96,32 @@ def print_estimate(
 
 def table_that_fits(make: Callable[[], Table], cols: list[str], rows: list[list[str]],
                     width: int, drop: tuple[str, ...],
-                    left: tuple[str, ...] = ("rig", "quant", "engine")) -> Table:
+                    left: tuple[str, ...] = ("rig", "quant", "engine"),
+                    wrap: tuple[str, ...] = ()) -> Table:
     """The table with every column, less those in `drop` (first named, first dropped) until
-    rich can lay it out in `width` without cutting a header or a cell."""
+    rich can lay it out in `width` without cutting a header or a cell; columns in `wrap`
+    fold their text (each counted at WRAP_WIDTH when fitting)."""
     keep = list(range(len(cols)))
     measure = Console(width=10_000)
-    while True:
+
+    def build(ks: list[int]) -> Table:
         t = make()
-        for k in keep:
+        for k in ks:
+            folds = cols[k] in wrap
             t.add_column(cols[k], justify="left" if cols[k] in left else "right",
-                         no_wrap=True)
+                         no_wrap=not folds, overflow="fold" if folds else "ellipsis",
+                         min_width=min(len(cols[k]), WRAP_WIDTH) if folds else None)
         for row in rows:
-            t.add_row(*(row[k] for k in keep))
+            t.add_row(*(row[k] for k in ks))
+        return t
+
+    while True:
+        fixed = [k for k in keep if cols[k] not in wrap]
+        need = measure.measure(build(fixed)).maximum + WRAP_WIDTH * (len(keep) - len(fixed))
         name = next((n for n in drop if n in cols and cols.index(n) in keep), None)
-        if measure.measure(t).maximum <= width or name is None:
-            return t
+        if need <= width or name is None:
+            return build(keep)
         keep.remove(cols.index(name))
+
+
+WRAP_WIDTH = 24  # what a folding column needs to stay readable

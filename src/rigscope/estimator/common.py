@@ -9,7 +9,9 @@ from rigscope.units import MIB, format_bytes
 # Runtime memory outside the engine's own buffers, per device (not in llama.cpp's logs).
 # CUDA: context, module images and cuBLAS handles: 300-500 MiB in today's tools'
 # reservations (field notes); ROCm's HIP runtime is larger. Metal and the CPU: none counted.
-RUNTIME_OVERHEAD = {"cuda": 400 * MIB, "rocm": 512 * MIB, "metal": 0, "cpu": 0}
+# Vulkan and SYCL: not measured; counted as CUDA's.
+RUNTIME_OVERHEAD = {"cuda": 400 * MIB, "rocm": 512 * MIB, "metal": 0, "cpu": 0,
+                    "vulkan": 400 * MIB, "sycl": 400 * MIB}
 
 
 def result(

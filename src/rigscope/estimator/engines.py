@@ -6,7 +6,7 @@ from __future__ import annotations
 from rigscope.errors import RigscopeError, unknown
 from rigscope.specs import Engine, Rig
 
-_ALL = frozenset({"cpu", "cuda", "rocm", "metal"})
+_ALL = frozenset({"cpu", "cuda", "rocm", "metal", "vulkan", "sycl"})
 ENGINES: dict[str, Engine] = {e.name: e for e in (
     Engine("llama.cpp", "llama.cpp", _ALL, "Q4_K_M",
            "llama.cpp (llama-server): GGUF files, layer split over GPUs, spills to RAM"),

@@ -207,7 +207,7 @@ class Placer:
         host_w = max((bk.largest_matmul for bk, b in zip(self.buckets, buffers, strict=True)
                       if b == HOST and bk.layer >= 0), default=0)
         offload = (OP_OFFLOAD_COPIES * host_w
-                   if host_w and n and not self.rig.unified
+                   if host_w and n and not self.rig.shared_memory
                    and mem.ubatch(context, req.batch, req.offload.ubatch)
                    >= OP_OFFLOAD_MIN_BATCH else 0)
         uses = self._uses(buffers, assign, context)
@@ -228,7 +228,7 @@ class Placer:
         else:
             host_compute = self._compute_bytes(context, False, False, pipeline, True)
         host_cap = self.rig.host.memory_bytes
-        if self.rig.unified:  # one pool: the host part gets what the GPU part leaves
+        if self.rig.shared_memory:  # one pool: the host part gets what the GPU part leaves
             host_cap = max(host_cap - sum(x.used_bytes for x in devices), 0)
         # CPU-held weights of a GPU rig go to the GPU backend's host buffer or the plain CPU
         # one, neither of which repacks (--no-host would change that): no copy

@@ -127,7 +127,7 @@ def prompt_products(use: DeviceUse, n_tokens: int) -> float:
 
 def layer_seconds(dev: Accelerator, p: SpeedParams) -> float:
     """Fixed cost per layer of a decode token: measured on this CPU, else the backend's."""
-    return dev.engine.layer_s if dev.engine is not None else p.layer_s.get(dev.backend, 50e-6)
+    return dev.engine.layer_s if dev.engine is not None else p.lookup(p.layer_s, dev, "", 50e-6)
 
 
 def kv_read_bytes(use: DeviceUse, context: float, window: int) -> float:
@@ -271,7 +271,7 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
     family = weights_family(est)
     m = est.model
     ps = parts(est)
-    gpu = est.rig.devices[0] if est.rig.devices and not est.rig.unified else None
+    gpu = est.rig.devices[0] if est.rig.devices and not est.rig.shared_memory else None
     if ubatch is None:  # the request's -ub (llama.cpp), else llama.cpp's default
         ubatch = est.request.offload.ubatch
     ub = max(1, min(ubatch, n_tokens))
@@ -304,7 +304,7 @@ def prefill_seconds(est: MemoryEstimate, n_tokens: int, p: SpeedParams = DEFAULT
                       * attention_pairs(m, n_tokens, depth))
         launches = n_ub * part.use.layers * (
             part.dev.engine.pp_layer_s if part.dev.engine is not None
-            else p.pp_layer_s.get(part.dev.backend, 0.0))
+            else p.lookup(p.pp_layer_s, part.dev, "", 0.0))
         per_dev.append(linear + attn_flops / attn + launches)
     if est.engine.family == "vllm":
         return (est.rig.nodes * max(per_dev) + allreduce_seconds(est, p) * n_ub
@@ -418,9 +418,14 @@ def estimate_speed(
            if era != LATEST_ERA else "; --engine-version for older builds")
         + ("" if est.engine.family == "llama.cpp" else " (llama.cpp's eras; this engine's "
            "are not modelled)"),
-        f"error band: +-{decode_band:.0%} decode, +-{prefill_band:.0%} prefill (90th "
-        f"percentile of the cross-validated residuals of {category} rows, each predicted by a "
-        "fit that never saw its GPU; benchmarks/fit_speed.py --cv)",
+        (f"error band: +-{decode_band:.0%} decode, +-{prefill_band:.0%} prefill (90th "
+         f"percentile of the cross-validated residuals of {category} rows, each predicted by "
+         "a fit that never saw its GPU; benchmarks/fit_speed.py --cv)")
+        if main.backend not in ("vulkan", "sycl") else
+        (f"error band: +-{decode_band:.0%} decode, +-{prefill_band:.0%} prefill ("
+         + ("Vulkan constants per vendor, 90th percentile of leave-one-GPU-out errors; "
+            if main.backend == "vulkan" else "SYCL: no measured rows; Vulkan-on-Intel "
+            "constants, a wider band; ") + "benchmarks/fit_backends.py)"),
         f"decode at {decode.roofline_seconds / step:.0%} of the memory roofline (the bytes a "
         "token reads over spec bandwidth)" if step > 0 and math.isfinite(step) else
         "decode: no roofline (no bandwidth known)",
@@ -482,7 +487,7 @@ def _load_seconds(est: MemoryEstimate, disk: str) -> tuple[float, str]:
     copy_s = 0.0
     for use, dev in zip(est.devices, est.rig.devices, strict=False):
         rate = pcie_gbs(dev)
-        if rate and dev.backend != "metal":
+        if rate and dev.native != "metal":
             copy_s += use.weights_bytes / (rate * 1e9)
     return disk_s + copy_s, (
         f"load: {format_bytes(file_bytes)} from {disk} at {DISKS[disk]:g} GB/s "

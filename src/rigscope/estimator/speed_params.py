@@ -141,19 +141,29 @@ class SpeedParams:
     # category ("decode:cuda:gddr"); "decode" and "prefill" cover categories without one.
     bands: dict[str, float] = field(default_factory=dict)
 
+    @staticmethod
+    def lookup(table: dict[str, float], dev: Accelerator, suffix: str, default: float
+               ) -> float:
+        """table[backend + suffix], the backend as the device's speed key (vulkan-cuda),
+        else as its plain backend, else `default`."""
+        for key in (dev.speed_key, dev.backend):
+            if key + suffix in table:
+                return table[key + suffix]
+        return default
+
     def memory_bandwidth(self, dev: Accelerator) -> float:
         """Bytes/s the memory delivers to weight reads: spec x efficiency."""
         spec = (dev.bandwidth_gbs or 0) * GB
         if dev.hw_class == "unified-2die":
             spec *= self.apple_2die
-        eff = self.bw_eff.get(f"{dev.backend}:{dev.hw_class.removesuffix('-2die')}",
-                              self.bw_eff.get(dev.backend, 0.6))
+        eff = self.lookup(self.bw_eff, dev, f":{dev.hw_class.removesuffix('-2die')}",
+                          self.lookup(self.bw_eff, dev, "", 0.6))
         return spec * eff
 
     def issue_bandwidth(self, dev: Accelerator, family: str) -> float:
         """Bytes/s the SMs can consume with this kernel family (inf where not modelled)."""
         units = issue_units(dev)
-        rate = self.issue_gbs.get(f"{dev.backend}:{family}")
+        rate = self.lookup(self.issue_gbs, dev, f":{family}", 0.0)
         return units * rate * GB if units and rate else math.inf
 
     def bandwidth(self, dev: Accelerator, family: str) -> float:
@@ -166,8 +176,8 @@ class SpeedParams:
         return float((mem ** -k + issue ** -k) ** (-1 / k))
 
     def kv_bandwidth(self, dev: Accelerator, flash_attn: bool) -> float:
-        key = f"{dev.backend}:fa" if flash_attn else dev.backend
-        return (dev.bandwidth_gbs or 0) * GB * self.kv_eff.get(key, 0.3)
+        return (dev.bandwidth_gbs or 0) * GB * self.lookup(
+            self.kv_eff, dev, ":fa" if flash_attn else "", 0.3)
 
     def peak(self, dev: Accelerator, family: str) -> float:
         """The spec FLOP/s prefill mat-muls of this family run against."""
@@ -180,12 +190,12 @@ class SpeedParams:
 
     def flops(self, dev: Accelerator, family: str) -> float:
         """Effective FLOP/s of prefill mat-muls."""
-        eff = self.pp_eff.get(f"{dev.backend}:{family}", self.pp_eff.get(dev.backend, 0.3))
+        eff = self.lookup(self.pp_eff, dev, f":{family}", self.lookup(self.pp_eff, dev, "", 0.3))
         return self.peak(dev, family) * eff
 
     def attention_flops(self, dev: Accelerator, flash_attn: bool) -> float:
-        key = f"{dev.backend}:fa" if flash_attn else dev.backend
-        return self.peak(dev, "f16") * self.attn_eff.get(key, 0.1)
+        return self.peak(dev, "f16") * self.lookup(self.attn_eff, dev,
+                                                   ":fa" if flash_attn else "", 0.1)
 
     def era_factor(self, era: str, kind: str) -> float:
         """Speed of a build of `era` relative to today's (decode or prefill)."""
@@ -193,7 +203,9 @@ class SpeedParams:
         return decode if kind == "decode" else prefill
 
     def band(self, kind: str, dev: Accelerator) -> float:
-        return self.bands.get(f"{kind}:{dev.backend}:{dev.hw_class}", self.bands.get(kind, 0.3))
+        return self.bands.get(f"{kind}:{dev.speed_key}:{dev.hw_class}", self.bands.get(
+            f"{kind}:{dev.speed_key}", self.bands.get(f"{kind}:{dev.backend}:{dev.hw_class}",
+                                                      self.bands.get(kind, 0.3))))
 
 
 # Fitted by benchmarks/fit_speed.py to 213 decode and 216 prefill llama-bench rows (CUDA,
@@ -206,7 +218,13 @@ DEFAULT = SpeedParams(
     # not bind; Apple's unified memory at ~95%; LPDDR5X (DGX Spark) ~82%; the CPU the whole
     # of what all its cores read together (the probe's figure)
     bw_eff={"cuda:gddr": 0.767, "cuda:hbm": 0.742, "cuda:lpddr": 0.817, "rocm:gddr": 0.788,
-            "rocm:hbm": 0.6, "metal:unified": 0.949, "cpu:ram": 1.0},
+            "rocm:hbm": 0.6, "metal:unified": 0.949, "cpu:ram": 1.0,
+            # Vulkan per vendor (benchmarks/fit_backends.py; 19 tg rows of 16 GPUs): NVIDIA
+            # reads 86% of spec, AMD 64% (its APUs' LPDDR5X 84%), Intel at the 0.95 bound
+            # with a large cost per layer instead. SYCL (no rows): Vulkan-on-Intel's figures;
+            # ROCm on an APU (no rows): Vulkan's on it
+            "vulkan-cuda:gddr": 0.864, "vulkan-rocm:gddr": 0.64, "vulkan-rocm:lpddr": 0.842,
+            "vulkan-sycl:gddr": 0.95, "sycl:gddr": 0.95, "rocm:lpddr": 0.842},
     # GB/s per SM x GHz: F16 (no dequantization) 6.9, K-quants 4.3, Q4_0/Q8_0 5.6 on CUDA:
     # an A100 (152 SM x GHz) reads F16 at ~1 TB/s of its 1.9, an RTX 3090 (139) is bound by
     # its memory. Apple GPU cores ~12; ROCm's rows never bind on issue (large values)
@@ -221,7 +239,9 @@ DEFAULT = SpeedParams(
             "metal": 0.113, "metal:fa": 0.898, "cpu": 0.3, "cpu:fa": 0.104},
     # per layer per token: CUDA graphs keep launches at ~12 us; Metal's command buffers
     # ~140 us; the CPU's thread barriers ~64 us (fitted from two SmolLM2 sizes here)
-    layer_s={"cuda": 11.8e-6, "rocm": 84.9e-6, "metal": 141e-6, "cpu": 63.8e-6},
+    layer_s={"cuda": 11.8e-6, "rocm": 84.9e-6, "metal": 141e-6, "cpu": 63.8e-6,
+             "vulkan-cuda": 37.9e-6, "vulkan-rocm": 25.7e-6, "vulkan-sycl": 287e-6,
+             "sycl": 287e-6},
     moe_layer_s=53.4e-6,  # router softmax, top-k and the indirect mat-vec launches
     hop_s=277e-6,  # one hand-off between layer-split GPUs (activations over PCIe)
     # prefill mat-muls: CUDA F16 (cuBLAS) at 42% of the FP16 peak, quantized MMQ at 18-25%
@@ -230,8 +250,12 @@ DEFAULT = SpeedParams(
     pp_eff={"cuda:f16": 0.415, "cuda:kquant": 0.216, "cuda:legacy": 0.252, "cuda:q8": 0.182,
             "cuda": 0.2, "metal:f16": 0.921, "metal:kquant": 0.978, "metal:legacy": 0.826,
             "metal:q8": 0.834, "metal": 0.8, "rocm": 0.464, "cpu:legacy": 0.365,
-            "cpu:q8": 0.537, "cpu": 0.34},
-    pp_layer_s={"cuda": 0.0, "rocm": 703e-6, "metal": 444e-6, "cpu": 303e-6},
+            "cpu:q8": 0.537, "cpu": 0.34,
+            # Vulkan per vendor (21 pp rows of 16 GPUs): NVIDIA 43% of the tensor peak (its
+            # cooperative-matrix path), AMD 24%, Intel 8%; SYCL: as Vulkan on Intel
+            "vulkan-cuda": 0.428, "vulkan-rocm": 0.244, "vulkan-sycl": 0.0805, "sycl": 0.0805},
+    pp_layer_s={"cuda": 0.0, "rocm": 703e-6, "metal": 444e-6, "cpu": 303e-6,
+                "vulkan-cuda": 198e-6, "vulkan-rocm": 148e-6, "vulkan-sycl": 0.0, "sycl": 0.0},
     # prefill attention: 31-40% of the FP16 peak with flash attention, 4% without
     attn_eff={"cuda": 0.0442, "cuda:fa": 0.31, "rocm": 0.073, "rocm:fa": 0.35,
               "metal": 0.0431, "metal:fa": 0.396, "cpu": 0.2, "cpu:fa": 1.0},
@@ -252,5 +276,9 @@ DEFAULT = SpeedParams(
            "prefill": 0.7, "prefill:cpu:ram": 0.47, "prefill:cuda:gddr": 0.38,
            "prefill:cuda:hbm": 1.01, "prefill:cuda:lpddr": 1.59,
            "prefill:metal:unified": 0.09, "prefill:metal:unified-2die": 0.44,
-           "prefill:rocm:gddr": 0.79},
+           "prefill:rocm:gddr": 0.79,
+           # Vulkan and SYCL: the leave-one-GPU-out 90th percentiles of fit_backends.py
+           "decode:vulkan-cuda": 0.33, "decode:vulkan-rocm": 0.33, "decode:vulkan-sycl": 0.33,
+           "prefill:vulkan-cuda": 0.86, "prefill:vulkan-rocm": 0.86,
+           "prefill:vulkan-sycl": 0.86, "decode:sycl": 0.5, "prefill:sycl": 1.0},
 )
