@@ -270,6 +270,8 @@ def plan_answer(q: PlanQuery, allow_files: bool = True) -> Plan | Tiers:
         budget=q.budget, max_watts=q.max_watts, quant=q.quant, min_quant=q.min_quant,
         engines=q.engines or None, gpu_count_max=q.max_gpus, kwh_usd=q.kwh_price,
         hours_per_day=q.hours)
+    # a plan over the catalog lists only priced rigs; rigs the user names are listed anyway
+    w = replace(w, require_price=not q.gpus)
     if q.price_file and not allow_files:
         raise RigscopeError("this server reads no local files: give prices as ID=USD")
     prices = price_table(q.prices, Path(q.price_file) if q.price_file else None, q.price_kind)

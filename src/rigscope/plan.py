@@ -94,6 +94,7 @@ class Workload:
     profile: str | None = None
     kwh_usd: float = DEFAULT_KWH_USD  # electricity price
     hours_per_day: float = DEFAULT_HOURS_PER_DAY  # of generating, for the power bill
+    require_price: bool = False  # rigs without a known price are rejected ("no price")
 
 
 @dataclass(frozen=True)
@@ -287,8 +288,8 @@ def _plan_rig(model: ModelSpec, rig: Rig, w: Workload, prices: dict[str, Price],
                                   "no requested engine runs here"))
         return 0
     price, watts = rig_cost(rig, prices), rig_watts(rig)
-    if w.budget is not None and price is None:
-        rejected.append(Rejection(rig.id, model.id, "-", "-", "no price"))
+    if (w.budget is not None or w.require_price) and price is None and not rig.local:
+        rejected.append(Rejection(rig.id, model.id, "-", "-", "no price"))  # --price ID=USD
         return 0
     if w.budget is not None and price is not None and price.total_usd > w.budget:
         rejected.append(Rejection(rig.id, model.id, "-", "-",
