@@ -118,3 +118,33 @@ def test_measurement_probes_return_sane_figures() -> None:
     """The real probes, briefly: figures of the right kind on any machine."""
     assert 0.1 < system.measure_ram_bandwidth(mib=16, repeats=3) < 10_000
     assert 0.0001 < system.measure_cpu_tflops(n=256, repeats=2) < 10_000
+
+
+def test_free_memory_and_shared_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    # NVML's free memory is what llama.cpp's fit places against
+    on(monkeypatch, nvml=lambda: FakeNVML())
+    (g,) = system.detect(measure=False).gpus
+    assert g.memory_bytes == 85520809984 and g.usable_bytes == 84000000000
+    assert "free memory" in g.memory_source
+    # rocm-smi: a discrete card's free VRAM; an APU's GTT pool beyond its carve-out
+    on(monkeypatch, run=replay({"rocm-smi": ROCM_SMI}))
+    (g,) = system.detect(measure=False).gpus
+    assert g.usable_bytes == 25753026560 - 1023410176
+    apu = json.dumps({"card0": {"Card series": "AMD Radeon 8060S Graphics",
+                                "VRAM Total Memory (B)": str(512 * 2**20),
+                                "GTT Total Memory (B)": str(120 * 2**30)}})
+    on(monkeypatch, run=replay({"rocm-smi": apu}))
+    (g,) = system.detect(measure=False).gpus
+    assert g.id == "radeon-8060s" and g.usable_bytes == 120 * 2**30
+    assert g.memory_source == "GTT (rocm-smi)"
+    # Apple: iogpu.wired_limit_mb, when set, is the GPU's limit
+    outputs = {"sysctl -n machdep.cpu.brand_string": "Apple M3 Max",
+               "sysctl -n hw.memsize": str(64 * 2**30),
+               "sysctl -n iogpu.wired_limit_mb": "57344", "system_profiler": PROFILER}
+    on(monkeypatch, run=replay(outputs), read=lambda path: None)
+    (g,) = system.detect(measure=False).gpus
+    assert g.usable_bytes == 57344 * 2**20 and g.memory_source == "iogpu.wired_limit_mb"
+    outputs["sysctl -n iogpu.wired_limit_mb"] = "0"  # unset: macOS's default share
+    on(monkeypatch, run=replay(outputs), read=lambda path: None)
+    (g,) = system.detect(measure=False).gpus
+    assert g.usable_bytes < g.memory_bytes and g.memory_source != "iogpu.wired_limit_mb"

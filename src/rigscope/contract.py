@@ -296,6 +296,7 @@ def system_json(info: SystemInfo) -> Doc:
         "cpu_features_source": info.cpu_features_source, "rig": info.rig().id,
         "gpus": [{"id": g.id, "name": g.name, "backend": g.backend,
                   "memory_bytes": g.memory_bytes, "usable_bytes": g.usable_bytes,
+                  "memory_source": g.memory_source,
                   "bandwidth_gbs": g.bandwidth_gbs} for g in info.gpus],
         "llamacpp_cpu": cpuprobe.to_json(info.engine) if info.engine else None,
         "notes": list(info.notes),

@@ -156,7 +156,11 @@ _NVIDIA_ALIASES = {"h100-80gb-hbm3": "h100-sxm", "h100-sxm5-80gb": "h100-sxm",
                    "rtx-6000-ada-generation": "rtx-6000-ada", "rtx-5000-ada-generation":
                    "rtx-5000-ada", "rtx-4000-ada-generation": "rtx-4000-ada",
                    "rtx-3060": "rtx-3060-12gb", "rtx-4060-ti": "rtx-4060-ti-16gb",
-                   "h200": "h200", "h100-nvl": "h100-pcie"}
+                   "h200": "h200", "h100-nvl": "h100-pcie",
+                   "8060s-graphics": "radeon-8060s", "8060s": "radeon-8060s",
+                   "jetson-agx-orin": "jetson-agx-orin-64gb", "intel-arc-b580-graphics":
+                   "arc-b580", "intel-arc-b580": "arc-b580", "intel-arc-a770-graphics":
+                   "arc-a770", "rtx-5060-ti": "rtx-5060-ti-16gb"}
 
 
 def catalog_gpu_id(name: str) -> str | None:
@@ -169,17 +173,22 @@ def catalog_gpu_id(name: str) -> str | None:
     return key if key in gpus() else None
 
 
-def _gpu(name: str, memory: int, index: int, backend: str) -> Accelerator:
-    """The catalog entry with the driver's memory size, or a bare entry for unknown GPUs."""
+def _gpu(name: str, memory: int, index: int, backend: str, free: int = 0,
+         source: str = "driver") -> Accelerator:
+    """The catalog entry with the driver's memory size (and what is free of it, which is
+    what llama.cpp's fit places against), or a bare entry for unknown GPUs."""
+    usable = free if 0 < free <= memory else memory
+    if usable != memory:
+        source = f"{source}: free memory"
     gid = catalog_gpu_id(name)
     if gid is not None:
         g = gpus()[gid]
         return dataclasses.replace(g, memory_bytes=memory or g.memory_bytes,
-                                   usable_bytes=memory or g.usable_bytes,
-                                   memory_source="driver")
+                                   usable_bytes=usable or g.usable_bytes,
+                                   memory_source=source)
     return Accelerator(id=f"{backend}{index}", name=name, backend=backend, memory_bytes=memory,
-                       usable_bytes=memory, bandwidth_gbs=None, fp16_tflops=None,
-                       hw_class="gddr", memory_source="driver", source="detected")
+                       usable_bytes=usable, bandwidth_gbs=None, fp16_tflops=None,
+                       hw_class="gddr", memory_source=source, source="detected")
 
 
 def nvidia_gpus() -> list[Accelerator]:
@@ -194,8 +203,9 @@ def nvidia_gpus() -> list[Accelerator]:
                     h = nvml.nvmlDeviceGetHandleByIndex(i)
                     name = nvml.nvmlDeviceGetName(h)
                     name = name.decode() if isinstance(name, bytes) else name
-                    total = int(nvml.nvmlDeviceGetMemoryInfo(h).total)
-                    found.append(_gpu(name, total, i, "cuda"))
+                    info = nvml.nvmlDeviceGetMemoryInfo(h)
+                    found.append(_gpu(name, int(info.total), i, "cuda",
+                                      int(getattr(info, "free", 0) or 0)))
                 return found
             finally:
                 nvml.nvmlShutdown()
@@ -213,7 +223,8 @@ def nvidia_gpus() -> list[Accelerator]:
 
 def amd_gpus() -> list[Accelerator]:
     """AMD GPUs through rocm-smi's JSON output."""
-    out = PROBES.run(["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--json"])
+    out = PROBES.run(["rocm-smi", "--showproductname", "--showmeminfo", "vram", "gtt",
+                      "--json"])
     if not out:
         return []
     try:
@@ -226,8 +237,30 @@ def amd_gpus() -> list[Accelerator]:
             continue
         name = info.get("Card Series") or info.get("Card series") or info.get("Card model", "")
         total = int(info.get("VRAM Total Memory (B)", 0) or 0)
-        found.append(_gpu(str(name), total, i, "rocm"))
+        used = int(info.get("VRAM Total Used Memory (B)", 0) or 0)
+        gtt = int(info.get("GTT Total Memory (B)", 0) or 0)
+        if gtt > total and catalog_hw_class(str(name)) == "lpddr":
+            # an APU (Strix Halo): its GPU allocates from the GTT pool of system RAM that
+            # Linux sets (amdgpu.gttsize / ttm pages_limit), beyond the BIOS carve-out
+            found.append(_gpu(str(name), gtt, i, "rocm", source="GTT (rocm-smi)"))
+            continue
+        found.append(_gpu(str(name), total, i, "rocm", total - used if used else 0))
     return found
+
+
+def catalog_hw_class(name: str) -> str | None:
+    gid = catalog_gpu_id(name)
+    return gpus()[gid].hw_class if gid is not None else None
+
+
+def apple_wired_limit() -> int | None:
+    """Bytes the GPU may wire when `sysctl iogpu.wired_limit_mb` is set (0: macOS default)."""
+    out = PROBES.run(["sysctl", "-n", "iogpu.wired_limit_mb"])
+    try:
+        mb = int((out or "").strip())
+    except ValueError:
+        return None
+    return mb * 2**20 if mb > 0 else None
 
 
 def apple_chip() -> list[Accelerator]:
@@ -246,6 +279,15 @@ def apple_chip() -> list[Accelerator]:
     memory = local_ram_bytes()
     chip = f"{family}-{cores}c"
     gb = round(memory / GIB)
+    limit = apple_wired_limit()
+    if limit is not None:  # iogpu.wired_limit_mb raises (or lowers) Metal's working set
+        return [dataclasses.replace(a, usable_bytes=min(limit, a.memory_bytes),
+                                    memory_source="iogpu.wired_limit_mb")
+                for a in _apple(chip, gb, memory, brand)]
+    return _apple(chip, gb, memory, brand)
+
+
+def _apple(chip: str, gb: int, memory: int, brand: str) -> list[Accelerator]:
     if chip in apple_chips():
         try:
             return [apple_accelerator(chip, gb)]

@@ -32,7 +32,8 @@ def system_cmd(refresh: bool, as_json: bool) -> None:
                    f"per token; decode GB/s / prefill GFLOPS by weight type: " + ", ".join(
                        f"{t} {d / 1e9:.1f}/{f / 1e9:.0f}" for t, d, f in e.kernels))
     for g in info.gpus:
-        click.echo(f"GPU     {g.name}: {g.memory_bytes / 2**30:.1f} GiB ({g.backend}, "
+        click.echo(f"GPU     {g.name}: {g.memory_bytes / 2**30:.1f} GiB, "
+                   f"{g.usable_bytes / 2**30:.1f} GiB usable ({g.memory_source}; {g.backend}, "
                    f"catalog id {g.id})")
     for n in info.notes:
         click.echo(n)
