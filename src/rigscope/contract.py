@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rigscope import cpuprobe
-from rigscope.calibration import Calibration
 from rigscope.catalog import (
     apple_accelerator,
     apple_chips,
@@ -20,17 +18,21 @@ from rigscope.catalog import (
     gpus,
 )
 from rigscope.catalog import formats as weight_formats
-from rigscope.comparison import Comparison
-from rigscope.demo import DemoResult
 from rigscope.estimator.launch import launch
-from rigscope.evaluation.run import EvalRun
-from rigscope.pick import SPEED_CLASS_NAMES, Picks
-from rigscope.plan import Option, Plan, Tiers
-from rigscope.records import Level, Run
-from rigscope.rigcost import RigCost
-from rigscope.sources import CatalogRow
+from rigscope.pick import SPEED_CLASS_NAMES
 from rigscope.specs import DeviceUse, FitInfo, MemoryEstimate, ModelSpec, Rig, SpeedEstimate
-from rigscope.system import SystemInfo
+
+if TYPE_CHECKING:  # the documents' sources, named for their types only (fast imports)
+    from rigscope.calibration import Calibration
+    from rigscope.comparison import Comparison
+    from rigscope.demo import DemoResult
+    from rigscope.evaluation.run import EvalRun
+    from rigscope.pick import Picks
+    from rigscope.plan import Option, Plan, Tiers
+    from rigscope.records import Level, Run
+    from rigscope.rigcost import RigCost
+    from rigscope.sources import CatalogRow
+    from rigscope.system import SystemInfo
 
 Doc = dict[str, Any]
 SPEED_KEYS = ("decode_tokens_per_s", "aggregate_tokens_per_s", "prefill_tokens_per_s",
@@ -289,6 +291,8 @@ def demo_json(result: DemoResult) -> Doc:
 
 def system_json(info: SystemInfo) -> Doc:
     """`rigscope system --json`."""
+    from rigscope import cpuprobe
+
     return {
         "os": info.os, "cpu": info.cpu_model, "cpu_cores": info.cpu_cores,
         "ram_bytes": info.ram_bytes, "ram_bandwidth_gbs": info.ram_gbs,
