@@ -105,8 +105,10 @@ BACKENDS = {"cuda": ("cuda", "vulkan"), "rocm": ("rocm", "vulkan"),
 
 def with_backend(rig: Rig, backend: str | None) -> Rig:
     """The rig's GPUs run by `backend` (--backend), which their vendor's devices must run."""
-    if backend is None or not rig.devices:
-        if backend not in (None, "cpu") and not rig.devices:
+    if backend is None:
+        return rig
+    if not rig.devices:
+        if backend != "cpu":
             raise RigscopeError(f"--backend {backend} needs GPUs; this rig is CPU only")
         return rig
     out = []

@@ -11,7 +11,9 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from rigscope.specs import MemoryEstimate
+from rigscope.specs import MemoryEstimate, Offload
+
+DEFAULTS = Offload()  # llama-server's own -ub/-b: not repeated on the line
 
 _REPO = re.compile(r"\b([A-Za-z0-9][\w.-]*/[\w.-]*[\w])\b")
 
@@ -46,18 +48,16 @@ def llama_server_args(est: MemoryEstimate) -> list[str]:
     args = ["llama-server", "-m", model_file(est), "-c", str(req.context * req.batch)]
     if req.batch > 1:
         args += ["-np", str(req.batch)]
-    if fit is not None and est.rig.devices:
-        if fit.n_gpu_layers < est.model.layers + 1:
+    if fit is not None:
+        if est.rig.devices and fit.n_gpu_layers < est.model.layers + 1:
             args += ["-ngl", str(fit.n_gpu_layers)]
         if len(est.rig.devices) > 1:
             args += ["-ts", ",".join(map(str, fit.tensor_split))]
         if fit.override_tensors:
             args += ["-ot", ",".join(fit.override_tensors)]
-    elif fit is not None and fit.override_tensors:
-        args += ["-ot", ",".join(fit.override_tensors)]
-    if req.offload.n_ubatch != 512:
+    if req.offload.n_ubatch != DEFAULTS.n_ubatch:
         args += ["-ub", str(req.offload.n_ubatch)]
-    if req.offload.n_batch != 2048:
+    if req.offload.n_batch != DEFAULTS.n_batch:
         args += ["-b", str(req.offload.n_batch)]
     args += ["-fa", "on" if req.flash_attn else "off"]
     if req.kv_type != "f16":
@@ -105,42 +105,48 @@ def launch(est: MemoryEstimate) -> Launch:
                   tuple(modelfile) if modelfile is not None else None, tuple(notes))
 
 
+@dataclass(frozen=True)
+class ServerFlags:
+    """How a Hub-model server spells the settings an estimate carries (None: it has none)."""
+
+    command: tuple[str, ...]  # up to the model, which follows
+    context: str
+    sequences: str
+    tensor_parallel: str
+    nodes: str | None
+    memory_fraction: str
+    fp8_kv: tuple[str, ...] | None  # the flag and value that ask for an FP8 KV cache
+
+
+SERVERS = {
+    "vllm": ServerFlags(("vllm", "serve"), "--max-model-len", "--max-num-seqs",
+                        "--tensor-parallel-size", "--pipeline-parallel-size",
+                        "--gpu-memory-utilization", ("--kv-cache-dtype", "fp8")),
+    "sglang": ServerFlags(("python", "-m", "sglang.launch_server", "--model-path"),
+                          "--context-length", "--max-running-requests", "--tp", "--nnodes",
+                          "--mem-fraction-static", ("--kv-cache-dtype", "fp8_e5m2")),
+    "tensorrt-llm": ServerFlags(("trtllm-serve",), "--max_seq_len", "--max_batch_size",
+                                "--tp_size", None, "--kv_cache_free_gpu_memory_fraction",
+                                None),
+}
+
+
 def _hf_engine(est: MemoryEstimate) -> str:
     eng, req, rig = est.engine, est.request, est.rig
     repo = model_repo(est)
+    f = SERVERS.get(eng.name)
+    if f is None:
+        if eng.name == "mlx":
+            return shlex.join(["mlx_lm.server", "--model", repo])
+        return shlex.join(["transformers", "serve", "--force-model", repo])
+    args = [*f.command, repo, f.context, str(req.context), f.sequences, str(req.batch)]
     tp = max(rig.per_node, 1)
-    frac = req.mem_fraction
-    if eng.name == "vllm":
-        args = ["vllm", "serve", repo, "--max-model-len", str(req.context),
-                "--max-num-seqs", str(req.batch)]
-        if tp > 1:
-            args += ["--tensor-parallel-size", str(tp)]
-        if rig.nodes > 1:
-            args += ["--pipeline-parallel-size", str(rig.nodes)]
-        if frac is not None:
-            args += ["--gpu-memory-utilization", f"{frac:g}"]
-        if req.kv_type == "fp8":
-            args += ["--kv-cache-dtype", "fp8"]
-    elif eng.name == "sglang":
-        args = ["python", "-m", "sglang.launch_server", "--model-path", repo,
-                "--context-length", str(req.context), "--max-running-requests", str(req.batch)]
-        if tp > 1:
-            args += ["--tp", str(tp)]
-        if rig.nodes > 1:
-            args += ["--nnodes", str(rig.nodes)]
-        if frac is not None:
-            args += ["--mem-fraction-static", f"{frac:g}"]
-        if req.kv_type == "fp8":
-            args += ["--kv-cache-dtype", "fp8_e5m2"]
-    elif eng.name == "tensorrt-llm":
-        args = ["trtllm-serve", repo, "--max_seq_len", str(req.context),
-                "--max_batch_size", str(req.batch)]
-        if tp > 1:
-            args += ["--tp_size", str(tp)]
-        if frac is not None:
-            args += ["--kv_cache_free_gpu_memory_fraction", f"{frac:g}"]
-    elif eng.name == "mlx":
-        args = ["mlx_lm.server", "--model", repo]
-    else:  # transformers
-        args = ["transformers", "serve", "--force-model", repo]
+    if tp > 1:
+        args += [f.tensor_parallel, str(tp)]
+    if rig.nodes > 1 and f.nodes:
+        args += [f.nodes, str(rig.nodes)]
+    if req.mem_fraction is not None:
+        args += [f.memory_fraction, f"{req.mem_fraction:g}"]
+    if req.kv_type == "fp8" and f.fp8_kv:
+        args += list(f.fp8_kv)
     return shlex.join(args)

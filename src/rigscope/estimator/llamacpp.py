@@ -93,11 +93,11 @@ class Placer:
         self.model = m = req.model
         self.L = m.layers
         self.lw = mem.layer_weights(m, req.quant)
-        self.parts = mem.tensor_parts(m, req.quant)
         self.gpus = list(rig.devices)
         self.caps = [g.usable_bytes for g in self.gpus]
         self.margin = req.offload.fit_target_mib * MIB
-        users = tuple(self._user_buffer(x.name) for x in self.parts) if self._compiled() \
+        self.patterns = self._compile()  # the user's -ot, --cpu-moe, --n-cpu-moe
+        users = tuple(self._user_buffer(n) for n in mem.part_names(m)) if self.patterns \
             else None
         self.buckets = buckets(m, req.quant, users)
         a, kv = m.architecture, req.kv_type
@@ -119,23 +119,21 @@ class Placer:
         return out
 
     def _user_buffer(self, name: str) -> int | None:
-        for pattern, buf in self._compiled():
+        for pattern, buf in self.patterns:
             if pattern.search(name):
                 return buf
         return None
 
-    def _compiled(self) -> list[tuple[re.Pattern[str], int]]:
-        if not hasattr(self, "_patterns"):
-            out = []
-            for pattern, buf in self.user_overrides():
-                try:
-                    rx = re.compile(pattern)
-                except re.error as e:
-                    raise RigscopeError(f"invalid --override-tensor pattern {pattern!r}: {e}"
-                                        ) from None
-                out.append((rx, self._buffer_index(buf)))
-            self._patterns = out
-        return self._patterns
+    def _compile(self) -> list[tuple[re.Pattern[str], int]]:
+        out = []
+        for pattern, buf in self.user_overrides():
+            try:
+                rx = re.compile(pattern)
+            except re.error as e:
+                raise RigscopeError(f"invalid --override-tensor pattern {pattern!r}: {e}"
+                                    ) from None
+            out.append((rx, self._buffer_index(buf)))
+        return out
 
     def _buffer_index(self, name: str) -> int:
         """-ot's buffer: CPU, or a GPU by its backend name and index (CUDA0, ROCm1, ...)."""
@@ -164,7 +162,8 @@ class Placer:
                                 f"{len(self.gpus)} GPUs; give one per GPU")
         return Config(min(ngl, self.L + 1), split)
 
-    def _kv_layers(self, context: int) -> list[int]:
+    def kv_layers(self, context: int) -> list[int]:
+        """Each layer's cache at this context (memoized: fit tries few contexts, often)."""
         if context not in self._kv:
             r = self.req
             self._kv[context] = mem.llamacpp_kv_bytes_by_layer(
@@ -201,7 +200,7 @@ class Placer:
             else:
                 b = assign[bk.layer]
             buffers.append(b)
-        pipeline = n > 1 and assign[0] >= 0 and not self._compiled() and not cfg.partial
+        pipeline = n > 1 and assign[0] >= 0 and not self.patterns and not cfg.partial
         # GPU backends compute big batches of host-held weights themselves (op offload):
         # the first GPU's compute buffer holds copies of the largest ones
         host_w = max((bk.largest_matmul for bk, b in zip(self.buckets, buffers, strict=True)
@@ -264,7 +263,7 @@ class Placer:
                 if len(held) > 1:
                     split[i] += 1
         kvb, full, swa, state = ([0] * n for _ in range(4))
-        kv = self._kv_layers(context)
+        kv = self.kv_layers(context)
         for il in range(L):
             i = assign[il] + 1
             kvb[i] += kv[il]
@@ -575,7 +574,7 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
     info = placer.fit_info(lay, method, reduced_from)
     lw = placer.lw
     ub = req.offload.ubatch
-    kv_total = sum(mem.llamacpp_kv_bytes_by_layer(m, req.context, req.batch, req.kv_type, ub))
+    kv_total = sum(placer.kv_layers(lay.context))
     basis = [
         weights_basis(req, lw),
         f"KV cache: {req.batch} x {mem.pad(req.context, mem.KV_PAD)} cells (context padded to "
@@ -598,7 +597,7 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
         f"compute buffer: peak of {'FFN (flash attention)' if req.flash_attn else 'KQ scores'} "
         f"or logits ({m.vocab} x {T} x F32) per device over a {T}-token ubatch"
         + ("; pipeline parallelism keeps 4 copies of split inputs"
-           if len(gpus) > 1 and not offloaded and not placer.user_overrides() else ""))
+           if len(gpus) > 1 and not offloaded and not placer.patterns else ""))
     if host_layer_bytes and T >= OP_OFFLOAD_MIN_BATCH:
         basis.append(f"op offload: the first GPU computes ubatches of {OP_OFFLOAD_MIN_BATCH}+ "
                      "tokens with host-held weights, its compute buffer holding "

@@ -203,9 +203,11 @@ class SpeedParams:
         return decode if kind == "decode" else prefill
 
     def band(self, kind: str, dev: Accelerator) -> float:
-        return self.bands.get(f"{kind}:{dev.speed_key}:{dev.hw_class}", self.bands.get(
-            f"{kind}:{dev.speed_key}", self.bands.get(f"{kind}:{dev.backend}:{dev.hw_class}",
-                                                      self.bands.get(kind, 0.3))))
+        for key in (f"{kind}:{dev.speed_key}:{dev.hw_class}", f"{kind}:{dev.speed_key}",
+                    f"{kind}:{dev.backend}:{dev.hw_class}", kind):
+            if key in self.bands:
+                return self.bands[key]
+        return 0.3
 
 
 # Fitted by benchmarks/fit_speed.py to 213 decode and 216 prefill llama-bench rows (CUDA,
