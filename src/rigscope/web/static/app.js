@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 const GIB = 2 ** 30;
 let mode = "estimate";
 let chips = {};  // Apple chip id -> memory options (GB)
+let asked = 0;  // the latest question: an answer to an earlier one is not shown
 
 function token() { return sessionStorage.getItem("rigscope-token") || ""; }
 
@@ -101,7 +102,9 @@ async function showEstimate() {
   if (s.quant) q.set("quant", s.quant);
   if (s.depth) q.set("depth", s.depth);
   if (s.gpu) q.set("gpu", s.gpu); else q.set("cpu", "");
+  const me = asked;
   const doc = await api("/api/estimate?" + q.toString());
+  if (me !== asked) return;
   const m = doc.memory;
   const experts = m.fit && m.fit.cpu_expert_layers.length && !m.fit.cpu_layers.length;
   const verdict = m.fits ? ["fits", "fits"]
@@ -151,8 +154,10 @@ async function showPlan() {
   // a plan searches every rig (1-4 of each GPU, Apple machines, CPU boxes)
   const body = { models: [s.model], context: s.context, users: s.users };
   if (s.quant) body.quant = s.quant;
+  const me = asked;
   const doc = await api("/api/plan", { method: "POST",
     headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (me !== asked) return;
   const tb = $("plan-table").tBodies[0];
   tb.replaceChildren();
   doc.options.slice(0, 25).forEach((o, i) => {
@@ -208,7 +213,9 @@ async function showPick() {
   const s = state();
   const q = new URLSearchParams({ use: s.use, context: s.context, users: s.users });
   if (s.gpu) q.set("gpu", s.gpu); else q.set("cpu", "");
+  const me = asked;
   const doc = await api("/api/pick?" + q.toString());
+  if (me !== asked) return;
   const tb = $("pick-table").tBodies[0];
   tb.replaceChildren();
   doc.rows.slice(0, 25).forEach((r) => {
@@ -230,7 +237,9 @@ async function showPick() {
 }
 
 async function showRuns() {
+  const me = asked;
   const doc = await api("/api/runs");
+  if (me !== asked) return;
   const tb = $("runs-table").tBodies[0];
   tb.replaceChildren();
   for (const r of [...doc.runs].reverse()) {
@@ -250,6 +259,7 @@ async function showRuns() {
 }
 
 async function answer() {
+  asked += 1;
   for (const m of ["estimate", "plan", "pick", "runs"]) {
     $(m + "-view").hidden = m !== mode;
     $("mode-" + m).classList.toggle("on", m === mode);
