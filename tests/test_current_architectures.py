@@ -11,6 +11,7 @@ import pytest
 
 from conftest import GIB
 from rigscope.catalog import gguf_mixes
+from rigscope.errors import RigscopeError
 from rigscope.estimator.memory import (
     kv_cell_bytes,
     layer_weights,
@@ -32,6 +33,7 @@ PUBLISHED = {
     "llama-4-scout-17b-16e": (107.77, 60.86, 106.65),
     "nemotron-3-nano-30b-a3b": (31.58, 22.96, None),
     "llama-3.3-70b-instruct": (70.55, 39.59, None),
+    "qwen3.5-27b": (26.90, 15.58, None),
 }
 
 
@@ -106,6 +108,37 @@ def test_nemotron_state_does_not_grow_with_context() -> None:
     short = sum(llamacpp_kv_bytes_by_layer(m, 4096, 1, "f16"))
     long = sum(llamacpp_kv_bytes_by_layer(m, 8192, 1, "f16"))
     assert long - short == 6 * 2 * 2 * 128 * 2 * 4096  # only attention layers grow
+
+
+def test_qwen35_keeps_kv_in_its_full_attention_layers_only() -> None:
+    """Qwen3.5-27B at 32k: 16 of 64 layers keep a KV cache (4 KV heads x 256, K and V at F16:
+    2,048 MiB); the 48 Gated DeltaNet layers a fixed state each: a convolution window of
+    3 x (2 x 16 x 128 + 48 x 128) and a 128 x 6144 state, F32 (149.6 MiB in all)."""
+    m = spec("qwen3.5-27b")
+    a = m.architecture
+    assert sum(a.mamba) == 48 and sum(1 for k in a.attention if k) == 16 and a.attn_gate
+    state = sum(recurrent_state_bytes(m, 1, il) for il in range(m.layers))
+    assert state == 48 * (3 * (2 * 16 * 128 + 48 * 128) + 128 * 48 * 128) * 4
+    total = sum(llamacpp_kv_bytes_by_layer(m, 32768, 1, "f16"))
+    assert total - state == 16 * 32768 * 4 * 256 * 2 * 2 == 2048 * 2**20
+
+
+@pytest.mark.parametrize(("name", "total", "experts"), [
+    ("qwen3.5-122b-a10b", 122.1, 256), ("qwen3.5-397b-a17b", 396.3, 512)])
+def test_qwen35_moe_counts_its_experts_and_linear_layers(
+        name: str, total: float, experts: int) -> None:
+    m = spec(name)
+    a = m.architecture
+    assert a.moe is not None and a.moe.experts == experts and a.moe.shared == 1
+    assert a.arch == "qwen35moe" and sum(a.mamba) == 3 * a.layers // 4
+    assert m.params / 1e9 == pytest.approx(total, rel=0.01)  # as the model cards round
+
+
+def test_an_unknown_layer_kind_is_refused_in_one_line() -> None:
+    cfg = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
+    cfg["text_config"]["layer_types"][0] = "lightning_attention"
+    with pytest.raises(RigscopeError, match="'lightning_attention', a layer kind"):
+        architecture_from_config(cfg)
 
 
 def test_active_parameters_of_moe_models() -> None:

@@ -59,7 +59,13 @@ class MLA:
 
 @dataclass(frozen=True)
 class SSM:
-    """A Mamba-2 mixer: a fixed-size state per sequence instead of a KV cache."""
+    """A recurrent mixer: a fixed-size state per sequence instead of a KV cache.
+
+    kind "mamba2": Mamba-2 (ssm_in, the scan's A and D). kind "gdn": Gated DeltaNet
+    (Qwen3-Next, Qwen3.5), in llama.cpp's terms: d_inner is the value width (value heads x
+    head size), d_state a key head's size, n_groups the key heads, heads the value heads.
+    Both keep a convolution window and a d_state x d_inner state per sequence.
+    """
 
     d_inner: int
     d_state: int
@@ -70,6 +76,11 @@ class SSM:
     # llama.cpp keeps every recurrent state in F32
     norm: bool = True  # a gated RMS norm before the output projection
     conv_bias: bool = True
+    kind: str = "mamba2"
+
+    @property
+    def label(self) -> str:
+        return "Gated DeltaNet" if self.kind == "gdn" else "Mamba-2"
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,7 @@ class Architecture:
     o_bias: bool = False
     qk_norm: bool = False
     attn_sinks: bool = False
+    attn_gate: bool = False  # an output gate computed beside Q (attn_q twice as wide)
     # rope scaling that ships factor tensors: "llama3" (rope_freqs, Llama 3.1+), "longrope"
     # (rope_factors_long/short, Phi-3.5/4); rope_dim: rotated dims per head (0: all)
     rope_factors: str = ""

@@ -100,6 +100,7 @@ class SSMEntry(_Strict):
     state_dtype_bytes: int = Field(default=4, gt=0)
     norm: bool = True
     conv_bias: bool = True
+    kind: Literal["mamba2", "gdn"] = "mamba2"
 
 
 def _expand(pattern: str, n: int) -> str:
@@ -139,6 +140,7 @@ class ModelEntry(_Strict):
     o_bias: bool = False
     qk_norm: bool = False
     attn_sinks: bool = False
+    attn_gate: bool = False
     rope_factors: Literal["", "llama3", "longrope"] = ""
     rope_dim: int = Field(default=0, ge=0)
     dense_ffn: list[int] = []
@@ -182,7 +184,7 @@ class ModelEntry(_Strict):
             mla=MLA(**self.mla.model_dump()) if self.mla else None,
             ssm=SSM(**self.ssm.model_dump()) if self.ssm else None,
             tie_embeddings=self.tie_embeddings, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
-            qk_norm=self.qk_norm, attn_sinks=self.attn_sinks,
+            qk_norm=self.qk_norm, attn_sinks=self.attn_sinks, attn_gate=self.attn_gate,
             rope_factors=self.rope_factors, rope_dim=self.rope_dim,
             dense_ffn=tuple(self.dense_ffn), nextn_layers=self.nextn_layers,
             vision_params=self.vision_params, native_experts=self.native_experts)
@@ -214,7 +216,8 @@ def model_record(model_id: str, a: Architecture, *, params: int, source: str,
         fields["mamba"] = _codes(tuple("M" if m else "-" for m in a.mamba), MAMBA_CODES)
     defaults = ModelEntry.model_fields
     for name in ("window", "tie_embeddings", "qkv_bias", "o_bias", "qk_norm", "attn_sinks",
-                 "rope_factors", "rope_dim", "nextn_layers", "vision_params", "native_experts"):
+                 "attn_gate", "rope_factors", "rope_dim", "nextn_layers", "vision_params",
+                 "native_experts"):
         value = getattr(a, name)
         if value != defaults[name].default:
             fields[name] = value

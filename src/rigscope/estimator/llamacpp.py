@@ -558,6 +558,16 @@ def fractions(name: str) -> frozenset[str]:
 
 
 
+def _state_basis(req: Request) -> str:
+    """The recurrent layers' share of the cache line (their state does not grow)."""
+    a, m = req.model.architecture, req.model
+    if a.ssm is None:
+        return ""
+    state = sum(mem.recurrent_state_bytes(m, req.batch, il) for il in range(a.layers))
+    return (f"; included: {sum(a.mamba)} {a.ssm.label} layers' fixed state, "
+            f"{format_bytes(state)} for {req.batch} sequence(s) at F32, whatever the context")
+
+
 def place(req: Request, rig: Rig) -> MemoryEstimate:
     m, L = req.model, req.model.layers
     if req.kv_type not in mem.KV_TYPES or req.kv_type == "fp8":
@@ -578,10 +588,10 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
     basis = [
         weights_basis(req, lw),
         f"KV cache: {req.batch} x {mem.pad(req.context, mem.KV_PAD)} cells (context padded to "
-        f"{mem.KV_PAD}) x {L} layers x {m.kv_heads} KV heads x {m.head_dim} dims x K+V at "
-        f"{req.kv_type} = {format_bytes(kv_total)}"
+        f"{mem.KV_PAD}) x {sum(map(m.architecture.has_kv, range(L)))} layers x {m.kv_heads} "
+        f"KV heads x {m.head_dim} dims x K+V at {req.kv_type} = {format_bytes(kv_total)}"
         + (f"; sliding-window layers keep {m.sliding_window}+{ub} cells"
-           if m.sliding_window else ""),
+           if m.sliding_window else "") + _state_basis(req),
     ]
     basis += fit_basis(req, rig, info)
     if not rig.devices:

@@ -201,6 +201,6 @@ def _cache_kinds(req: Request) -> str:
         parts.append(f"MLA latent of {a.mla.kv_lora_rank + a.mla.rope_dim} values per token")
     if a.window and any(a.is_swa(il) for il in range(a.layers)):
         parts.append(f"{sum(map(a.is_swa, range(a.layers)))} layers keep {a.window} tokens")
-    if any(a.mamba):
-        parts.append(f"{sum(a.mamba)} Mamba layers keep a fixed state")
+    if any(a.mamba) and a.ssm is not None:
+        parts.append(f"{sum(a.mamba)} {a.ssm.label} layers keep a fixed state")
     return "; " + "; ".join(parts) if parts else ""

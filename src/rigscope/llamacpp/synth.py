@@ -89,6 +89,11 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
         meta |= {"ssm.conv_kernel": s.conv_kernel, "ssm.inner_size": s.d_inner,
                  "ssm.state_size": s.d_state, "ssm.time_step_rank": s.heads,
                  "ssm.group_count": s.n_groups}
+        if s.kind == "gdn":  # which layers are linear; the others' KV heads as one value
+            meta["attention.recurrent_layers"] = [a.is_recurrent(il) for il in range(n)]
+            meta["attention.head_count_kv"] = a.kv_heads
+            rot = (a.rope_dim or a.head_dim) // 2  # Qwen3.5's multimodal rope sections
+            meta["rope.dimension_sections"] = [rot - 2 * (rot // 3), rot // 3, rot // 3, 0]
     return meta
 
 

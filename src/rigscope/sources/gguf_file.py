@@ -106,12 +106,16 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
                   q_lora_rank=num("attention.q_lora_rank", 0))
         kv_heads, head_dim, head_dim_v = heads, k_mla, mla.v_dim
     recurrent_arch = arch in ("mamba", "mamba2", "falcon-h1") or any(
-        has(il, "ssm_in.weight") for il in range(n))
-    mamba = tuple(has(il, "ssm_in.weight") for il in range(n)) if recurrent_arch else ()
+        has(il, "ssm_conv1d.weight") for il in range(n))
+    mamba = tuple(has(il, "ssm_conv1d.weight") for il in range(n)) if recurrent_arch else ()
+    gdn = any(has(il, "ssm_beta.weight") or has(il, "ssm_ba.weight") for il in range(n))
+    q_width = next((t.shape[1] for t in tensors if t.name.endswith("attn_q.weight")
+                    and len(t.shape) == 2), 0)
     attention = []
     for il in range(n):
         attends = any(has(il, x) for x in ("attn_q.weight", "attn_qkv.weight",
-                                           "attn_q_a.weight", "attn_kv_a_mqa.weight"))
+                                           "attn_q_a.weight", "attn_kv_a_mqa.weight")) and not (
+            gdn and mamba[il])  # Gated DeltaNet's attn_qkv feeds its recurrence
         attention.append("full" if attends and kv_l[il] > 0 else "")
     window = num("attention.sliding_window", 0)
     pattern = f.get(a + "attention.sliding_window_pattern")
@@ -158,7 +162,8 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
                   n_groups=num("ssm.group_count", 1), conv_kernel=num("ssm.conv_kernel"),
                   heads=num("ssm.time_step_rank", 0),
                   norm=any(t.name.endswith("ssm_norm.weight") for t in tensors),
-                  conv_bias=any(t.name.endswith("ssm_conv1d.bias") for t in tensors))
+                  conv_bias=any(t.name.endswith("ssm_conv1d.bias") for t in tensors),
+                  kind="gdn" if gdn else "mamba2")
     embd = next((t for t in tensors if t.name == "token_embd.weight"), None)
     vocab = embd.shape[1] if embd is not None and len(embd.shape) == 2 else int(
         f.get("tokenizer.ggml.tokens") or 0)
@@ -174,6 +179,7 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         rope_factors="llama3" if "rope_freqs.weight" in names else
         "longrope" if "rope_factors_long.weight" in names else "",
         dense_ffn=tuple(ffn_l) if len(set(dense_widths)) > 1 else (),
+        attn_gate=bool(heads and mla is None and q_width == 2 * heads * head_dim),
         nextn_layers=nextn)
     name = f.get("general.name") or id
     return ModelSpec(id=id, architecture=architecture, tensors=tuple(tensors),

@@ -37,6 +37,7 @@ LLAMA_ARCH = {
     "cohere2": "cohere2", "olmo2": "olmo2", "exaone": "exaone", "nemotron_h": "nemotron_h",
     "falcon_h1": "falcon-h1", "mamba2": "mamba2", "glm4_moe_lite": "deepseek2",
     "granitemoeshared": "granitemoe", "granitemoehybrid": "granitehybrid",
+    "qwen3_next": "qwen3next", "qwen3_5_text": "qwen35", "qwen3_5_moe_text": "qwen35moe",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 
@@ -139,24 +140,52 @@ def vision_params(v: dict[str, Any]) -> int:
     return n * per_layer + ch * p * p * h + (img // p) ** 2 * h
 
 
+# transformers' layer_types -> rigscope's per-layer attention kind ("recurrent": a linear
+# attention or SSM mixer keeps a fixed state instead of a KV cache)
+LAYER_TYPES = {
+    "full_attention": "full", "attention": "full", "global": "full",
+    "sliding_attention": "sliding", "sliding": "sliding", "local": "sliding",
+    "chunked_attention": "chunked", "linear_attention": "recurrent", "mamba": "recurrent",
+    "mlp": "", "moe": "",  # FFN-only blocks (Nemotron-H)
+}
+MAMBA_HYBRIDS = ("nemotron_h", "granitemoehybrid", "falcon_h1", "mamba2")
+
+
 def _kinds(f: _Fields, n: int, model_type: str) -> tuple[tuple[str, ...], int]:
-    """Per-layer attention kinds and the window, from layer_types or the config's pattern."""
+    """Per-layer attention kinds ("recurrent" for linear-attention layers) and the window,
+    from layer_types or the config's pattern."""
     types = f.get("layer_types")
     window = f.get("sliding_window", "attention_chunk_size") or 0
     if not isinstance(window, int) or isinstance(window, bool):
         window = 0
     if isinstance(types, list) and len(types) >= n:
-        out = []
-        for t in types[:n]:
-            t = str(t)
-            out.append("sliding" if "sliding" in t else "chunked" if "chunk" in t else "full")
+        unknown = sorted({str(t) for t in types[:n]} - set(LAYER_TYPES))
+        if unknown:
+            raise RigscopeError(
+                f"{f.where}: layer_types names {', '.join(map(repr, unknown))}, a layer kind "
+                f"rigscope does not know; known: {', '.join(sorted(LAYER_TYPES))}")
+        out = [LAYER_TYPES[str(t)] for t in types[:n]]
         if model_type.startswith("llama4"):
             window = f.get("attention_chunk_size") or 8192
-        if any(k != "full" for k in out) and window:
-            return tuple(out), int(window)
+        if "recurrent" in out or (any(k != "full" for k in out) and window):
+            return tuple(out), int(window) if any(k in ("sliding", "chunked") for k in out) \
+                else 0
     if model_type == "gemma2" and window:
         return tuple("sliding" if il % 2 == 0 else "full" for il in range(n)), window
     return ("full",) * n, 0
+
+
+def _gated_deltanet(f: _Fields) -> SSM:
+    """Gated DeltaNet's sizes (Qwen3-Next, Qwen3.5) as llama.cpp's converter writes them."""
+    k_heads, v_heads = f.int("linear_num_key_heads"), f.int("linear_num_value_heads")
+    k_dim, v_dim = f.int("linear_key_head_dim"), f.int("linear_value_head_dim")
+    if k_dim != v_dim or v_heads % k_heads:
+        raise RigscopeError(
+            f"{f.where}: linear_key_head_dim {k_dim} / linear_value_head_dim {v_dim} and "
+            f"{k_heads} key / {v_heads} value heads: llama.cpp's Gated DeltaNet needs equal "
+            "head sizes and value heads a multiple of key heads")
+    return SSM(d_inner=v_heads * v_dim, d_state=k_dim, n_groups=k_heads,
+               conv_kernel=f.int("linear_conv_kernel_dim"), heads=v_heads, kind="gdn")
 
 
 EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts")
@@ -203,9 +232,17 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
             ffn = f.int("intermediate_size_mlp", default=ffn)
     mamba: tuple[bool, ...] = ()
     ssm = None
-    if model_type in ("nemotron_h", "granitemoehybrid", "falcon_h1", "mamba2"):
+    if model_type in MAMBA_HYBRIDS:
         attention, mamba, hybrid_ffn, ssm = _hybrid(f, n, model_type, hidden, moe is not None)
         ffn_kinds = hybrid_ffn or ffn_kinds
+    elif "recurrent" in attention:
+        if not f.get("linear_num_value_heads"):
+            raise RigscopeError(
+                f"{where}: layer_types has linear-attention layers but the config names no "
+                "linear_num_value_heads: a linear-attention kind rigscope does not know")
+        mamba = tuple(k == "recurrent" for k in attention)
+        attention = tuple("" if k == "recurrent" else k for k in attention)
+        ssm = _gated_deltanet(f)
     arch = LLAMA_ARCH.get(model_type, "llama")
     if model_type == "nemotron_h" and moe is not None:
         arch = "nemotron_h_moe"
@@ -213,12 +250,13 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     rope_type = rope.get("rope_type", rope.get("type")) if isinstance(rope, dict) else None
     partial = f.get("partial_rotary_factor") or (
         rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
-    qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "olmo2") or bool(
+    qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "olmo2",
+                             "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text") or bool(
         f.get("use_qk_norm")) and not model_type.startswith("llama4")
     attention_bias = bool(f.get("attention_bias"))
     q = text.get("quantization_config") or {}
     fmt = _checkpoint_format(q) if isinstance(q, dict) else None
-    mtp = int(f.get("num_nextn_predict_layers") or 0)
+    mtp = int(f.get("num_nextn_predict_layers", "mtp_num_hidden_layers") or 0)
     architecture = Architecture(
         model_type=model_type, arch=arch, layers=n, hidden=hidden, vocab=f.int("vocab_size"),
         max_context=f.int("max_position_embeddings", "max_seq_len", "seq_length", default=0,
@@ -234,6 +272,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         o_bias=model_type in ("gpt_oss", "phimoe") or (
             attention_bias and model_type.startswith("granite")),
         qk_norm=qk_norm, attn_sinks=model_type == "gpt_oss",
+        attn_gate=bool(f.get("attn_output_gate")),
         rope_factors=rope_type if rope_type in ("llama3", "longrope") else "",
         rope_dim=int(head_dim * partial) if isinstance(partial, float) and partial < 1 else 0,
         nextn_layers=0 if model_type in MTP_DROPPED else mtp, vision_params=vision,

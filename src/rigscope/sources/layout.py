@@ -56,6 +56,10 @@ STYLES: dict[str, Style] = {
     "nemotron_h": _NEMOTRON_H, "nemotron_h_moe": _NEMOTRON_H,
     "falcon-h1": Style(ffn_norm="ffn_norm"),  # its loader names the tensor without ".weight"
     "mamba2": Style(), "granitehybrid": Style(),
+    # Qwen3-Next / Qwen3.5: post_attention_norm is the FFN's norm; a gate on the shared expert
+    "qwen3next": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
+    "qwen35": Style(ffn_norm="post_attention_norm.weight"),
+    "qwen35moe": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
 }
 ARCHS = tuple(sorted(STYLES))
 
@@ -100,7 +104,7 @@ def _layer(a: Architecture, st: Style, i: int) -> list[Tensor]:
         if st.norm_bias:
             add("attn_norm.bias", E)
     if mamba:
-        _mamba(a, add)
+        (_gated_deltanet if a.ssm and a.ssm.kind == "gdn" else _mamba)(a, add)
     if attention:
         _attention(a, st, add)
     if ffn:
@@ -139,7 +143,7 @@ def _attention(a: Architecture, st: Style, add: Add) -> None:
     if st.fused_qkv:
         add("attn_qkv.weight", E, q + k + v)
     else:
-        add("attn_q.weight", E, q)
+        add("attn_q.weight", E, 2 * q if a.attn_gate else q)
         add("attn_k.weight", E, k)
         add("attn_v.weight", E, v)
     if a.qkv_bias:
@@ -213,6 +217,28 @@ def _mamba(a: Architecture, add: Add) -> None:
     add("ssm_d", 1, s.heads)
     if s.norm:
         add("ssm_norm.weight", s.d_inner // s.n_groups, s.n_groups)
+    add("ssm_out.weight", s.d_inner, E)
+
+
+def _gated_deltanet(a: Architecture, add: Add) -> None:
+    """Gated DeltaNet (llama.cpp's qwen3next/qwen35 loaders): Q, K and V in one projection
+    beside the output gate, per-value-head beta and alpha, the decay A and dt bias."""
+    s = a.ssm
+    assert s is not None
+    E = a.hidden
+    key = s.d_state * s.n_groups
+    conv = 2 * key + s.d_inner
+    add("attn_qkv.weight", E, conv)
+    add("attn_gate.weight", E, s.d_inner)
+    add("ssm_conv1d.weight", s.conv_kernel, conv)
+    add("ssm_dt.bias", s.heads)
+    add("ssm_a", s.heads)
+    if a.arch == "qwen3next":
+        add("ssm_ba.weight", E, 2 * s.heads)
+    else:
+        add("ssm_beta.weight", E, s.heads)
+        add("ssm_alpha.weight", E, s.heads)
+    add("ssm_norm.weight", s.d_state)
     add("ssm_out.weight", s.d_inner, E)
 
 
