@@ -134,6 +134,25 @@ def test_qwen35_moe_counts_its_experts_and_linear_layers(
     assert m.params / 1e9 == pytest.approx(total, rel=0.01)  # as the model cards round
 
 
+def test_gemma4_sizes_global_and_sliding_layers_apart() -> None:
+    """Gemma 4 31B: 50 sliding layers (16 KV heads x 256, window 1024) and 10 global ones
+    (4 KV heads x 512, K reused as V: no attn_v). The published GGUF holds 833 tensors
+    (gemma-4-31B-it-IQ4_XS.gguf in ggml-org/llama.cpp issue 21690), as generated here.
+    At 32k: global 10 x 32768 x 4 x 512 x K+V x F16 = 2,560 MiB; sliding 50 x (1024 + 512)
+    cells x 16 x 256 x K+V x F16 = 1,200 MiB."""
+    m = spec("gemma-4-31b-it-nvfp4")
+    a = m.architecture
+    assert len(m.tensors) == 833 and m.params / 1e9 == pytest.approx(30.70, abs=0.01)
+    assert sum(map(a.is_swa, range(a.layers))) == 50 and a.window == 1024
+    assert (a.layer_head_dim(0), a.layer_kv_heads(0), a.layer_head_dim(5),
+            a.layer_kv_heads(5)) == (256, 16, 512, 4)
+    assert not any(t.name == "blk.5.attn_v.weight" for t in m.tensors)
+    by_layer = llamacpp_kv_bytes_by_layer(m, 32768, 1, "f16")
+    full = sum(b for il, b in enumerate(by_layer) if not a.is_swa(il))
+    assert full == 2560 * 2**20 and sum(by_layer) - full == 1200 * 2**20
+    assert m.checkpoint_format == "NVFP4"
+
+
 def test_an_unknown_layer_kind_is_refused_in_one_line() -> None:
     cfg = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
     cfg["text_config"]["layer_types"][0] = "lightning_attention"

@@ -116,6 +116,11 @@ class Architecture:
     qk_norm: bool = False
     attn_sinks: bool = False
     attn_gate: bool = False  # an output gate computed beside Q (attn_q twice as wide)
+    # sliding layers' head size and KV heads where they differ from the full layers' (Gemma 4)
+    head_dim_swa: int = 0
+    kv_heads_swa: int = 0
+    v_from_k: bool = False  # full-attention layers have no V projection: V is K (Gemma 4)
+    moe_dense: bool = False  # MoE layers run a dense FFN beside the experts (Gemma 4)
     # rope scaling that ships factor tensors: "llama3" (rope_freqs, Llama 3.1+), "longrope"
     # (rope_factors_long/short, Phi-3.5/4); rope_dim: rotated dims per head (0: all)
     rope_factors: str = ""
@@ -127,6 +132,12 @@ class Architecture:
 
     def is_swa(self, il: int) -> bool:
         return self.attention[il] in ("sliding", "chunked")
+
+    def layer_head_dim(self, il: int) -> int:
+        return self.head_dim_swa if self.head_dim_swa and self.is_swa(il) else self.head_dim
+
+    def layer_kv_heads(self, il: int) -> int:
+        return self.kv_heads_swa if self.kv_heads_swa and self.is_swa(il) else self.kv_heads
 
     def has_kv(self, il: int) -> bool:
         return bool(self.attention[il])
@@ -269,6 +280,7 @@ class Quant:
     engines: tuple[str, ...] = ("llama.cpp",)
     rank: int = 0  # quality order (higher is closer to the original weights)
     scope: str = "linear"  # format: "experts" when only MoE experts take it (others BF16)
+    asked: str = ""  # the producer's name the user gave, mapped to this mix, and why
 
 
 @dataclass(frozen=True)

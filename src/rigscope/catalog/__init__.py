@@ -141,6 +141,10 @@ class ModelEntry(_Strict):
     qk_norm: bool = False
     attn_sinks: bool = False
     attn_gate: bool = False
+    head_dim_swa: int = Field(default=0, ge=0)
+    kv_heads_swa: int = Field(default=0, ge=0)
+    v_from_k: bool = False
+    moe_dense: bool = False
     rope_factors: Literal["", "llama3", "longrope"] = ""
     rope_dim: int = Field(default=0, ge=0)
     dense_ffn: list[int] = []
@@ -185,6 +189,8 @@ class ModelEntry(_Strict):
             ssm=SSM(**self.ssm.model_dump()) if self.ssm else None,
             tie_embeddings=self.tie_embeddings, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
             qk_norm=self.qk_norm, attn_sinks=self.attn_sinks, attn_gate=self.attn_gate,
+            head_dim_swa=self.head_dim_swa, kv_heads_swa=self.kv_heads_swa,
+            v_from_k=self.v_from_k, moe_dense=self.moe_dense,
             rope_factors=self.rope_factors, rope_dim=self.rope_dim,
             dense_ffn=tuple(self.dense_ffn), nextn_layers=self.nextn_layers,
             vision_params=self.vision_params, native_experts=self.native_experts)
@@ -216,8 +222,8 @@ def model_record(model_id: str, a: Architecture, *, params: int, source: str,
         fields["mamba"] = _codes(tuple("M" if m else "-" for m in a.mamba), MAMBA_CODES)
     defaults = ModelEntry.model_fields
     for name in ("window", "tie_embeddings", "qkv_bias", "o_bias", "qk_norm", "attn_sinks",
-                 "attn_gate", "rope_factors", "rope_dim", "nextn_layers", "vision_params",
-                 "native_experts"):
+                 "attn_gate", "head_dim_swa", "kv_heads_swa", "v_from_k", "moe_dense",
+                 "rope_factors", "rope_dim", "nextn_layers", "vision_params", "native_experts"):
         value = getattr(a, name)
         if value != defaults[name].default:
             fields[name] = value
@@ -324,9 +330,15 @@ class FormatEntry(_Strict):
     scope: Literal["linear", "experts"] = "linear"
 
 
+class AliasEntry(_Strict):
+    mix: str
+    about: str = Field(min_length=3)
+
+
 class QuantFile(_Strict):
     ggml_types: dict[str, GgmlTypeEntry]
     gguf_mixes: dict[str, MixEntry]
+    gguf_names: dict[str, AliasEntry] = {}
     formats: dict[str, FormatEntry]
 
     @model_validator(mode="after")
@@ -334,6 +346,9 @@ class QuantFile(_Strict):
         for name, mix in self.gguf_mixes.items():
             if mix.base not in self.ggml_types:
                 raise ValueError(f"mix {name}: unknown base type {mix.base}")
+        for name, alias in self.gguf_names.items():
+            if alias.mix not in self.gguf_mixes:
+                raise ValueError(f"gguf name {name}: unknown mix {alias.mix}")
         return self
 
 
@@ -479,6 +494,9 @@ def lookup_quant(name: str, engine: str) -> Quant:
     key = name.upper()
     if engine == "llama.cpp":
         table, key = gguf_mixes(), _GGUF_ALIASES.get(key, key)
+        alias = quant_file().gguf_names.get(key)
+        if alias is not None:  # a name producers use: its nearest llama.cpp mix, said so
+            return dataclasses.replace(table[alias.mix], asked=f"{name}: {alias.about}")
         if key not in table and key in formats():
             raise RigscopeError(
                 f"quant {name} is not a GGUF type; llama.cpp takes: {', '.join(table)}"

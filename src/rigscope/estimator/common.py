@@ -39,4 +39,5 @@ def weights_basis(req: Request, lw: mem.LayerWeights) -> str:
     return (
         f"weights: {n / 1e9:.2f} B params at {req.quant.name} = {format_bytes(lw.total)} "
         f"({bpw:.2f} bits/weight; {how}: {by_type})"
+        + (f"; {req.quant.asked}" if req.quant.asked else "")
     )

@@ -256,8 +256,11 @@ def kv_cell_bytes(model: ModelSpec, kv_type: str, il: int | None = None) -> int:
         return 0
     if a.mla is not None:
         return int(kv_element_bytes(kv_type, a.mla.kv_lora_rank + a.mla.rope_dim))
-    return int(kv_element_bytes(kv_type, a.head_dim * a.kv_heads)
-               + kv_element_bytes(kv_type, a.head_dim_v * a.kv_heads))
+    if il is not None and a.head_dim_swa and a.is_swa(il):  # V as wide as K there
+        return 2 * int(kv_element_bytes(kv_type, a.head_dim_swa * a.layer_kv_heads(il)))
+    kv = a.kv_heads if il is None else a.layer_kv_heads(il)
+    return int(kv_element_bytes(kv_type, a.head_dim * kv)
+               + kv_element_bytes(kv_type, a.head_dim_v * kv))
 
 
 def recurrent_state_bytes(model: ModelSpec, batch: int, il: int | None = None,
@@ -399,6 +402,8 @@ def llamacpp_compute_bytes(
         # the attention output (T x q) is still held during the FFN, unless its slot is
         # large enough for the allocator to reuse for the FFN's T x I tensors
         ffn = T * (12 * F + 12 * H + (4 * q if q < F else 0))
+        if a.moe_dense and a.moe is not None:
+            ffn = max(ffn, T * moe_dense_token_bytes(model))
         if a.ssm is not None:
             ffn = max(ffn, mamba_compute_bytes(model, T, batch))
         if not any(a.attention):
@@ -434,6 +439,16 @@ def mamba_compute_bytes(model: ModelSpec, T: int, batch: int) -> int:
     if any(a.attention[il] and a.is_recurrent(il) for il in range(a.layers)):
         per_token += 8 * a.hidden
     return T * per_token + s.d_state * s.d_inner * 4 * max(1, batch)
+
+
+def moe_dense_token_bytes(model: ModelSpec) -> int:
+    """A layer running a dense FFN beside its experts (Gemma 4), per ubatch token: 16 bytes
+    per dense FFN channel and 6 per hidden value for each routed expert's output, less 2 per
+    hidden value; the expert width does not enter. Fitted to llama-server's reports for four
+    random-weight shapes (dense 512-1024, expert width 128-256, top-2/4): within 1%."""
+    a = model.architecture
+    assert a.moe is not None
+    return 16 * a.ffn + (6 * a.moe.used - 2) * a.hidden
 
 
 def gated_deltanet_token_bytes(model: ModelSpec) -> int:

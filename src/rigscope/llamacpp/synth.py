@@ -41,7 +41,9 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
     latent as the K head, the sliding-window pattern as one flag per layer."""
     a = spec.architecture
     n = a.layers
-    ffn = [a.ffn_width(il) if k == "dense" else a.moe.ffn if k == "moe" and a.moe else 0
+    # a layer's dense FFN width (also beside experts, Gemma 4), else its experts' width
+    down = {t.layer: t.shape[0] for t in spec.tensors if t.name.endswith(".ffn_down.weight")}
+    ffn = [down.get(il) or (a.moe.ffn if k == "moe" and a.moe else 0)
            for il, k in enumerate(a.ffn_kinds)]
     meta: dict[str, Any] = {
         "context_length": a.max_context or 4096,
@@ -49,7 +51,8 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
         "block_count": n,
         "feed_forward_length": _per_layer(ffn),
         "attention.head_count": a.heads if any(a.attention) else 0,
-        "attention.head_count_kv": _per_layer([a.kv_heads if k else 0 for k in a.attention]),
+        "attention.head_count_kv": _per_layer([a.layer_kv_heads(il) if k else 0
+                                               for il, k in enumerate(a.attention)]),
         "rope.freq_base": 10000.0,
         "attention.layer_norm_rms_epsilon": 1e-5,
         "attention.layer_norm_epsilon": 1e-5,
@@ -69,6 +72,11 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
     elif any(a.attention):
         meta |= {"attention.key_length": a.head_dim, "attention.value_length": a.head_dim_v,
                  "rope.dimension_count": a.rope_dim or a.head_dim}
+    if a.head_dim_swa:  # the sliding layers' own head size (Gemma 4), rotated whole
+        meta |= {"attention.key_length_swa": a.head_dim_swa,
+                 "attention.value_length_swa": a.head_dim_swa,
+                 "rope.dimension_count_swa": a.head_dim_swa,
+                 "embedding_length_per_layer_input": 0}
     if a.moe is not None:
         moe = a.moe
         meta |= {"expert_count": moe.experts, "expert_used_count": moe.used,

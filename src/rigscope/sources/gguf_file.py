@@ -132,6 +132,15 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         attention = [kind if (k and swa[il]) else k for il, k in enumerate(attention)]
     else:
         window = 0
+    head_dim_swa = num("attention.key_length_swa", 0)
+    kv_heads_swa = 0
+    if head_dim_swa:  # sliding and full layers sized apart (Gemma 4): head_count_kv per layer
+        full = [kv_l[il] for il, k in enumerate(attention) if k == "full"]
+        swa_kv = [kv_l[il] for il, k in enumerate(attention) if k == "sliding"]
+        kv_heads = max(full, default=kv_heads)
+        kv_heads_swa = max(swa_kv, default=0)
+    v_from_k = any(k == "full" and not has(il, "attn_v.weight") and has(il, "attn_k.weight")
+                   for il, k in enumerate(attention))
     ffn_kinds = []
     for il in range(n):
         if has(il, "ffn_gate_inp.weight"):
@@ -167,7 +176,8 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
     embd = next((t for t in tensors if t.name == "token_embd.weight"), None)
     vocab = embd.shape[1] if embd is not None and len(embd.shape) == 2 else int(
         f.get("tokenizer.ggml.tokens") or 0)
-    dense_widths = [w for w, k in zip(ffn_l, ffn_kinds, strict=True) if k == "dense"]
+    dense_widths = [w for il, (w, k) in enumerate(zip(ffn_l, ffn_kinds, strict=True))
+                    if k == "dense" or has(il, "ffn_down.weight")]
     architecture = Architecture(
         model_type=arch, arch=arch, layers=n, hidden=hidden, vocab=vocab,
         max_context=num("context_length", 0), heads=heads, kv_heads=kv_heads,
@@ -180,6 +190,9 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         "longrope" if "rope_factors_long.weight" in names else "",
         dense_ffn=tuple(ffn_l) if len(set(dense_widths)) > 1 else (),
         attn_gate=bool(heads and mla is None and q_width == 2 * heads * head_dim),
+        head_dim_swa=head_dim_swa, kv_heads_swa=kv_heads_swa, v_from_k=v_from_k,
+        moe_dense=any(k == "moe" and has(il, "ffn_down.weight")
+                      for il, k in enumerate(ffn_kinds)),
         nextn_layers=nextn)
     name = f.get("general.name") or id
     return ModelSpec(id=id, architecture=architecture, tensors=tuple(tensors),

@@ -38,6 +38,7 @@ LLAMA_ARCH = {
     "falcon_h1": "falcon-h1", "mamba2": "mamba2", "glm4_moe_lite": "deepseek2",
     "granitemoeshared": "granitemoe", "granitemoehybrid": "granitehybrid",
     "qwen3_next": "qwen3next", "qwen3_5_text": "qwen35", "qwen3_5_moe_text": "qwen35moe",
+    "gemma4_text": "gemma4",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 
@@ -221,6 +222,18 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     mla = _mla(f)
     if mla is not None:
         head_dim = mla.nope_dim + mla.rope_dim
+    # global layers with their own head size and KV heads (Gemma 4): head_dim and
+    # num_key_value_heads are then the sliding layers'
+    head_dim_swa = kv_heads_swa = 0
+    if f.get("global_head_dim") or f.get("num_global_key_value_heads"):
+        head_dim_swa, kv_heads_swa = head_dim, kv_heads
+        head_dim = f.int("global_head_dim", default=head_dim)
+        kv_heads = f.int("num_global_key_value_heads", default=kv_heads)
+    for key in ("hidden_size_per_layer_input", "num_kv_shared_layers"):
+        if f.get(key):
+            raise RigscopeError(
+                f"{where}: {key} = {f.get(key)}: per-layer input embeddings and layers that "
+                "share another layer's KV cache (Gemma 3n/4 E2B, E4B) are not supported yet")
     ffn = f.int("intermediate_size", "ffn_dim", default=0, positive=False)
     attention, window = _kinds(f, n, model_type)
     ffn_kinds = ("dense",) * n
@@ -250,8 +263,8 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     rope_type = rope.get("rope_type", rope.get("type")) if isinstance(rope, dict) else None
     partial = f.get("partial_rotary_factor") or (
         rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
-    qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "olmo2",
-                             "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text") or bool(
+    qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text",
+                             "olmo2", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text") or bool(
         f.get("use_qk_norm")) and not model_type.startswith("llama4")
     attention_bias = bool(f.get("attention_bias"))
     q = text.get("quantization_config") or {}
@@ -262,7 +275,11 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         max_context=f.int("max_position_embeddings", "max_seq_len", "seq_length", default=0,
                           positive=False),
         heads=heads, kv_heads=kv_heads, head_dim=head_dim,
-        head_dim_v=(mla.v_dim if mla else f.int("head_dim_v", default=head_dim)),
+        head_dim_v=(mla.v_dim if mla else head_dim if head_dim_swa
+                    else f.int("head_dim_v", default=head_dim)),
+        head_dim_swa=head_dim_swa, kv_heads_swa=kv_heads_swa,
+        v_from_k=bool(f.get("attention_k_eq_v")),
+        moe_dense=moe is not None and bool(f.get("enable_moe_block")),
         ffn=ffn, attention=attention, ffn_kinds=ffn_kinds, mamba=mamba,
         window=window if any(k in ("sliding", "chunked") for k in attention) else 0,
         moe=moe, mla=mla, ssm=ssm,
@@ -298,7 +315,7 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
     experts = f.get(*EXPERT_KEYS) or 0
     if not isinstance(experts, int) or experts <= 1:
         return None
-    used = f.int("num_experts_per_tok", "experts_per_token", "moe_topk")
+    used = f.int("num_experts_per_tok", "experts_per_token", "moe_topk", "top_k_experts")
     expert_ffn = f.int("moe_intermediate_size", "expert_intermediate_size", default=ffn)
     shared = f.get("n_shared_experts", "num_shared_experts") or 0
     shared_ffn = f.get("shared_expert_intermediate_size", "shared_intermediate_size",
@@ -391,7 +408,15 @@ def _checkpoint_format(q: dict[str, Any]) -> str | None:
     if method == "bitsandbytes":
         return "NF4" if q.get("load_in_4bit") else "INT8"
     if method in ("compressed-tensors",):
-        return "FP8" if "fp8" in json.dumps(q).lower() else None
+        text = json.dumps(q).lower()
+        weights = [g.get("weights") or {} for g in (q.get("config_groups") or {}).values()
+                   if isinstance(g, dict)]
+        if any(isinstance(w, dict) and w.get("num_bits") == 4 and w.get("type") == "float"
+               and w.get("group_size") == 16 for w in weights):
+            return "NVFP4"
+        return "FP8" if "fp8" in text else None
+    if method == "modelopt" and "nvfp4" in json.dumps(q).lower():
+        return "NVFP4"
     return None
 
 

@@ -33,6 +33,9 @@ class Style:
     shared_gate: bool = False  # qwen2moe: a sigmoid gate on the shared expert
     moe_biases: bool = False  # gpt-oss: router and expert biases
     tied_always: bool = False  # gemma, command-r: the LM head is the embedding matrix
+    rope_freqs: bool = False  # one rope_freqs of the full layers' head (gemma4)
+    layer_scale: bool = False  # layer_output_scale, one value per layer (gemma4)
+    fused_up_gate_exps: bool = False  # ffn_gate_up_exps {E, 2F, X}
     norm_every_layer: bool = False  # nemotron-h: attn_norm before any mixer or FFN
 
 
@@ -60,6 +63,8 @@ STYLES: dict[str, Style] = {
     "qwen3next": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
     "qwen35": Style(ffn_norm="post_attention_norm.weight"),
     "qwen35moe": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
+    "gemma4": Style(attn_post_norm=True, ffn_post_norm=True, rope_freqs=True,
+                    layer_scale=True, fused_up_gate_exps=True),
 }
 ARCHS = tuple(sorted(STYLES))
 
@@ -74,7 +79,9 @@ def build_tensors(a: Architecture) -> tuple[Tensor, ...]:
     E, V = a.hidden, a.vocab
     t: list[Tensor] = [Tensor("token_embd.weight", (E, V))]
     rot = (a.rope_dim or a.head_dim) // 2
-    if a.rope_factors == "llama3":
+    if st.rope_freqs:
+        t.append(Tensor("rope_freqs.weight", (a.head_dim // 2,)))
+    elif a.rope_factors == "llama3":
         t.append(Tensor("rope_freqs.weight", (rot,)))
     elif a.rope_factors == "longrope":
         t += [Tensor("rope_factors_long.weight", (rot,)),
@@ -106,23 +113,32 @@ def _layer(a: Architecture, st: Style, i: int) -> list[Tensor]:
     if mamba:
         (_gated_deltanet if a.ssm and a.ssm.kind == "gdn" else _mamba)(a, add)
     if attention:
-        _attention(a, st, add)
+        _attention(a, st, add, i)
     if ffn:
         if st.ffn_norm:
             add(st.ffn_norm, E)
             if st.norm_bias:
                 add("ffn_norm.bias", E)
-        if ffn == "moe":
+        if ffn == "moe" and a.moe_dense:  # the dense FFN, then the experts (own norms)
+            _dense(st, add, E, a.ffn_width(i))
+            add("ffn_gate_inp.scale", E)
+            for norm in ("pre_ffw_norm_2", "post_ffw_norm_1", "post_ffw_norm_2"):
+                add(f"{norm}.weight", E)
+            _moe(a, st, add)
+            add("ffn_down_exps.scale", a.moe.experts if a.moe else 0)
+        elif ffn == "moe":
             _moe(a, st, add)
         else:
             _dense(st, add, E, a.ffn_width(i))
         if st.ffn_post_norm:
             add("post_ffw_norm.weight", E)
+    if st.layer_scale:
+        add("layer_output_scale.weight", 1)
     return t
 
 
-def _attention(a: Architecture, st: Style, add: Add) -> None:
-    E, H, KV = a.hidden, a.heads, a.kv_heads
+def _attention(a: Architecture, st: Style, add: Add, il: int) -> None:
+    E, H, KV = a.hidden, a.heads, a.layer_kv_heads(il)
     if a.mla is not None:
         m = a.mla
         dk = m.nope_dim + m.rope_dim
@@ -139,13 +155,15 @@ def _attention(a: Architecture, st: Style, add: Add) -> None:
         add("attn_v_b.weight", m.kv_lora_rank, m.v_dim, H)
         add("attn_output.weight", H * m.v_dim, E)
         return
-    q, k, v = H * a.head_dim, KV * a.head_dim, KV * a.head_dim_v
+    d = a.layer_head_dim(il)
+    q, k, v = H * d, KV * d, KV * (d if a.head_dim_swa and a.is_swa(il) else a.head_dim_v)
     if st.fused_qkv:
         add("attn_qkv.weight", E, q + k + v)
     else:
         add("attn_q.weight", E, 2 * q if a.attn_gate else q)
         add("attn_k.weight", E, k)
-        add("attn_v.weight", E, v)
+        if not (a.v_from_k and not a.is_swa(il)):
+            add("attn_v.weight", E, v)
     if a.qkv_bias:
         add("attn_q.bias", q)
         add("attn_k.bias", k)
@@ -158,9 +176,9 @@ def _attention(a: Architecture, st: Style, add: Add) -> None:
             add("attn_q_norm.weight", a.head_dim, H)
             add("attn_k_norm.weight", a.head_dim, KV)
         else:
-            add("attn_q_norm.weight", a.head_dim)
-            add("attn_k_norm.weight", a.head_dim)
-    add("attn_output.weight", H * a.head_dim_v, E)
+            add("attn_q_norm.weight", d)
+            add("attn_k_norm.weight", d)
+    add("attn_output.weight", H * (d if a.head_dim_swa and a.is_swa(il) else a.head_dim_v), E)
     if a.o_bias:
         add("attn_output.bias", E)
     if a.attn_sinks:
@@ -189,9 +207,12 @@ def _moe(a: Architecture, st: Style, add: Add) -> None:
         add("ffn_gate_inp.bias", X)
     if moe.probs_bias:
         add("exp_probs_b.bias", X)
-    if st.gated_ffn:
-        add("ffn_gate_exps.weight", E, F, X)
-    add("ffn_up_exps.weight", E, F, X)
+    if st.fused_up_gate_exps:
+        add("ffn_gate_up_exps.weight", E, 2 * F, X)
+    else:
+        if st.gated_ffn:
+            add("ffn_gate_exps.weight", E, F, X)
+        add("ffn_up_exps.weight", E, F, X)
     add("ffn_down_exps.weight", F, E, X)
     if st.moe_biases:
         add("ffn_gate_exps.bias", F, X)
