@@ -121,6 +121,8 @@ class Architecture:
     kv_heads_swa: int = 0
     v_from_k: bool = False  # full-attention layers have no V projection: V is K (Gemma 4)
     moe_dense: bool = False  # MoE layers run a dense FFN beside the experts (Gemma 4)
+    kv_heads_per_layer: tuple[int, ...] = ()  # where KV heads vary by layer (DeciLM)
+    attn_linear: tuple[bool, ...] = ()  # attention replaced by one projection (DeciLM)
     # rope scaling that ships factor tensors: "llama3" (rope_freqs, Llama 3.1+), "longrope"
     # (rope_factors_long/short, Phi-3.5/4); rope_dim: rotated dims per head (0: all)
     rope_factors: str = ""
@@ -137,6 +139,8 @@ class Architecture:
         return self.head_dim_swa if self.head_dim_swa and self.is_swa(il) else self.head_dim
 
     def layer_kv_heads(self, il: int) -> int:
+        if self.kv_heads_per_layer:
+            return self.kv_heads_per_layer[il]
         return self.kv_heads_swa if self.kv_heads_swa and self.is_swa(il) else self.kv_heads
 
     def has_kv(self, il: int) -> bool:

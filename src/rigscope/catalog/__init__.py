@@ -145,6 +145,8 @@ class ModelEntry(_Strict):
     kv_heads_swa: int = Field(default=0, ge=0)
     v_from_k: bool = False
     moe_dense: bool = False
+    kv_heads_per_layer: list[int] = []
+    attn_linear: list[bool] = []
     rope_factors: Literal["", "llama3", "longrope"] = ""
     rope_dim: int = Field(default=0, ge=0)
     dense_ffn: list[int] = []
@@ -191,6 +193,8 @@ class ModelEntry(_Strict):
             qk_norm=self.qk_norm, attn_sinks=self.attn_sinks, attn_gate=self.attn_gate,
             head_dim_swa=self.head_dim_swa, kv_heads_swa=self.kv_heads_swa,
             v_from_k=self.v_from_k, moe_dense=self.moe_dense,
+            kv_heads_per_layer=tuple(self.kv_heads_per_layer),
+            attn_linear=tuple(self.attn_linear),
             rope_factors=self.rope_factors, rope_dim=self.rope_dim,
             dense_ffn=tuple(self.dense_ffn), nextn_layers=self.nextn_layers,
             vision_params=self.vision_params, native_experts=self.native_experts)
@@ -227,8 +231,9 @@ def model_record(model_id: str, a: Architecture, *, params: int, source: str,
         value = getattr(a, name)
         if value != defaults[name].default:
             fields[name] = value
-    if a.dense_ffn:
-        fields["dense_ffn"] = list(a.dense_ffn)
+    for name in ("dense_ffn", "kv_heads_per_layer", "attn_linear"):
+        if getattr(a, name):
+            fields[name] = list(getattr(a, name))
     if checkpoint_format:
         fields["checkpoint_format"] = checkpoint_format
     key = model_id if re.fullmatch(r"[A-Za-z0-9_-]+", model_id) else json.dumps(model_id)

@@ -167,7 +167,7 @@ class Placer:
         if context not in self._kv:
             r = self.req
             self._kv[context] = mem.llamacpp_kv_bytes_by_layer(
-                self.model, context, r.batch, r.kv_type, r.offload.ubatch)
+                self.model, context, r.batch, r.kv_type, r.offload.ubatch, r.flash_attn)
         return self._kv[context]
 
     def _compute_bytes(self, context: int, has_output: bool, has_layers: bool,

@@ -336,15 +336,36 @@ def transformers_kv_bytes_by_layer(model: ModelSpec, context: int, batch: int,
 
 
 def llamacpp_kv_bytes_by_layer(
-    model: ModelSpec, context: int, batch: int, kv_type: str, ub: int = N_UBATCH
+    model: ModelSpec, context: int, batch: int, kv_type: str, ub: int = N_UBATCH,
+    flash_attn: bool = True,
 ) -> list[int]:
     """The cache each layer holds, like llama_kv_cache (row_size of the type x cells), plus a
-    recurrent layer's state."""
+    recurrent layer's state. Without flash attention V is stored transposed, and where V's
+    width varies between the cache's layers every one of them holds the widest V
+    (llama-kv-cache.cpp, TAG_V_CACHE_VARIABLE): for a model without recurrent layers that is
+    every layer, also those without KV heads (DeciLM), else only the attention layers."""
     a = model.architecture
     full = llamacpp_kv_cells(model, context, batch, swa=False)
     swa = llamacpp_kv_cells(model, context, batch, swa=True, ub=ub) if a.window else full
-    return [kv_cell_bytes(model, kv_type, il) * (swa if a.is_swa(il) else full)
+    cells = [kv_cell_bytes(model, kv_type, il) for il in range(a.layers)]
+    if not flash_attn and a.mla is None:
+        cached = [il for il in range(a.layers) if a.has_kv(il) or not a.mamba]
+        v = {il: v_row_bytes(model, kv_type, il) for il in cached}
+        if len(set(v.values())) > 1:
+            widest = max(v.values())
+            for il in cached:
+                cells[il] += widest - v[il]
+    return [cells[il] * (swa if a.is_swa(il) else full)
             + recurrent_state_bytes(model, batch, il) for il in range(a.layers)]
+
+
+def v_row_bytes(model: ModelSpec, kv_type: str, il: int) -> int:
+    """One token's V in one layer (0 without attention)."""
+    a = model.architecture
+    if not a.has_kv(il):
+        return 0
+    width = a.head_dim_swa if a.head_dim_swa and a.is_swa(il) else a.head_dim_v
+    return int(kv_element_bytes(kv_type, width * a.layer_kv_heads(il)))
 
 
 def ubatch(context: int, batch: int, ub: int = N_UBATCH) -> int:

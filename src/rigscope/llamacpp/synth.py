@@ -31,6 +31,9 @@ def tokenizer_fields(path: Path) -> dict[str, Any]:
     return {k: fields[k].contents() for k in _TOKENIZER_KEYS if k in fields}
 
 
+MROPE_ARCHS = ("qwen35", "qwen35moe", "qwen3vl", "qwen3vlmoe")
+
+
 def _per_layer(values: list[int]) -> int | list[int]:
     return values[0] if len(set(values)) == 1 else values
 
@@ -72,6 +75,10 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
     elif any(a.attention):
         meta |= {"attention.key_length": a.head_dim, "attention.value_length": a.head_dim_v,
                  "rope.dimension_count": a.rope_dim or a.head_dim}
+    if a.kv_heads_per_layer:  # DeciLM: heads per layer, 0 where attention is dropped
+        meta["attention.head_count"] = _per_layer(
+            [a.heads if k or (a.attn_linear and a.attn_linear[il]) else 0
+             for il, k in enumerate(a.attention)])
     if a.head_dim_swa:  # the sliding layers' own head size (Gemma 4), rotated whole
         meta |= {"attention.key_length_swa": a.head_dim_swa,
                  "attention.value_length_swa": a.head_dim_swa,
@@ -100,8 +107,9 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
         if s.kind == "gdn":  # which layers are linear; the others' KV heads as one value
             meta["attention.recurrent_layers"] = [a.is_recurrent(il) for il in range(n)]
             meta["attention.head_count_kv"] = a.kv_heads
-            rot = (a.rope_dim or a.head_dim) // 2  # Qwen3.5's multimodal rope sections
-            meta["rope.dimension_sections"] = [rot - 2 * (rot // 3), rot // 3, rot // 3, 0]
+    if a.arch in MROPE_ARCHS:  # multimodal rope: sections of the rotated half, required
+        rot = (a.rope_dim or a.head_dim) // 2
+        meta["rope.dimension_sections"] = [rot - 2 * (rot // 3), rot // 3, rot // 3, 0]
     return meta
 
 

@@ -139,6 +139,9 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         swa_kv = [kv_l[il] for il, k in enumerate(attention) if k == "sliding"]
         kv_heads = max(full, default=kv_heads)
         kv_heads_swa = max(swa_kv, default=0)
+    per_layer_kv = len({kv_l[il] for il, k in enumerate(attention) if k}) > 1 and \
+        not head_dim_swa
+    attn_linear = [has(il, "attn_output.weight") and not attention[il] for il in range(n)]
     v_from_k = any(k == "full" and not has(il, "attn_v.weight") and has(il, "attn_k.weight")
                    for il, k in enumerate(attention))
     ffn_kinds = []
@@ -191,6 +194,8 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         dense_ffn=tuple(ffn_l) if len(set(dense_widths)) > 1 else (),
         attn_gate=bool(heads and mla is None and q_width == 2 * heads * head_dim),
         head_dim_swa=head_dim_swa, kv_heads_swa=kv_heads_swa, v_from_k=v_from_k,
+        kv_heads_per_layer=tuple(kv_l) if per_layer_kv else (),
+        attn_linear=tuple(attn_linear) if any(attn_linear) else (),
         moe_dense=any(k == "moe" and has(il, "ffn_down.weight")
                       for il, k in enumerate(ffn_kinds)),
         nextn_layers=nextn)

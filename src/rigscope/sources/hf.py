@@ -38,7 +38,8 @@ LLAMA_ARCH = {
     "falcon_h1": "falcon-h1", "mamba2": "mamba2", "glm4_moe_lite": "deepseek2",
     "granitemoeshared": "granitemoe", "granitemoehybrid": "granitehybrid",
     "qwen3_next": "qwen3next", "qwen3_5_text": "qwen35", "qwen3_5_moe_text": "qwen35moe",
-    "gemma4_text": "gemma4",
+    "gemma4_text": "gemma4", "deci": "deci", "nemotron-nas": "deci",
+    "qwen3_vl_text": "qwen3vl", "qwen3_vl_moe_text": "qwen3vlmoe",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 
@@ -148,6 +149,7 @@ LAYER_TYPES = {
     "sliding_attention": "sliding", "sliding": "sliding", "local": "sliding",
     "chunked_attention": "chunked", "linear_attention": "recurrent", "mamba": "recurrent",
     "mlp": "", "moe": "",  # FFN-only blocks (Nemotron-H)
+    "hybrid": "full",  # attention beside a Mamba mixer in one layer (Falcon-H1)
 }
 MAMBA_HYBRIDS = ("nemotron_h", "granitemoehybrid", "falcon_h1", "mamba2")
 
@@ -189,6 +191,27 @@ def _gated_deltanet(f: _Fields) -> SSM:
                conv_kernel=f.int("linear_conv_kernel_dim"), heads=v_heads, kind="gdn")
 
 
+# what a config of an unknown model_type may name that a dense Llama-style layout cannot price
+UNPRICED = {
+    "experts": r"^(n_routed_experts|num_local_experts|num_experts|moe_.*)$",
+    "linear attention or a recurrent mixer": r"linear_|^(mamba|ssm)_|_ssm_|state_size$",
+    "latent attention (MLA)": r"^(kv_lora_rank|q_lora_rank)$",
+    "a sparse-attention indexer": r"^(index_|indexer_)|sparse_attention",
+    "per-layer block or mixer patterns": r"^(block_configs|hybrid_.*pattern|layers_block_type)$",
+}
+
+
+def _refuse_unpriced(text: dict[str, Any], model_type: str, where: str) -> None:
+    for what, pattern in UNPRICED.items():
+        keys = sorted(k for k, v in text.items() if re.search(pattern, k)
+                      and v not in (None, 0, 1, False, [], {}))
+        if keys:
+            raise RigscopeError(
+                f"{where}: model_type {model_type!r} is not one rigscope knows and its config "
+                f"names {what} ({', '.join(keys[:3])}): it cannot be priced as a dense "
+                f"decoder; known model types: {', '.join(MODEL_TYPES)}")
+
+
 EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts")
 # model types whose GGUF converter drops the multi-token-prediction layers (the others keep
 # them in the file, unloaded, where llama-quantize's layer counts see them)
@@ -205,6 +228,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     notes: list[str] = []
     warnings: list[str] = []
     if not known:
+        _refuse_unpriced(text, model_type, where)
         missing = [k for k in (*STANDARD_KEYS, "intermediate_size") if k not in text]
         if missing:
             raise RigscopeError(
@@ -219,6 +243,9 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     heads = f.int("num_attention_heads", "n_head", default=1)
     kv_heads = f.int("num_key_value_heads", "num_kv_heads", default=heads)
     head_dim = f.int("head_dim", "attention_head_dim", default=hidden // heads)
+    if heads % kv_heads:
+        raise RigscopeError(f"{where}: num_key_value_heads {kv_heads} must divide "
+                            f"num_attention_heads {heads}")
     mla = _mla(f)
     if mla is not None:
         head_dim = mla.nope_dim + mla.rope_dim
@@ -237,6 +264,10 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     ffn = f.int("intermediate_size", "ffn_dim", default=0, positive=False)
     attention, window = _kinds(f, n, model_type)
     ffn_kinds = ("dense",) * n
+    blocks = _blocks(f, n, hidden, heads) if f.get("block_configs") else None
+    if blocks is not None:
+        attention, ffn_kinds = blocks.attention, blocks.ffn_kinds
+        kv_heads, ffn = max(blocks.kv_heads), max(blocks.widths)
     # experts as the file counts them (a config class's default count is no evidence)
     moe = _moe(f, model_type, ffn) if any(k in text for k in EXPERT_KEYS) else None
     if moe is not None:
@@ -264,7 +295,8 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     partial = f.get("partial_rotary_factor") or (
         rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
     qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text",
-                             "olmo2", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text") or bool(
+                             "olmo2", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text",
+                             "qwen3_vl_text", "qwen3_vl_moe_text") or bool(
         f.get("use_qk_norm")) and not model_type.startswith("llama4")
     attention_bias = bool(f.get("attention_bias"))
     q = text.get("quantization_config") or {}
@@ -280,6 +312,9 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         head_dim_swa=head_dim_swa, kv_heads_swa=kv_heads_swa,
         v_from_k=bool(f.get("attention_k_eq_v")),
         moe_dense=moe is not None and bool(f.get("enable_moe_block")),
+        dense_ffn=blocks.widths if blocks else (),
+        kv_heads_per_layer=blocks.kv_heads if blocks else (),
+        attn_linear=blocks.linear if blocks else (),
         ffn=ffn, attention=attention, ffn_kinds=ffn_kinds, mamba=mamba,
         window=window if any(k in ("sliding", "chunked") for k in attention) else 0,
         moe=moe, mla=mla, ssm=ssm,
@@ -299,6 +334,50 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
                      "llama.cpp does not load them and vLLM only for speculative decoding")
     name = str(cfg.get("_name_or_path") or text.get("_name_or_path") or "")
     return ConfigRead(architecture, name, fmt, tuple(notes), tuple(warnings))
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    attention: tuple[str, ...]
+    ffn_kinds: tuple[str, ...]
+    kv_heads: tuple[int, ...]
+    linear: tuple[bool, ...]
+    widths: tuple[int, ...]
+
+
+def _blocks(f: _Fields, n: int, hidden: int, heads: int) -> _Blocks:
+    """DeciLM's per-layer block_configs (Llama-Nemotron Super/Ultra, NAS-pruned): each
+    layer's KV heads (heads / n_heads_in_group), attention kept, replaced by one linear
+    projection or dropped, and FFN width from ffn_mult as llama.cpp's converter rounds it
+    (2/3 x ffn_mult x hidden, up to a multiple of 256; none for a dummy layer)."""
+    cfgs = f.get("block_configs")
+    if not isinstance(cfgs, list) or len(cfgs) != n or not all(isinstance(c, dict)
+                                                               for c in cfgs):
+        raise RigscopeError(f"{f.where}: block_configs must list one block per layer "
+                            f"({n} layers)")
+    attention, ffn, kv, linear, widths = [], [], [], [], []
+    for il, c in enumerate(cfgs):
+        att, mlp = c.get("attention") or {}, c.get("ffn") or {}
+        group = att.get("n_heads_in_group")
+        if group is not None and (not isinstance(group, int) or group <= 0
+                                  or heads % group):
+            raise RigscopeError(f"{f.where}: block_configs[{il}].attention.n_heads_in_group "
+                                f"must divide num_attention_heads {heads}, got {group!r}")
+        attention.append("full" if group else "")
+        kv.append(heads // group if group else 0)
+        linear.append(not group and bool(att.get("replace_with_linear")))
+        mult = mlp.get("ffn_mult")
+        if mult is not None and (isinstance(mult, bool) or not isinstance(mult, int | float)
+                                 or not 0 <= mult < 1e3):
+            raise RigscopeError(f"{f.where}: block_configs[{il}].ffn.ffn_mult must be a "
+                                f"number, got {mult!r}")
+        width = int(2 * (mult or 0) * hidden / 3)
+        width += -width % 256
+        widths.append(width)
+        ffn.append("dense" if width else "")
+    if not any(kv):
+        raise RigscopeError(f"{f.where}: block_configs keep no attention layer")
+    return _Blocks(tuple(attention), tuple(ffn), tuple(kv), tuple(linear), tuple(widths))
 
 
 def _mla(f: _Fields) -> MLA | None:

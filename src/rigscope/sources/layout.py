@@ -63,6 +63,7 @@ STYLES: dict[str, Style] = {
     "qwen3next": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
     "qwen35": Style(ffn_norm="post_attention_norm.weight"),
     "qwen35moe": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
+    "deci": Style(), "qwen3vl": Style(), "qwen3vlmoe": Style(),
     "gemma4": Style(attn_post_norm=True, ffn_post_norm=True, rope_freqs=True,
                     layer_scale=True, fused_up_gate_exps=True),
 }
@@ -106,7 +107,8 @@ def _layer(a: Architecture, st: Style, i: int) -> list[Tensor]:
         t.append(Tensor(p + name, tuple(shape), i))
 
     attention, mamba, ffn = a.attention[i], a.is_recurrent(i), a.ffn_kinds[i]
-    if st.attn_norm and (attention or mamba or (ffn and st.norm_every_layer)):
+    linear = bool(a.attn_linear) and a.attn_linear[i]
+    if st.attn_norm and (attention or mamba or linear or (ffn and st.norm_every_layer)):
         add("attn_norm.weight", E)
         if st.norm_bias:
             add("attn_norm.bias", E)
@@ -114,6 +116,8 @@ def _layer(a: Architecture, st: Style, i: int) -> list[Tensor]:
         (_gated_deltanet if a.ssm and a.ssm.kind == "gdn" else _mamba)(a, add)
     if attention:
         _attention(a, st, add, i)
+    elif linear:  # DeciLM: attention replaced by one projection
+        add("attn_output.weight", E, E)
     if ffn:
         if st.ffn_norm:
             add(st.ffn_norm, E)
