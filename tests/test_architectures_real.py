@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 
 from conftest import require_engine
-from rigscope.catalog import gguf_mixes
+from rigscope.catalog import architecture_scope, gguf_mixes
 from rigscope.estimator import estimate, launch
 from rigscope.estimator.quantize import gguf_types
+from rigscope.llamacpp.locate import architecture_names, source_tree
 from rigscope.llamacpp.probe import probe_buffers, quantize
 from rigscope.llamacpp.synth import write_gguf
 from rigscope.sources import resolve_model
 from rigscope.sources.hf import model_from_config
+from rigscope.sources.layout import ARCHS
 from rigscope.specs import Accelerator, Offload, Rig
 from rigscope.system import local_cpu_features
 
@@ -83,3 +85,24 @@ def test_expert_overrides_on_the_cpu_report_the_predicted_buffers(
     assert cpu.weights_bytes / MIB == pytest.approx(sum(reported["model"].values()), rel=0.01)
     assert cpu.repacked_bytes / MIB == pytest.approx(reported["model"].get("CPU_REPACK", 0),
                                                      rel=0.01, abs=0.01)
+
+
+def test_every_architecture_of_the_built_llamacpp_is_laid_out_or_declared() -> None:
+    """The built tree's architecture list: each is supported (a layout rigscope generates and
+    the test above loads), out of scope (not a text decoder) or pending, in
+    catalog/architectures.toml; a new llama.cpp architecture fails here until it is
+    classified."""
+    require_engine()
+    tree = source_tree()
+    assert tree is not None, "the built llama.cpp's source tree is not beside build.json"
+    names = architecture_names((tree / "src" / "llama-arch.cpp").read_text())
+    scope = architecture_scope()
+    supported = set(ARCHS)
+    assert len(names) > 100 and supported <= set(names), supported - set(names)
+    unclassified = set(names) - supported - set(scope.out_of_scope) - set(scope.pending.names)
+    assert not unclassified, f"classify in catalog/architectures.toml: {sorted(unclassified)}"
+    assert not supported & set(scope.pending.names), "supported now: drop from pending"
+    stale = (set(scope.out_of_scope) | set(scope.pending.names)) - set(names)
+    assert not stale, f"not in the built llama.cpp: {sorted(stale)}"
+    tested = {model_from_config(c).arch for c in CONFIGS.values()}
+    assert supported <= tested, f"no small config for {sorted(supported - tested)}"

@@ -518,6 +518,30 @@ def lookup_quant(name: str, engine: str) -> Quant:
     return table[key]
 
 
+class _Pending(_Strict):
+    names: list[str]
+
+
+class ArchitectureFile(_Strict):
+    out_of_scope: dict[str, str]
+    pending: _Pending
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ArchitectureFile:
+        both = set(self.out_of_scope) & set(self.pending.names)
+        if both:
+            raise ValueError(f"both out of scope and pending: {', '.join(sorted(both))}")
+        return self
+
+
+@cache
+def architecture_scope() -> ArchitectureFile:
+    """llama.cpp architectures rigscope does not lay out: out of scope (with why) or
+    pending (architectures.toml)."""
+    result: ArchitectureFile = _load("architectures.toml", ArchitectureFile)
+    return result
+
+
 @cache
 def packaged_models() -> dict[str, ModelEntry]:
     result: ModelFile = _load("models.toml", ModelFile)

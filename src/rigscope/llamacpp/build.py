@@ -229,6 +229,7 @@ def build(prefix: Path, force: bool = False, jobs: int | None = None) -> dict[st
     record = {"key": plan.key, "source": f"{SOURCE_PACKAGE} {SOURCE_VERSION} sdist (vendored "
               "llama.cpp)", "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "build_seconds": round(time.monotonic() - start, 1), "bin": str(bins),
+              "tree": str(tree),
               **asdict(plan)}
     record_path.write_text(json.dumps(record, indent=2))
     shutil.rmtree(build_dir, ignore_errors=True)  # objects are not needed once linked

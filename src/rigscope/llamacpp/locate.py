@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -62,3 +63,29 @@ def build_record() -> dict[str, Any] | None:
             except (OSError, ValueError):
                 return None
     return None
+
+
+def source_tree() -> Path | None:
+    """The llama.cpp source tree the programs found were built from (kept beside build.json),
+    or None."""
+    record = build_record()
+    exe = find("llama-server")
+    if record is None or exe is None:
+        return None
+    tree = Path(record.get("tree") or "")
+    if not (tree / "src" / "llama-arch.cpp").is_file():
+        cache = exe.parent.parent / "llama.cpp"
+        tree = next((t for t in cache.glob("*/vendor/llama.cpp")
+                     if (t / "src" / "llama-arch.cpp").is_file()), Path())
+    return tree if (tree / "src" / "llama-arch.cpp").is_file() else None
+
+
+def architecture_names(arch_source: str) -> list[str]:
+    """The architecture names of llama.cpp's LLM_ARCH_NAMES table (src/llama-arch.cpp's
+    text), without the "(unknown)" placeholder."""
+    start = arch_source.find("LLM_ARCH_NAMES")
+    end = arch_source.find("};", start)
+    if start < 0 or end < 0:
+        raise RigscopeError("src/llama-arch.cpp has no LLM_ARCH_NAMES table")
+    names = re.findall(r'\{\s*LLM_ARCH_\w+\s*,\s*"([^"]+)"\s*\}', arch_source[start:end])
+    return [n for n in names if n != "(unknown)"]

@@ -40,6 +40,9 @@ LLAMA_ARCH = {
     "qwen3_next": "qwen3next", "qwen3_5_text": "qwen35", "qwen3_5_moe_text": "qwen35moe",
     "gemma4_text": "gemma4", "deci": "deci", "nemotron-nas": "deci",
     "qwen3_vl_text": "qwen3vl", "qwen3_vl_moe_text": "qwen3vlmoe",
+    "smollm3": "smollm3", "ministral3": "mistral3", "seed_oss": "seed_oss",
+    "olmoe": "olmoe", "minimax_m2": "minimax-m2", "ernie4_5": "ernie4_5",
+    "arcee": "arcee",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 
@@ -296,7 +299,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
     qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text",
                              "olmo2", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text",
-                             "qwen3_vl_text", "qwen3_vl_moe_text") or bool(
+                             "qwen3_vl_text", "qwen3_vl_moe_text", "olmoe") or bool(
         f.get("use_qk_norm")) and not model_type.startswith("llama4")
     attention_bias = bool(f.get("attention_bias"))
     q = text.get("quantization_config") or {}
@@ -407,7 +410,7 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
         shared_ffn = shared * expert_ffn
     return MoE(experts=experts, used=used, ffn=expert_ffn, shared=int(shared),
                shared_ffn=int(shared_ffn),
-               probs_bias=(f.get("topk_method") == "noaux_tc"
+               probs_bias=(f.get("topk_method") == "noaux_tc" or bool(f.get("use_routing_bias"))
                            or model_type in ("glm4_moe", "nemotron_h", "deepseek_v3")))
 
 
