@@ -55,6 +55,11 @@ class MLA:
     nope_dim: int  # qk_nope_head_dim
     v_dim: int  # v_head_dim
     q_lora_rank: int = 0  # 0: queries are not compressed
+    # DeepSeek sparse attention's lightning indexer: its heads and key size (one key per token
+    # and layer is cached beside the latent), and the tokens each query attends to
+    indexer_heads: int = 0
+    indexer_dim: int = 0
+    indexer_top_k: int = 0
 
 
 @dataclass(frozen=True)

@@ -254,8 +254,9 @@ def kv_cell_bytes(model: ModelSpec, kv_type: str, il: int | None = None) -> int:
     a = model.architecture
     if il is not None and not a.has_kv(il):
         return 0
-    if a.mla is not None:
-        return int(kv_element_bytes(kv_type, a.mla.kv_lora_rank + a.mla.rope_dim))
+    if a.mla is not None:  # the latent, and the sparse-attention indexer's key beside it
+        return int(kv_element_bytes(kv_type, a.mla.kv_lora_rank + a.mla.rope_dim)
+                   + kv_element_bytes(kv_type, a.mla.indexer_dim))
     if il is not None and a.head_dim_swa and a.is_swa(il):  # V as wide as K there
         return 2 * int(kv_element_bytes(kv_type, a.head_dim_swa * a.layer_kv_heads(il)))
     kv = a.kv_heads if il is None else a.layer_kv_heads(il)
@@ -437,6 +438,11 @@ def llamacpp_compute_bytes(
         else:  # the attention scores, or the FFN beside the F32 mask, whichever is larger
             peak = max(n_kv * T * (a.heads + 1) * 4 + T * (12 * H + 8 * q + 8 * kv),
                        ffn + n_kv * T * 4) + n_swa * T * 4
+        if a.mla is not None and a.mla.indexer_heads:
+            # the sparse-attention indexer's scores over every cell and its top-k selection
+            # (fitted to llama-server's reports for a random-weight DeepSeek-V3.2 shape at
+            # 1k-8k cells, flash attention on and off: within 10%)
+            peak += T * ((6 if flash_attn else 9) * n_kv + 8 * a.mla.indexer_top_k)
     if has_output:
         act = T * H * 4
         peak = max(peak, model.vocab * logits_rows(context, batch, outputs, ub) * 4 + 2 * act)

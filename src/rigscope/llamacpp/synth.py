@@ -72,6 +72,10 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
                  "attention.kv_lora_rank": m.kv_lora_rank,
                  "rope.dimension_count": m.rope_dim}
         meta["attention.q_lora_rank"] = m.q_lora_rank  # 0: queries not compressed
+        if m.indexer_heads:
+            meta |= {"attention.indexer.head_count": m.indexer_heads,
+                     "attention.indexer.key_length": m.indexer_dim,
+                     "attention.indexer.top_k": m.indexer_top_k}
     elif any(a.attention):
         meta |= {"attention.key_length": a.head_dim, "attention.value_length": a.head_dim_v,
                  "rope.dimension_count": a.rope_dim or a.head_dim}

@@ -102,6 +102,9 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         rope = num("rope.dimension_count", 64)
         k_mla = num("attention.key_length_mla", 0) or head_dim
         mla = MLA(kv_lora_rank=kv_lora, rope_dim=rope, nope_dim=k_mla - rope,
+                  indexer_heads=num("attention.indexer.head_count", 0),
+                  indexer_dim=num("attention.indexer.key_length", 0),
+                  indexer_top_k=num("attention.indexer.top_k", 0),
                   v_dim=num("attention.value_length_mla", 0) or head_dim_v,
                   q_lora_rank=num("attention.q_lora_rank", 0))
         kv_heads, head_dim, head_dim_v = heads, k_mla, mla.v_dim

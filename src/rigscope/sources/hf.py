@@ -42,7 +42,7 @@ LLAMA_ARCH = {
     "qwen3_vl_text": "qwen3vl", "qwen3_vl_moe_text": "qwen3vlmoe",
     "smollm3": "smollm3", "ministral3": "mistral3", "seed_oss": "seed_oss",
     "olmoe": "olmoe", "minimax_m2": "minimax-m2", "ernie4_5": "ernie4_5",
-    "arcee": "arcee",
+    "arcee": "arcee", "deepseek_v32": "deepseek32",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 
@@ -153,6 +153,7 @@ LAYER_TYPES = {
     "chunked_attention": "chunked", "linear_attention": "recurrent", "mamba": "recurrent",
     "mlp": "", "moe": "",  # FFN-only blocks (Nemotron-H)
     "hybrid": "full",  # attention beside a Mamba mixer in one layer (Falcon-H1)
+    "indexed_attention": "full",  # sparse attention over a full cache (DeepSeek-V3.2)
 }
 MAMBA_HYBRIDS = ("nemotron_h", "granitemoehybrid", "falcon_h1", "mamba2")
 
@@ -389,7 +390,10 @@ def _mla(f: _Fields) -> MLA | None:
         return None
     return MLA(kv_lora_rank=f.int("kv_lora_rank"), rope_dim=f.int("qk_rope_head_dim"),
                nope_dim=f.int("qk_nope_head_dim"), v_dim=f.int("v_head_dim"),
-               q_lora_rank=f.int("q_lora_rank", default=0, positive=False))
+               q_lora_rank=f.int("q_lora_rank", default=0, positive=False),
+               indexer_heads=f.int("index_n_heads", default=0, positive=False, own=True),
+               indexer_dim=f.int("index_head_dim", default=0, positive=False, own=True),
+               indexer_top_k=f.int("index_topk", default=0, positive=False, own=True))
 
 
 def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:

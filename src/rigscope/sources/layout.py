@@ -63,7 +63,7 @@ STYLES: dict[str, Style] = {
     "qwen3next": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
     "qwen35": Style(ffn_norm="post_attention_norm.weight"),
     "qwen35moe": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
-    "deci": Style(), "qwen3vl": Style(), "qwen3vlmoe": Style(), "smollm3": Style(),
+    "deci": Style(), "deepseek32": Style(), "qwen3vl": Style(), "qwen3vlmoe": Style(), "smollm3": Style(),
     "mistral3": Style(), "ernie4_5": Style(), "arcee": Style(gated_ffn=False),
     "seed_oss": Style(ffn_norm="post_attention_norm.weight"),
     "olmoe": Style(qk_norm="full"), "minimax-m2": Style(qk_norm="full"),
@@ -161,6 +161,13 @@ def _attention(a: Architecture, st: Style, add: Add, il: int) -> None:
         add("attn_k_b.weight", m.nope_dim, m.kv_lora_rank, H)
         add("attn_v_b.weight", m.kv_lora_rank, m.v_dim, H)
         add("attn_output.weight", H * m.v_dim, E)
+        if m.indexer_heads:  # DeepSeek sparse attention's indexer
+            d = m.indexer_dim
+            add("indexer.k_norm.weight", d)
+            add("indexer.k_norm.bias", d)
+            add("indexer.proj.weight", E, m.indexer_heads)
+            add("indexer.attn_k.weight", E, d)
+            add("indexer.attn_q_b.weight", m.q_lora_rank, m.indexer_heads * d)
         return
     d = a.layer_head_dim(il)
     q, k, v = H * d, KV * d, KV * (d if a.head_dim_swa and a.is_swa(il) else a.head_dim_v)
