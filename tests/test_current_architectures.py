@@ -153,6 +153,16 @@ def test_gemma4_sizes_global_and_sliding_layers_apart() -> None:
     assert m.checkpoint_format == "NVFP4"
 
 
+def test_glm5_caches_the_latent_and_the_indexer_key() -> None:
+    """GLM-5.1 (glm-dsa): 78 layers each cache kv_lora_rank 512 + rope 64 latent values and
+    the sparse-attention indexer's 128-value key per token: 78 x 704 x 2 bytes at F16."""
+    m = spec("glm-5.1")
+    assert m.arch == "glm-dsa" and m.params / 1e9 == pytest.approx(744, rel=0.002)
+    assert m.active_params / 1e9 == pytest.approx(40, rel=0.06)  # "A40B"
+    assert sum(llamacpp_kv_bytes_by_layer(m, 32768, 1, "f16")) == 78 * 704 * 2 * 32768
+    assert any(t.name == "blk.3.indexer.attn_q_b.weight" for t in m.tensors)
+
+
 def test_an_unknown_layer_kind_is_refused_in_one_line() -> None:
     cfg = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
     cfg["text_config"]["layer_types"][0] = "lightning_attention"

@@ -89,6 +89,9 @@ class MLAEntry(_Strict):
     nope_dim: int = Field(gt=0)
     v_dim: int = Field(gt=0)
     q_lora_rank: int = Field(default=0, ge=0)
+    indexer_heads: int = Field(default=0, ge=0)
+    indexer_dim: int = Field(default=0, ge=0)
+    indexer_top_k: int = Field(default=0, ge=0)
 
 
 class SSMEntry(_Strict):

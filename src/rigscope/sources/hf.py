@@ -43,6 +43,7 @@ LLAMA_ARCH = {
     "smollm3": "smollm3", "ministral3": "mistral3", "seed_oss": "seed_oss",
     "olmoe": "olmoe", "minimax_m2": "minimax-m2", "ernie4_5": "ernie4_5",
     "arcee": "arcee", "deepseek_v32": "deepseek32",
+    "glm_moe_dsa": "glm-dsa",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 

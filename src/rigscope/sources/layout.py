@@ -63,8 +63,10 @@ STYLES: dict[str, Style] = {
     "qwen3next": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
     "qwen35": Style(ffn_norm="post_attention_norm.weight"),
     "qwen35moe": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
-    "deci": Style(), "deepseek32": Style(), "qwen3vl": Style(), "qwen3vlmoe": Style(), "smollm3": Style(),
-    "mistral3": Style(), "ernie4_5": Style(), "arcee": Style(gated_ffn=False),
+    # laid out as llama.cpp's Llama loader does, what capabilities leave open
+    **dict.fromkeys(("deci", "deepseek32", "glm-dsa", "qwen3vl", "qwen3vlmoe", "smollm3",
+                     "mistral3", "ernie4_5"), Style()),
+    "arcee": Style(gated_ffn=False),
     "seed_oss": Style(ffn_norm="post_attention_norm.weight"),
     "olmoe": Style(qk_norm="full"), "minimax-m2": Style(qk_norm="full"),
     "gemma4": Style(attn_post_norm=True, ffn_post_norm=True, rope_freqs=True,
