@@ -163,6 +163,17 @@ def test_glm5_caches_the_latent_and_the_indexer_key() -> None:
     assert any(t.name == "blk.3.indexer.attn_q_b.weight" for t in m.tensors)
 
 
+def test_nemotron_ultra_counts_its_listed_layers_and_latent_experts() -> None:
+    """Nemotron 3 Ultra lists its 108 blocks instead of num_hidden_layers; its routed experts
+    read and write a 2048-wide latent: each expert 2 x 2048 x 5120 (not 8192 x 5120)."""
+    m = spec("nemotron-3-ultra-550b-a55b")
+    a = m.architecture
+    assert a.layers == 108 and a.moe is not None and a.moe.latent == 2048
+    up = next(t for t in m.tensors if t.name.endswith("ffn_up_exps.weight"))
+    assert up.shape == (2048, 5120, 512)
+    assert m.params / 1e9 == pytest.approx(550, rel=0.02)  # the MTP block is not counted
+
+
 def test_an_unknown_layer_kind_is_refused_in_one_line() -> None:
     cfg = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
     cfg["text_config"]["layer_types"][0] = "lightning_attention"

@@ -44,6 +44,7 @@ class MoE:
     shared: int = 0  # shared experts every token also runs
     shared_ffn: int = 0  # their FFN width, all shared experts together
     probs_bias: bool = False  # a learned per-expert routing bias (DeepSeek-V3's noaux_tc)
+    latent: int = 0  # routed experts work in a smaller latent width (Nemotron 3 Super/Ultra)
 
 
 @dataclass(frozen=True)

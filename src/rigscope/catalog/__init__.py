@@ -81,6 +81,7 @@ class MoEEntry(_Strict):
     shared: int = Field(default=0, ge=0)
     shared_ffn: int = Field(default=0, ge=0)
     probs_bias: bool = False
+    latent: int = Field(default=0, ge=0)
 
 
 class MLAEntry(_Strict):

@@ -94,6 +94,8 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
                  "expert_feed_forward_length": moe.ffn,
                  "expert_gating_func": 2 if moe.probs_bias else 1,
                  "expert_weights_scale": 1.0}
+        if moe.latent:
+            meta["moe_latent_size"] = moe.latent
         if moe.shared:
             meta |= {"expert_shared_count": moe.shared,
                      "expert_shared_feed_forward_length": moe.shared_ffn}

@@ -169,7 +169,7 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
             shared_ffn = shexp.shape[0]
         moe = MoE(experts=experts, used=used, ffn=expert_ffn,
                   shared=num("expert_shared_count", 1 if shexp is not None else 0),
-                  shared_ffn=shared_ffn,
+                  shared_ffn=shared_ffn, latent=num("moe_latent_size", 0),
                   probs_bias=any(t.name.endswith("exp_probs_b.bias") for t in tensors))
     ssm = None
     if recurrent_arch:

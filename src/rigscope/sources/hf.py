@@ -243,7 +243,10 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
                         "a dense Llama-style decoder from its standard keys")
     f = _Fields(text, _config_object(text, model_type) if known else None, where)
     # the model's size is never taken from a config class's defaults
-    n = f.int("num_hidden_layers", "num_layers", "n_layer", own=True)
+    blocks_listed = text.get("layers_block_type")  # Nemotron-H lists its layers instead
+    n = f.int("num_hidden_layers", "num_layers", "n_layer", own=True,
+              default=len(blocks_listed) if isinstance(blocks_listed, list) and blocks_listed
+              else None)
     hidden = f.int("hidden_size", "d_model", "n_embd", own=True)
     heads = f.int("num_attention_heads", "n_head", default=1)
     kv_heads = f.int("num_key_value_heads", "num_kv_heads", default=heads)
@@ -415,6 +418,7 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
         shared_ffn = shared * expert_ffn
     return MoE(experts=experts, used=used, ffn=expert_ffn, shared=int(shared),
                shared_ffn=int(shared_ffn),
+               latent=f.int("moe_latent_size", default=0, positive=False),
                probs_bias=(f.get("topk_method") == "noaux_tc" or bool(f.get("use_routing_bias"))
                            or model_type in ("glm4_moe", "nemotron_h", "deepseek_v3")))
 

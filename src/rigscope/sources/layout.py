@@ -218,22 +218,26 @@ def _moe(a: Architecture, st: Style, add: Add) -> None:
     moe = a.moe
     assert moe is not None
     E, X, F = a.hidden, moe.experts, moe.ffn
+    D = moe.latent or E  # the routed experts' input and output width
     add("ffn_gate_inp.weight", E, X)
+    if moe.latent:  # experts read and write a latent of their own width
+        add("ffn_latent_down.weight", E, D)
+        add("ffn_latent_up.weight", D, E)
     if st.moe_biases:
         add("ffn_gate_inp.bias", X)
     if moe.probs_bias:
         add("exp_probs_b.bias", X)
     if st.fused_up_gate_exps:
-        add("ffn_gate_up_exps.weight", E, 2 * F, X)
+        add("ffn_gate_up_exps.weight", D, 2 * F, X)
     else:
         if st.gated_ffn:
-            add("ffn_gate_exps.weight", E, F, X)
-        add("ffn_up_exps.weight", E, F, X)
-    add("ffn_down_exps.weight", F, E, X)
+            add("ffn_gate_exps.weight", D, F, X)
+        add("ffn_up_exps.weight", D, F, X)
+    add("ffn_down_exps.weight", F, D, X)
     if st.moe_biases:
         add("ffn_gate_exps.bias", F, X)
         add("ffn_up_exps.bias", F, X)
-        add("ffn_down_exps.bias", E, X)
+        add("ffn_down_exps.bias", D, X)
     if moe.shared:
         if st.shared_gate:
             add("ffn_gate_inp_shexp.weight", E)
