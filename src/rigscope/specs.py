@@ -31,7 +31,8 @@ class Tensor:
         them."""
         name = self.name
         return (len(self.shape) >= 2 and name.endswith("weight") and "_norm.weight" not in name
-                and "ffn_gate_inp.weight" not in name and "ssm_conv1d" not in name)
+                and "ffn_gate_inp.weight" not in name and "ssm_conv1d" not in name
+                and "shortconv.conv" not in name)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ class SSM:
     kind "mamba2": Mamba-2 (ssm_in, the scan's A and D). kind "gdn": Gated DeltaNet
     (Qwen3-Next, Qwen3.5), in llama.cpp's terms: d_inner is the value width (value heads x
     head size), d_state a key head's size, n_groups the key heads, heads the value heads.
-    Both keep a convolution window and a d_state x d_inner state per sequence.
+    Both keep a convolution window and a d_state x d_inner state per sequence. kind
+    "shortconv": LFM2's gated short convolution over the hidden width (d_inner), a window
+    only (d_state 0).
     """
 
     d_inner: int
@@ -86,7 +89,8 @@ class SSM:
 
     @property
     def label(self) -> str:
-        return "Gated DeltaNet" if self.kind == "gdn" else "Mamba-2"
+        return {"gdn": "Gated DeltaNet", "shortconv": "short-convolution"}.get(self.kind,
+                                                                                "Mamba-2")
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,9 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
         meta |= {"ssm.conv_kernel": s.conv_kernel, "ssm.inner_size": s.d_inner,
                  "ssm.state_size": s.d_state, "ssm.time_step_rank": s.heads,
                  "ssm.group_count": s.n_groups}
+        if s.kind == "shortconv":
+            meta = {k: v for k, v in meta.items() if not k.startswith("ssm.")}
+            meta["shortconv.l_cache"] = s.conv_kernel
         if s.kind == "gdn":  # which layers are linear; the others' KV heads as one value
             meta["attention.recurrent_layers"] = [a.is_recurrent(il) for il in range(n)]
             meta["attention.head_count_kv"] = a.kv_heads

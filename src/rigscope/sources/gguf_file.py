@@ -108,9 +108,12 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
                   v_dim=num("attention.value_length_mla", 0) or head_dim_v,
                   q_lora_rank=num("attention.q_lora_rank", 0))
         kv_heads, head_dim, head_dim_v = heads, k_mla, mla.v_dim
-    recurrent_arch = arch in ("mamba", "mamba2", "falcon-h1") or any(
-        has(il, "ssm_conv1d.weight") for il in range(n))
-    mamba = tuple(has(il, "ssm_conv1d.weight") for il in range(n)) if recurrent_arch else ()
+    def mixes(il: int) -> bool:  # a recurrent mixer: Mamba, Gated DeltaNet, short conv
+        return has(il, "ssm_conv1d.weight") or has(il, "shortconv.conv.weight")
+
+    recurrent_arch = arch in ("mamba", "mamba2", "falcon-h1") or any(map(mixes, range(n)))
+    mamba = tuple(map(mixes, range(n))) if recurrent_arch else ()
+    short_conv = any(has(il, "shortconv.conv.weight") for il in range(n))
     gdn = any(has(il, "ssm_beta.weight") or has(il, "ssm_ba.weight") for il in range(n))
     q_width = next((t.shape[1] for t in tensors if t.name.endswith("attn_q.weight")
                     and len(t.shape) == 2), 0)
@@ -172,7 +175,10 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
                   shared_ffn=shared_ffn, latent=num("moe_latent_size", 0),
                   probs_bias=any(t.name.endswith("exp_probs_b.bias") for t in tensors))
     ssm = None
-    if recurrent_arch:
+    if short_conv:
+        ssm = SSM(d_inner=hidden, d_state=0, n_groups=0, conv_kernel=num("shortconv.l_cache"),
+                  heads=0, norm=False, conv_bias=False, kind="shortconv")
+    elif recurrent_arch:
         ssm = SSM(d_inner=num("ssm.inner_size"), d_state=num("ssm.state_size"),
                   n_groups=num("ssm.group_count", 1), conv_kernel=num("ssm.conv_kernel"),
                   heads=num("ssm.time_step_rank", 0),

@@ -42,7 +42,7 @@ LLAMA_ARCH = {
     "qwen3_vl_text": "qwen3vl", "qwen3_vl_moe_text": "qwen3vlmoe",
     "smollm3": "smollm3", "ministral3": "mistral3", "seed_oss": "seed_oss",
     "olmoe": "olmoe", "minimax_m2": "minimax-m2", "ernie4_5": "ernie4_5",
-    "arcee": "arcee", "deepseek_v32": "deepseek32",
+    "arcee": "arcee", "deepseek_v32": "deepseek32", "lfm2": "lfm2",
     "glm_moe_dsa": "glm-dsa",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
@@ -153,6 +153,7 @@ LAYER_TYPES = {
     "sliding_attention": "sliding", "sliding": "sliding", "local": "sliding",
     "chunked_attention": "chunked", "linear_attention": "recurrent", "mamba": "recurrent",
     "mlp": "", "moe": "",  # FFN-only blocks (Nemotron-H)
+    "conv": "recurrent",  # LFM2's short convolution
     "hybrid": "full",  # attention beside a Mamba mixer in one layer (Falcon-H1)
     "indexed_attention": "full",  # sparse attention over a full cache (DeepSeek-V3.2)
 }
@@ -181,6 +182,20 @@ def _kinds(f: _Fields, n: int, model_type: str) -> tuple[tuple[str, ...], int]:
     if model_type == "gemma2" and window:
         return tuple("sliding" if il % 2 == 0 else "full" for il in range(n)), window
     return ("full",) * n, 0
+
+
+def _block_ffn(f: _Fields, ffn: int) -> int:
+    """LFM2's FFN width as its converter writes it: block_ff_dim, with auto-adjust 2/3 of it
+    times block_ffn_dim_multiplier, up to a multiple of block_multiple_of."""
+    width = f.int("block_ff_dim", default=ffn, positive=False)
+    if f.get("block_auto_adjust_ff_dim"):
+        width = int(2 * width / 3)
+        mult = f.get("block_ffn_dim_multiplier")
+        if isinstance(mult, int | float) and not isinstance(mult, bool):
+            width = int(mult * width)
+        step = f.int("block_multiple_of", default=256)
+        width = step * ((width + step - 1) // step)
+    return width
 
 
 def _gated_deltanet(f: _Fields) -> SSM:
@@ -287,6 +302,12 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     if model_type in MAMBA_HYBRIDS:
         attention, mamba, hybrid_ffn, ssm = _hybrid(f, n, model_type, hidden, moe is not None)
         ffn_kinds = hybrid_ffn or ffn_kinds
+    elif "recurrent" in attention and f.get("conv_L_cache"):  # LFM2
+        mamba = tuple(k == "recurrent" for k in attention)
+        attention = tuple("" if k == "recurrent" else k for k in attention)
+        ssm = SSM(d_inner=hidden, d_state=0, n_groups=0, conv_kernel=f.int("conv_L_cache"),
+                  heads=0, norm=False, conv_bias=False, kind="shortconv")
+        ffn = _block_ffn(f, ffn)
     elif "recurrent" in attention:
         if not f.get("linear_num_value_heads"):
             raise RigscopeError(
@@ -304,7 +325,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
     qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text",
                              "olmo2", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text",
-                             "qwen3_vl_text", "qwen3_vl_moe_text", "olmoe") or bool(
+                             "qwen3_vl_text", "qwen3_vl_moe_text", "olmoe", "lfm2") or bool(
         f.get("use_qk_norm")) and not model_type.startswith("llama4")
     attention_bias = bool(f.get("attention_bias"))
     q = text.get("quantization_config") or {}

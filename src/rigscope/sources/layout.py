@@ -36,6 +36,7 @@ class Style:
     rope_freqs: bool = False  # one rope_freqs of the full layers' head (gemma4)
     layer_scale: bool = False  # layer_output_scale, one value per layer (gemma4)
     fused_up_gate_exps: bool = False  # ffn_gate_up_exps {E, 2F, X}
+    output_norm: str = "output_norm.weight"  # lfm2's converter names it token_embd_norm
     norm_every_layer: bool = False  # nemotron-h: attn_norm before any mixer or FFN
 
 
@@ -66,7 +67,7 @@ STYLES: dict[str, Style] = {
     # laid out as llama.cpp's Llama loader does, what capabilities leave open
     **dict.fromkeys(("deci", "deepseek32", "glm-dsa", "qwen3vl", "qwen3vlmoe", "smollm3",
                      "mistral3", "ernie4_5"), Style()),
-    "arcee": Style(gated_ffn=False),
+    "arcee": Style(gated_ffn=False), "lfm2": Style(output_norm="token_embd_norm.weight"),
     "seed_oss": Style(ffn_norm="post_attention_norm.weight"),
     "olmoe": Style(qk_norm="full"), "minimax-m2": Style(qk_norm="full"),
     "gemma4": Style(attn_post_norm=True, ffn_post_norm=True, rope_freqs=True,
@@ -94,7 +95,7 @@ def build_tensors(a: Architecture) -> tuple[Tensor, ...]:
               Tensor("rope_factors_short.weight", (rot,))]
     for i in range(a.layers):
         t += _layer(a, st, i)
-    t.append(Tensor("output_norm.weight", (E,)))
+    t.append(Tensor(st.output_norm, (E,)))
     if st.norm_bias:
         t.append(Tensor("output_norm.bias", (E,)))
     if not (a.tie_embeddings or st.tied_always):
@@ -118,7 +119,7 @@ def _layer(a: Architecture, st: Style, i: int) -> list[Tensor]:
         if st.norm_bias:
             add("attn_norm.bias", E)
     if mamba:
-        (_gated_deltanet if a.ssm and a.ssm.kind == "gdn" else _mamba)(a, add)
+        MIXERS[a.ssm.kind if a.ssm else "mamba2"](a, add)
     if attention:
         _attention(a, st, add, i)
     elif linear:  # DeciLM: attention replaced by one projection
@@ -281,6 +282,19 @@ def _gated_deltanet(a: Architecture, add: Add) -> None:
         add("ssm_alpha.weight", E, s.heads)
     add("ssm_norm.weight", s.d_state)
     add("ssm_out.weight", s.d_inner, E)
+
+
+def _short_conv(a: Architecture, add: Add) -> None:
+    """LFM2's gated short convolution: B, C and x in one projection, a depthwise conv."""
+    s = a.ssm
+    assert s is not None
+    add("shortconv.conv.weight", s.conv_kernel, a.hidden)
+    add("shortconv.in_proj.weight", a.hidden, 3 * a.hidden)
+    add("shortconv.out_proj.weight", a.hidden, a.hidden)
+
+
+MIXERS: dict[str, Callable[[Architecture, Add], None]] = {
+    "mamba2": _mamba, "gdn": _gated_deltanet, "shortconv": _short_conv}
 
 
 def build_model(id: str, a: Architecture, *, published_params: int | None = None,
