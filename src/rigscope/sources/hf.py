@@ -43,6 +43,7 @@ LLAMA_ARCH = {
     "smollm3": "smollm3", "ministral3": "mistral3", "seed_oss": "seed_oss",
     "olmoe": "olmoe", "minimax_m2": "minimax-m2", "ernie4_5": "ernie4_5",
     "arcee": "arcee", "deepseek_v32": "deepseek32", "lfm2": "lfm2",
+    "mistral4": "mistral4", "hunyuan_v1_dense": "hunyuan-dense",
     "glm_moe_dsa": "glm-dsa",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
@@ -359,8 +360,11 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         nextn_layers=0 if model_type in MTP_DROPPED else mtp, vision_params=vision,
         native_experts="MXFP4" if fmt == "MXFP4" else "")
     if mtp:
-        notes.append(f"{mtp} multi-token-prediction layer(s) in the checkpoint are not counted: "
-                     "llama.cpp does not load them and vLLM only for speculative decoding")
+        kept = ("llama.cpp's converter drops them from the GGUF" if model_type in MTP_DROPPED
+                else "GGUF files keep them, but llama.cpp skips them at load unless asked to "
+                "draft with them")
+        notes.append(f"{mtp} multi-token-prediction layer(s) in the checkpoint are not counted "
+                     f"in memory: {kept}; vLLM loads them only for speculative decoding")
     name = str(cfg.get("_name_or_path") or text.get("_name_or_path") or "")
     return ConfigRead(architecture, name, fmt, tuple(notes), tuple(warnings))
 

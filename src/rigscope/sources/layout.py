@@ -66,7 +66,8 @@ STYLES: dict[str, Style] = {
     "qwen35moe": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
     # laid out as llama.cpp's Llama loader does, what capabilities leave open
     **dict.fromkeys(("deci", "deepseek32", "glm-dsa", "qwen3vl", "qwen3vlmoe", "smollm3",
-                     "mistral3", "ernie4_5"), Style()),
+                     "mistral3", "ernie4_5", "hunyuan-dense"), Style()),
+    "mistral4": Style(fused_up_gate_exps=True),
     "arcee": Style(gated_ffn=False), "lfm2": Style(output_norm="token_embd_norm.weight"),
     "seed_oss": Style(ffn_norm="post_attention_norm.weight"),
     "olmoe": Style(qk_norm="full"), "minimax-m2": Style(qk_norm="full"),
