@@ -20,6 +20,9 @@ _LAYER = re.compile(r"^blk\.(\d+)\.")
 SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "olmo2": 4, "gpt-oss": 2, "llama4": 4,
                "exaone4": 4}
 NO_SWA = {"phi3"}  # llama.cpp reads their window but attends to every token
+# llama.cpp applies these architectures' window only at this layer count (EXAONE 4.0 32B;
+# src/models/exaone4.cpp), every other shape attends to every token
+SWA_AT_LAYERS = {"exaone4": 64}
 FIRST_READ = 1 << 20
 
 
@@ -127,7 +130,7 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
     pattern = f.get(a + "attention.sliding_window_pattern")
     if arch == "llama4" and a + "attention.sliding_window" not in f:
         window = 8192  # llama.cpp's chunk size for Llama 4 when the file names none
-    if window and arch not in NO_SWA:
+    if window and arch not in NO_SWA and SWA_AT_LAYERS.get(arch, n) == n:
         if isinstance(pattern, list):
             swa = [bool(x) for x in pattern[:n]]
         else:

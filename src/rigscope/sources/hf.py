@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rigscope.errors import RigscopeError
+from rigscope.sources.gguf_file import SWA_AT_LAYERS
 from rigscope.sources.layout import build_model
 from rigscope.specs import MLA, SSM, Architecture, ModelSpec, MoE
 
@@ -41,12 +42,16 @@ LLAMA_ARCH = {
     "gemma4_text": "gemma4", "deci": "deci", "nemotron-nas": "deci",
     "qwen3_vl_text": "qwen3vl", "qwen3_vl_moe_text": "qwen3vlmoe",
     "smollm3": "smollm3", "ministral3": "mistral3", "seed_oss": "seed_oss",
-    "olmoe": "olmoe", "minimax_m2": "minimax-m2", "ernie4_5": "ernie4_5",
+    "exaone4": "exaone4", "olmoe": "olmoe", "minimax_m2": "minimax-m2", "ernie4_5": "ernie4_5",
     "arcee": "arcee", "deepseek_v32": "deepseek32", "lfm2": "lfm2",
     "mistral4": "mistral4", "hunyuan_v1_dense": "hunyuan-dense",
     "glm_moe_dsa": "glm-dsa",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
+# model types whose attention normalizes Q and K per head without saying so in the config
+QK_NORM = ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text", "olmo2", "qwen3_next",
+           "qwen3_5_text", "qwen3_5_moe_text", "qwen3_vl_text", "qwen3_vl_moe_text", "olmoe",
+           "lfm2", "exaone4")
 
 
 @dataclass(frozen=True)
@@ -318,16 +323,19 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         attention = tuple("" if k == "recurrent" else k for k in attention)
         ssm = _gated_deltanet(f)
     arch = LLAMA_ARCH.get(model_type, "llama")
+    if window and SWA_AT_LAYERS.get(arch, n) != n:
+        notes.append(f"llama.cpp runs {arch}'s sliding window only at {SWA_AT_LAYERS[arch]} "
+                     f"layers: every layer of this {n}-layer model keeps the full context")
+        attention = tuple("full" if k in ("sliding", "chunked") else k for k in attention)
+        window = 0
     if model_type == "nemotron_h" and moe is not None:
         arch = "nemotron_h_moe"
     rope = f.get("rope_scaling", "rope_parameters") or {}
     rope_type = rope.get("rope_type", rope.get("type")) if isinstance(rope, dict) else None
     partial = f.get("partial_rotary_factor") or (
         rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
-    qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text",
-                             "olmo2", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text",
-                             "qwen3_vl_text", "qwen3_vl_moe_text", "olmoe", "lfm2") or bool(
-        f.get("use_qk_norm")) and not model_type.startswith("llama4")
+    qk_norm = model_type in QK_NORM or bool(f.get("use_qk_norm")) and not \
+        model_type.startswith("llama4")
     attention_bias = bool(f.get("attention_bias"))
     q = text.get("quantization_config") or {}
     fmt = _checkpoint_format(q) if isinstance(q, dict) else None
