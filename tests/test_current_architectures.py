@@ -174,6 +174,64 @@ def test_nemotron_ultra_counts_its_listed_layers_and_latent_experts() -> None:
     assert m.params / 1e9 == pytest.approx(550, rel=0.02)  # the MTP block is not counted
 
 
+def test_mimo_v2_sizes_its_sliding_layers_apart_and_sinks_them() -> None:
+    """MiMo-V2-Flash (mimo2): 9 full layers (4 KV heads) and 39 sliding ones (window 128,
+    8 KV heads, a sink logit per head), K 192 and V 128 wide; 1 dense layer, 47 with 256
+    experts top-8; llama.cpp's type 310B_A15B. At 32k: full 9 x 32768 x 4 x (192 + 128) x
+    F16 = 720 MiB; sliding 39 x 768 cells (the window and a ubatch, padded to 256) x 8 x 320
+    x F16."""
+    m = spec("mimo-v2-flash")
+    a = m.architecture
+    assert m.arch == "mimo2" and m.params / 1e9 == pytest.approx(309, rel=0.005)
+    assert m.active_params / 1e9 == pytest.approx(15, rel=0.04)
+    assert (a.layer_kv_heads(0), a.layer_kv_heads(1), a.head_dim, a.head_dim_v) == (
+        4, 8, 192, 128)
+    assert a.ffn_kinds.count("dense") == 1 and a.nextn_layers == 3
+    sinks = {t.layer for t in m.tensors if t.name.endswith("attn_sinks.weight")}
+    assert sinks == {il for il in range(a.layers) if a.is_swa(il)} and len(sinks) == 39
+    by_layer = llamacpp_kv_bytes_by_layer(m, 32768, 1, "f16")
+    full = sum(b for il, b in enumerate(by_layer) if not a.is_swa(il))
+    cells = llamacpp_kv_cells(m, 32768, 1, swa=True)
+    assert full == 720 * 2**20 and sum(by_layer) - full == 39 * cells * 8 * 320 * 2
+
+
+def test_step37_counts_its_shared_expert_and_sliding_layers() -> None:
+    """Step-3.7-Flash (step35; the config is a trimmed copy naming 64 heads for every layer):
+    12 full and 33 sliding layers (window 512), 3 dense then 288 experts top-8 beside a
+    shared one; llama.cpp's type 196B_A11B; its 3 MTP layers are not loaded."""
+    m = spec("step-3.7-flash")
+    a = m.architecture
+    assert m.arch == "step35" and m.params / 1e9 == pytest.approx(196, rel=0.005)
+    assert m.active_params / 1e9 == pytest.approx(11, rel=0.04)
+    assert a.moe is not None and (a.moe.experts, a.moe.shared, a.moe.shared_ffn) == (
+        288, 1, 1280)
+    assert sum(map(a.is_swa, range(a.layers))) == 33 and a.window == 512
+    assert a.ffn_kinds[:4] == ("dense", "dense", "dense", "moe") and a.nextn_layers == 3
+
+
+def test_step35_sliding_layers_have_their_own_heads_and_a_head_gate() -> None:
+    """Step 3.5's own config keys: the sliding layers' heads in attention_other_setting,
+    one sigmoid gate per head (use_head_wise_attn_gate), experts in moe_layers_enum."""
+    cfg = {"model_type": "step3p5", "num_hidden_layers": 4, "hidden_size": 256,
+           "num_attention_heads": 4, "num_attention_groups": 2, "head_dim": 64,
+           "vocab_size": 1000, "intermediate_size": 512, "sliding_window": 128,
+           "layer_types": ["full_attention", "sliding_attention"] * 2,
+           "attention_other_setting": {"num_attention_heads": 6, "num_attention_groups": 2},
+           "moe_num_experts": 8, "moe_top_k": 2, "moe_intermediate_size": 64,
+           "share_expert_dim": 64, "moe_layers_enum": "1,2,3",
+           "use_head_wise_attn_gate": True}
+    m = model_from_config(cfg)
+    a = m.architecture
+    assert (a.layer_heads(0), a.layer_heads(1), a.kv_heads) == (4, 6, 2)
+    assert a.ffn_kinds == ("dense", "moe", "moe", "moe")
+    shapes = {t.name: t.shape for t in m.tensors}
+    assert shapes["blk.1.attn_q.weight"] == (256, 6 * 64)
+    assert shapes["blk.1.attn_gate.weight"] == (256, 6)
+    cfg["attention_other_setting"]["num_attention_groups"] = 4
+    with pytest.raises(RigscopeError, match="sliding layers' 4 KV heads must divide"):
+        model_from_config(cfg)
+
+
 def test_an_unknown_layer_kind_is_refused_in_one_line() -> None:
     cfg = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
     cfg["text_config"]["layer_types"][0] = "lightning_attention"

@@ -124,11 +124,15 @@ class Architecture:
     qkv_bias: bool = False
     o_bias: bool = False
     qk_norm: bool = False
-    attn_sinks: bool = False
+    attn_sinks: bool = False  # a learned sink logit per head in every attention layer
+    swa_sinks: bool = False  # ... in the sliding layers only (MiMo-V2)
     attn_gate: bool = False  # an output gate computed beside Q (attn_q twice as wide)
-    # sliding layers' head size and KV heads where they differ from the full layers' (Gemma 4)
+    # sliding layers' head size, KV heads and query heads where they differ from the full
+    # layers' (Gemma 4, MiMo-V2, Step 3.5)
     head_dim_swa: int = 0
     kv_heads_swa: int = 0
+    heads_swa: int = 0
+    head_gate: bool = False  # a sigmoid gate per head on the attention output (Step 3.5)
     v_from_k: bool = False  # full-attention layers have no V projection: V is K (Gemma 4)
     moe_dense: bool = False  # MoE layers run a dense FFN beside the experts (Gemma 4)
     kv_heads_per_layer: tuple[int, ...] = ()  # where KV heads vary by layer (DeciLM)
@@ -147,6 +151,13 @@ class Architecture:
 
     def layer_head_dim(self, il: int) -> int:
         return self.head_dim_swa if self.head_dim_swa and self.is_swa(il) else self.head_dim
+
+    def layer_heads(self, il: int) -> int:
+        return self.heads_swa if self.heads_swa and self.is_swa(il) else self.heads
+
+    @property
+    def max_heads(self) -> int:
+        return max(self.heads, self.heads_swa)
 
     def layer_kv_heads(self, il: int) -> int:
         if self.kv_heads_per_layer:

@@ -144,9 +144,12 @@ class ModelEntry(_Strict):
     o_bias: bool = False
     qk_norm: bool = False
     attn_sinks: bool = False
+    swa_sinks: bool = False
     attn_gate: bool = False
     head_dim_swa: int = Field(default=0, ge=0)
     kv_heads_swa: int = Field(default=0, ge=0)
+    heads_swa: int = Field(default=0, ge=0)
+    head_gate: bool = False
     v_from_k: bool = False
     moe_dense: bool = False
     kv_heads_per_layer: list[int] = []
@@ -194,8 +197,10 @@ class ModelEntry(_Strict):
             mla=MLA(**self.mla.model_dump()) if self.mla else None,
             ssm=SSM(**self.ssm.model_dump()) if self.ssm else None,
             tie_embeddings=self.tie_embeddings, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
-            qk_norm=self.qk_norm, attn_sinks=self.attn_sinks, attn_gate=self.attn_gate,
+            qk_norm=self.qk_norm, attn_sinks=self.attn_sinks, swa_sinks=self.swa_sinks,
+            attn_gate=self.attn_gate,
             head_dim_swa=self.head_dim_swa, kv_heads_swa=self.kv_heads_swa,
+            heads_swa=self.heads_swa, head_gate=self.head_gate,
             v_from_k=self.v_from_k, moe_dense=self.moe_dense,
             kv_heads_per_layer=tuple(self.kv_heads_per_layer),
             attn_linear=tuple(self.attn_linear),
@@ -230,7 +235,8 @@ def model_record(model_id: str, a: Architecture, *, params: int, source: str,
         fields["mamba"] = _codes(tuple("M" if m else "-" for m in a.mamba), MAMBA_CODES)
     defaults = ModelEntry.model_fields
     for name in ("window", "tie_embeddings", "qkv_bias", "o_bias", "qk_norm", "attn_sinks",
-                 "attn_gate", "head_dim_swa", "kv_heads_swa", "v_from_k", "moe_dense",
+                 "swa_sinks", "attn_gate", "head_dim_swa", "kv_heads_swa", "heads_swa",
+                 "head_gate", "v_from_k", "moe_dense",
                  "rope_factors", "rope_dim", "nextn_layers", "vision_params", "native_experts"):
         value = getattr(a, name)
         if value != defaults[name].default:

@@ -416,7 +416,8 @@ def llamacpp_compute_bytes(
         latent = a.mla.kv_lora_rank + a.mla.rope_dim
         q, kv, out = a.heads * latent, latent, a.heads * a.mla.kv_lora_rank
     else:
-        q, kv, out = a.heads * a.head_dim, a.kv_heads * a.head_dim, a.heads * a.head_dim_v
+        q, kv, out = a.max_heads * a.head_dim, a.kv_heads * a.head_dim, \
+            a.max_heads * a.head_dim_v
     n_kv = pad(context, KV_PAD) * batch
     n_swa = llamacpp_kv_cells(model, context, batch, swa=True, ub=ub) if a.window else 0
     peak = 0
@@ -436,7 +437,10 @@ def llamacpp_compute_bytes(
             q_copies = 6 if a.mla is not None else 4  # MLA's absorbed query is also cast
             peak = max(ffn, T * (q_copies * q + 4 * out + 12 * H)) + (n_kv + n_swa) * T * 2
         else:  # the attention scores, or the FFN beside the F32 mask, whichever is larger
-            peak = max(n_kv * T * (a.heads + 1) * 4 + T * (12 * H + 8 * q + 8 * kv),
+            # full layers' heads over every cell; sliding ones with heads of their own
+            # (Step 3.5) over the window's
+            scores = max(n_kv * (a.heads + 1), n_swa * (a.heads_swa + 1) if a.heads_swa else 0)
+            peak = max(scores * T * 4 + T * (12 * H + 8 * q + 8 * kv),
                        ffn + n_kv * T * 4) + n_swa * T * 4
         if a.mla is not None and a.mla.indexer_heads:
             # the sparse-attention indexer's scores over every cell and its top-k selection

@@ -79,9 +79,9 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
     elif any(a.attention):
         meta |= {"attention.key_length": a.head_dim, "attention.value_length": a.head_dim_v,
                  "rope.dimension_count": a.rope_dim or a.head_dim}
-    if a.kv_heads_per_layer:  # DeciLM: heads per layer, 0 where attention is dropped
+    if a.kv_heads_per_layer or a.heads_swa:  # heads per layer, 0 where attention is dropped
         meta["attention.head_count"] = _per_layer(
-            [a.heads if k or (a.attn_linear and a.attn_linear[il]) else 0
+            [a.layer_heads(il) if k or (a.attn_linear and a.attn_linear[il]) else 0
              for il, k in enumerate(a.attention)])
     if a.head_dim_swa:  # the sliding layers' own head size (Gemma 4), rotated whole
         meta |= {"attention.key_length_swa": a.head_dim_swa,

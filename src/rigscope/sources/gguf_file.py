@@ -148,6 +148,11 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         swa_kv = [kv_l[il] for il, k in enumerate(attention) if k == "sliding"]
         kv_heads = max(full, default=kv_heads)
         kv_heads_swa = max(swa_kv, default=0)
+    full_heads = {heads_l[il] for il, k in enumerate(attention) if k == "full"}
+    swa_heads = {heads_l[il] for il, k in enumerate(attention) if k == "sliding"}
+    heads_swa = 0
+    if len(full_heads) == 1 and len(swa_heads) == 1 and full_heads != swa_heads and not mla:
+        (heads,), (heads_swa,) = full_heads, swa_heads  # Step 3.5: sliding layers' own heads
     per_layer_kv = len({kv_l[il] for il, k in enumerate(attention) if k}) > 1 and \
         not head_dim_swa
     attn_linear = [has(il, "attn_output.weight") and not attention[il] for il in range(n)]
@@ -205,7 +210,8 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         "longrope" if "rope_factors_long.weight" in names else "",
         dense_ffn=tuple(ffn_l) if len(set(dense_widths)) > 1 else (),
         attn_gate=bool(heads and mla is None and q_width == 2 * heads * head_dim),
-        head_dim_swa=head_dim_swa, kv_heads_swa=kv_heads_swa, v_from_k=v_from_k,
+        head_dim_swa=head_dim_swa, kv_heads_swa=kv_heads_swa, heads_swa=heads_swa,
+        v_from_k=v_from_k,
         kv_heads_per_layer=tuple(kv_l) if per_layer_kv else (),
         attn_linear=tuple(attn_linear) if any(attn_linear) else (),
         moe_dense=any(k == "moe" and has(il, "ffn_down.weight")

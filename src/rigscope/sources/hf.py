@@ -45,7 +45,8 @@ LLAMA_ARCH = {
     "exaone4": "exaone4", "olmoe": "olmoe", "minimax_m2": "minimax-m2", "ernie4_5": "ernie4_5",
     "arcee": "arcee", "deepseek_v32": "deepseek32", "lfm2": "lfm2",
     "mistral4": "mistral4", "hunyuan_v1_dense": "hunyuan-dense",
-    "glm_moe_dsa": "glm-dsa",
+    "glm_moe_dsa": "glm-dsa", "mimo_v2_flash": "mimo2", "mimo_v2": "mimo2",
+    "step3p5": "step35", "step3p7": "step35",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
@@ -163,6 +164,7 @@ LAYER_TYPES = {
     "hybrid": "full",  # attention beside a Mamba mixer in one layer (Falcon-H1)
     "indexed_attention": "full",  # sparse attention over a full cache (DeepSeek-V3.2)
 }
+MLP_LAYER_TYPES = {"dense": "dense", "sparse": "moe", "moe": "moe"}
 MAMBA_HYBRIDS = ("nemotron_h", "granitemoehybrid", "falcon_h1", "mamba2")
 
 
@@ -185,9 +187,22 @@ def _kinds(f: _Fields, n: int, model_type: str) -> tuple[tuple[str, ...], int]:
         if "recurrent" in out or (any(k != "full" for k in out) and window):
             return tuple(out), int(window) if any(k in ("sliding", "chunked") for k in out) \
                 else 0
+    flags = _layer_flags(f, "hybrid_layer_pattern", n)  # MiMo-V2: 1 marks a sliding layer
+    if flags is not None and any(flags) and window:
+        return tuple("sliding" if x else "full" for x in flags), window
     if model_type == "gemma2" and window:
         return tuple("sliding" if il % 2 == 0 else "full" for il in range(n)), window
     return ("full",) * n, 0
+
+
+def _layer_flags(f: _Fields, key: str, n: int) -> tuple[bool, ...] | None:
+    """A per-layer list of 0/1 (or booleans) under `key`, one per layer; None when absent."""
+    v = f.get(key)
+    if not isinstance(v, list):
+        return None
+    if len(v) < n or not all(isinstance(x, int) and x in (0, 1) for x in v[:n]):
+        raise RigscopeError(f"{f.where}: {key} must list 0 or 1 for each of the {n} layers")
+    return tuple(bool(x) for x in v[:n])
 
 
 def _block_ffn(f: _Fields, ffn: int) -> int:
@@ -238,10 +253,12 @@ def _refuse_unpriced(text: dict[str, Any], model_type: str, where: str) -> None:
                 f"decoder; known model types: {', '.join(MODEL_TYPES)}")
 
 
-EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts")
+EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
 # model types whose GGUF converter drops the multi-token-prediction layers (the others keep
 # them in the file, unloaded, where llama-quantize's layer counts see them)
 MTP_DROPPED = ("deepseek_v2", "deepseek_v3")
+# model types whose converter writes MTP layers the config does not count (MiMo-V2: 3)
+MTP_LAYERS = {"mimo_v2_flash": 3, "mimo_v2": 3}
 
 
 def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") -> ConfigRead:
@@ -285,6 +302,27 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         head_dim_swa, kv_heads_swa = head_dim, kv_heads
         head_dim = f.int("global_head_dim", default=head_dim)
         kv_heads = f.int("num_global_key_value_heads", default=kv_heads)
+    # sliding layers with their own query and KV heads (MiMo-V2; Step 3.5 names them in
+    # attention_other_setting, which transformers reads as num_sliding_attention_heads)
+    other = f.get("attention_other_setting")
+    o = _Fields(other if isinstance(other, dict) else {}, None,
+                f"{where}: attention_other_setting")
+    heads_swa = o.int("num_attention_heads", default=f.int(
+        "num_sliding_attention_heads", "swa_num_attention_heads", default=heads))
+    kv_swa = o.int("num_attention_groups", default=f.int("swa_num_key_value_heads",
+                                                           default=kv_heads))
+    if heads_swa % kv_swa:
+        raise RigscopeError(f"{where}: the sliding layers' {kv_swa} KV heads must divide "
+                            f"their {heads_swa} attention heads")
+    for key, full in (("swa_head_dim", head_dim), ("swa_v_head_dim", f.get(
+            "v_head_dim", default=head_dim))):
+        if f.get(key, default=full) != full or o.get(key.removeprefix("swa_"),
+                                                     default=full) != full:
+            raise RigscopeError(
+                f"{where}: the sliding layers' {key.removeprefix('swa_')} differs from the "
+                f"full layers' {full}: llama.cpp's converter needs them sized alike")
+    if not head_dim_swa and kv_swa != kv_heads:
+        kv_heads_swa = kv_swa
     for key in ("hidden_size_per_layer_input", "num_kv_shared_layers"):
         if f.get(key):
             raise RigscopeError(
@@ -339,15 +377,19 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     attention_bias = bool(f.get("attention_bias"))
     q = text.get("quantization_config") or {}
     fmt = _checkpoint_format(q) if isinstance(q, dict) else None
-    mtp = int(f.get("num_nextn_predict_layers", "mtp_num_hidden_layers") or 0)
+    mtp = int(f.get("num_nextn_predict_layers", "mtp_num_hidden_layers")
+              or MTP_LAYERS.get(model_type, 0))
+    sinks = model_type == "gpt_oss" or bool(f.get("add_full_attention_sink_bias"))
     architecture = Architecture(
         model_type=model_type, arch=arch, layers=n, hidden=hidden, vocab=f.int("vocab_size"),
         max_context=f.int("max_position_embeddings", "max_seq_len", "seq_length", default=0,
                           positive=False),
         heads=heads, kv_heads=kv_heads, head_dim=head_dim,
         head_dim_v=(mla.v_dim if mla else head_dim if head_dim_swa
-                    else f.int("head_dim_v", default=head_dim)),
+                    else f.int("head_dim_v", "v_head_dim", default=head_dim)),
         head_dim_swa=head_dim_swa, kv_heads_swa=kv_heads_swa,
+        heads_swa=heads_swa if heads_swa != heads else 0,
+        head_gate=bool(f.get("use_head_wise_attn_gate")),
         v_from_k=bool(f.get("attention_k_eq_v")),
         moe_dense=moe is not None and bool(f.get("enable_moe_block")),
         dense_ffn=blocks.widths if blocks else (),
@@ -361,7 +403,8 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         qkv_bias=model_type in ("qwen2", "qwen2_moe") or attention_bias,
         o_bias=model_type in ("gpt_oss", "phimoe") or (
             attention_bias and model_type.startswith("granite")),
-        qk_norm=qk_norm, attn_sinks=model_type == "gpt_oss",
+        qk_norm=qk_norm, attn_sinks=sinks,
+        swa_sinks=bool(f.get("add_swa_attention_sink_bias")) and not sinks,
         attn_gate=bool(f.get("attn_output_gate")),
         rope_factors=rope_type if rope_type in ("llama3", "longrope") else "",
         rope_dim=int(head_dim * partial) if isinstance(partial, float) and partial < 1 else 0,
@@ -438,11 +481,12 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
     experts = f.get(*EXPERT_KEYS) or 0
     if not isinstance(experts, int) or experts <= 1:
         return None
-    used = f.int("num_experts_per_tok", "experts_per_token", "moe_topk", "top_k_experts")
+    used = f.int("num_experts_per_tok", "experts_per_token", "moe_topk", "top_k_experts",
+                 "moe_top_k")
     expert_ffn = f.int("moe_intermediate_size", "expert_intermediate_size", default=ffn)
     shared = f.get("n_shared_experts", "num_shared_experts") or 0
     shared_ffn = f.get("shared_expert_intermediate_size", "shared_intermediate_size",
-                       "moe_shared_expert_intermediate_size") or 0
+                       "moe_shared_expert_intermediate_size", "share_expert_dim") or 0
     if model_type.startswith("llama4"):
         shared, shared_ffn = 1, expert_ffn  # one shared expert as wide as a routed one
     elif shared_ffn and not shared:  # Qwen2-MoE and Granite name only the width
@@ -452,13 +496,24 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
     return MoE(experts=experts, used=used, ffn=expert_ffn, shared=int(shared),
                shared_ffn=int(shared_ffn),
                latent=f.int("moe_latent_size", default=0, positive=False),
-               probs_bias=(f.get("topk_method") == "noaux_tc" or bool(f.get("use_routing_bias"))
+               probs_bias=(f.get("topk_method") == "noaux_tc" or bool(f.get(
+                   "use_routing_bias", "use_moe_router_bias"))
                            or model_type in ("glm4_moe", "nemotron_h", "deepseek_v3")))
 
 
 def _sparse_layers(f: _Fields, n: int, model_type: str) -> tuple[str, ...]:
     """Which layers route to experts: all but the first_k_dense_replace, every
     decoder_sparse_step / moe_layer_freq / interleave_moe_layer_step, not mlp_only_layers."""
+    kinds = f.get("mlp_layer_types")  # transformers' per-layer FFN kinds
+    if isinstance(kinds, list) and len(kinds) >= n:
+        unknown = sorted({str(k) for k in kinds[:n]} - set(MLP_LAYER_TYPES))
+        if unknown:
+            raise RigscopeError(f"{f.where}: mlp_layer_types names {', '.join(unknown)}; "
+                                f"known: {', '.join(MLP_LAYER_TYPES)}")
+        return tuple(MLP_LAYER_TYPES[str(k)] for k in kinds[:n])
+    flags = _layer_flags(f, "moe_layer_freq", n)  # a 0/1 per layer (MiMo-V2, MiniMax-M3)
+    if flags is not None:
+        return tuple("moe" if x else "dense" for x in flags)
     dense_first = int(f.get("first_k_dense_replace") or 0)
     every = int(f.get("decoder_sparse_step", "moe_layer_freq", "interleave_moe_layer_step")
                 or 1)

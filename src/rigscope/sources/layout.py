@@ -66,7 +66,8 @@ STYLES: dict[str, Style] = {
     "qwen35moe": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
     # laid out as llama.cpp's Llama loader does, what capabilities leave open
     **dict.fromkeys(("deci", "deepseek32", "glm-dsa", "qwen3vl", "qwen3vlmoe", "smollm3",
-                     "mistral3", "ernie4_5", "hunyuan-dense"), Style()),
+                     "mistral3", "ernie4_5", "hunyuan-dense", "mimo2", "step35"),
+                    Style()),
     "mistral4": Style(fused_up_gate_exps=True),
     "arcee": Style(gated_ffn=False),
     "exaone4": Style(attn_norm=False, ffn_norm="", attn_post_norm=True, ffn_post_norm=True),
@@ -151,7 +152,7 @@ def _layer(a: Architecture, st: Style, i: int) -> list[Tensor]:
 
 
 def _attention(a: Architecture, st: Style, add: Add, il: int) -> None:
-    E, H, KV = a.hidden, a.heads, a.layer_kv_heads(il)
+    E, H, KV = a.hidden, a.layer_heads(il), a.layer_kv_heads(il)
     if a.mla is not None:
         m = a.mla
         dk = m.nope_dim + m.rope_dim
@@ -201,8 +202,10 @@ def _attention(a: Architecture, st: Style, add: Add, il: int) -> None:
     add("attn_output.weight", H * (d if a.head_dim_swa and a.is_swa(il) else a.head_dim_v), E)
     if a.o_bias:
         add("attn_output.bias", E)
-    if a.attn_sinks:
+    if a.attn_sinks or (a.swa_sinks and a.is_swa(il)):
         add("attn_sinks.weight", H)
+    if a.head_gate:
+        add("attn_gate.weight", E, H)
     if st.attn_post_norm:
         add("post_attention_norm.weight", E)
 
