@@ -232,6 +232,25 @@ def test_step35_sliding_layers_have_their_own_heads_and_a_head_gate() -> None:
         model_from_config(cfg)
 
 
+def test_kimi_k3_caches_mla_latents_and_keeps_kda_states() -> None:
+    """Kimi K3 (kimi-k3): 24 MLA layers (listed from 1 in linear_attn_config) cache 512 + 64
+    latent values per token; 69 KDA layers keep a fixed state each: Q, K and V convolution
+    windows (3 x 3 x 96 x 128) and a 128 x 128 state per head, F32. Routed experts work in
+    a 3584-wide latent; llama.cpp's type 2_8T_A50B."""
+    m = spec("kimi-k3")
+    a = m.architecture
+    assert m.arch == "kimi-k3" and m.params / 1e12 == pytest.approx(2.8, rel=0.01)
+    assert a.ssm is not None and a.ssm.kind == "kda" and sum(a.mamba) == 69
+    assert [il for il, k in enumerate(a.attention) if k][:2] == [3, 7]
+    state = sum(recurrent_state_bytes(m, 1, il) for il in range(m.layers))
+    assert state == 69 * (3 * 3 * 96 * 128 + 96 * 128 * 128) * 4
+    assert sum(llamacpp_kv_bytes_by_layer(m, 32768, 1, "f16")) - state == \
+        24 * 576 * 2 * 32768
+    up = next(t for t in m.tensors if t.name.endswith("ffn_up_exps.weight"))
+    assert up.shape == (3584, 3072, 896)
+    assert any(t.name == "blk.0.ssm_g.weight" for t in m.tensors)  # K3's full-rank gate
+
+
 def test_an_unknown_layer_kind_is_refused_in_one_line() -> None:
     cfg = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
     cfg["text_config"]["layer_types"][0] = "lightning_attention"

@@ -71,7 +71,9 @@ class SSM:
     kind "mamba2": Mamba-2 (ssm_in, the scan's A and D). kind "gdn": Gated DeltaNet
     (Qwen3-Next, Qwen3.5), in llama.cpp's terms: d_inner is the value width (value heads x
     head size), d_state a key head's size, n_groups the key heads, heads the value heads.
-    Both keep a convolution window and a d_state x d_inner state per sequence. kind
+    Both keep a convolution window and a d_state x d_inner state per sequence (so does
+    kind "kda", Kimi Delta Attention: d_inner = heads x head size, d_state the head size,
+    n_groups the heads, Q, K and V convolved apart). kind
     "shortconv": LFM2's gated short convolution over the hidden width (d_inner), a window
     only (d_state 0).
     """
@@ -89,8 +91,8 @@ class SSM:
 
     @property
     def label(self) -> str:
-        return {"gdn": "Gated DeltaNet", "shortconv": "short-convolution"}.get(self.kind,
-                                                                                "Mamba-2")
+        return {"gdn": "Gated DeltaNet", "shortconv": "short-convolution",
+                "kda": "Kimi Delta Attention"}.get(self.kind, "Mamba-2")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class Architecture:
     kv_heads_swa: int = 0
     heads_swa: int = 0
     head_gate: bool = False  # a sigmoid gate per head on the attention output (Step 3.5)
+    attn_res: bool = False  # attention residuals across layers: a score vector per
+    # sublayer and one before the LM head (Kimi K3)
     v_from_k: bool = False  # full-attention layers have no V projection: V is K (Gemma 4)
     moe_dense: bool = False  # MoE layers run a dense FFN beside the experts (Gemma 4)
     kv_heads_per_layer: tuple[int, ...] = ()  # where KV heads vary by layer (DeciLM)

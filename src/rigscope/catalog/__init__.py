@@ -104,7 +104,7 @@ class SSMEntry(_Strict):
     state_dtype_bytes: int = Field(default=4, gt=0)
     norm: bool = True
     conv_bias: bool = True
-    kind: Literal["mamba2", "gdn"] = "mamba2"
+    kind: Literal["mamba2", "gdn", "shortconv", "kda"] = "mamba2"
 
 
 def _expand(pattern: str, n: int) -> str:
@@ -150,6 +150,7 @@ class ModelEntry(_Strict):
     kv_heads_swa: int = Field(default=0, ge=0)
     heads_swa: int = Field(default=0, ge=0)
     head_gate: bool = False
+    attn_res: bool = False
     v_from_k: bool = False
     moe_dense: bool = False
     kv_heads_per_layer: list[int] = []
@@ -200,7 +201,7 @@ class ModelEntry(_Strict):
             qk_norm=self.qk_norm, attn_sinks=self.attn_sinks, swa_sinks=self.swa_sinks,
             attn_gate=self.attn_gate,
             head_dim_swa=self.head_dim_swa, kv_heads_swa=self.kv_heads_swa,
-            heads_swa=self.heads_swa, head_gate=self.head_gate,
+            heads_swa=self.heads_swa, head_gate=self.head_gate, attn_res=self.attn_res,
             v_from_k=self.v_from_k, moe_dense=self.moe_dense,
             kv_heads_per_layer=tuple(self.kv_heads_per_layer),
             attn_linear=tuple(self.attn_linear),
@@ -236,7 +237,7 @@ def model_record(model_id: str, a: Architecture, *, params: int, source: str,
     defaults = ModelEntry.model_fields
     for name in ("window", "tie_embeddings", "qkv_bias", "o_bias", "qk_norm", "attn_sinks",
                  "swa_sinks", "attn_gate", "head_dim_swa", "kv_heads_swa", "heads_swa",
-                 "head_gate", "v_from_k", "moe_dense",
+                 "head_gate", "attn_res", "v_from_k", "moe_dense",
                  "rope_factors", "rope_dim", "nextn_layers", "vision_params", "native_experts"):
         value = getattr(a, name)
         if value != defaults[name].default:

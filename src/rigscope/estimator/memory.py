@@ -427,6 +427,9 @@ def llamacpp_compute_bytes(
         ffn = T * (12 * F + 12 * H + (4 * q if q < F else 0))
         if ungated_ffn(model):  # up, activation, down: the allocator reuses more in place
             ffn = T * (4 * F + 16 * H)
+        elif a.arch in FFN_TOKEN_BYTES:
+            per_channel, per_hidden = FFN_TOKEN_BYTES[a.arch]
+            ffn = T * (per_channel * F + per_hidden * H)
         if a.moe_dense and a.moe is not None:
             ffn = max(ffn, T * moe_dense_token_bytes(model))
         if a.ssm is not None:
@@ -468,10 +471,21 @@ def mamba_compute_bytes(model: ModelSpec, T: int, batch: int) -> int:
     assert s is not None
     if s.kind == "gdn":
         return T * gated_deltanet_token_bytes(model)
+    if s.kind == "kda":  # Kimi Delta Attention: 28 bytes per value channel, 13 per hidden
+        # value and the heads' states (fitted to llama-server's reports for six random-weight
+        # shapes, d_inner 512-1024, heads 4-16, head size 64-128, hidden 512-1024: within 4%)
+        return T * (28 * s.d_inner + 13 * a.hidden) + \
+            s.heads * s.d_state * s.d_state * 4 * max(1, batch)
     per_token = 20 * s.d_inner + 24 * s.n_groups * s.d_state + 12 * a.hidden + 4 * s.heads
     if any(a.attention[il] and a.is_recurrent(il) for il in range(a.layers)):
         per_token += 8 * a.hidden
     return T * per_token + s.d_state * s.d_inner * 4 * max(1, batch)
+
+
+# an FFN's peak per ubatch token where its activation is not SwiGLU's: bytes per FFN channel
+# and per hidden value (Kimi K3's situ, fitted to llama-server's reports for three
+# random-weight shapes, FFN 2048-4096, hidden 256-512: within 2%)
+FFN_TOKEN_BYTES = {"kimi-k3": (8, 18)}
 
 
 def ungated_ffn(model: ModelSpec) -> bool:

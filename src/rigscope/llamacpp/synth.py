@@ -64,7 +64,7 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
     }
     if a.mla is not None:
         m = a.mla
-        meta |= {"attention.head_count_kv": 1,
+        meta |= {"attention.head_count_kv": _per_layer([1 if k else 0 for k in a.attention]),
                  "attention.key_length": m.kv_lora_rank + m.rope_dim,
                  "attention.value_length": m.kv_lora_rank,
                  "attention.key_length_mla": m.nope_dim + m.rope_dim,
@@ -96,6 +96,7 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
                  "expert_weights_scale": 1.0}
         if moe.latent:
             meta["moe_latent_size"] = moe.latent
+            meta["expert_latent_length"] = moe.latent  # Kimi K3's name for it
         if moe.shared:
             meta |= {"expert_shared_count": moe.shared,
                      "expert_shared_feed_forward_length": moe.shared_ffn}
@@ -113,9 +114,14 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
         if s.kind == "shortconv":
             meta = {k: v for k, v in meta.items() if not k.startswith("ssm.")}
             meta["shortconv.l_cache"] = s.conv_kernel
+        if s.kind == "kda":
+            meta["kda.head_dim"] = s.d_state
         if s.kind == "gdn":  # which layers are linear; the others' KV heads as one value
             meta["attention.recurrent_layers"] = [a.is_recurrent(il) for il in range(n)]
             meta["attention.head_count_kv"] = a.kv_heads
+    if a.attn_res:  # Kimi K3: the residuals' block size and its situ activation
+        meta |= {"attn_res.block_size": 12, "activation.situ_beta": 4.0,
+                 "activation.situ_linear_beta": 25.0}
     if a.arch in MROPE_ARCHS:  # multimodal rope: sections of the rotated half, required
         rot = (a.rope_dim or a.head_dim) // 2
         meta["rope.dimension_sections"] = [rot - 2 * (rot // 3), rot // 3, rot // 3, 0]

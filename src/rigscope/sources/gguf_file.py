@@ -111,13 +111,16 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
                   v_dim=num("attention.value_length_mla", 0) or head_dim_v,
                   q_lora_rank=num("attention.q_lora_rank", 0))
         kv_heads, head_dim, head_dim_v = heads, k_mla, mla.v_dim
-    def mixes(il: int) -> bool:  # a recurrent mixer: Mamba, Gated DeltaNet, short conv
-        return has(il, "ssm_conv1d.weight") or has(il, "shortconv.conv.weight")
+    def mixes(il: int) -> bool:  # a recurrent mixer: Mamba, Gated DeltaNet, short conv, KDA
+        return has(il, "ssm_conv1d.weight") or has(il, "shortconv.conv.weight") or \
+            has(il, "ssm_conv1d_q.weight")
 
     recurrent_arch = arch in ("mamba", "mamba2", "falcon-h1") or any(map(mixes, range(n)))
     mamba = tuple(map(mixes, range(n))) if recurrent_arch else ()
     short_conv = any(has(il, "shortconv.conv.weight") for il in range(n))
-    gdn = any(has(il, "ssm_beta.weight") or has(il, "ssm_ba.weight") for il in range(n))
+    kda = any(has(il, "ssm_f_a.weight") for il in range(n))
+    gdn = not kda and any(has(il, "ssm_beta.weight") or has(il, "ssm_ba.weight")
+                          for il in range(n))
     q_width = next((t.shape[1] for t in tensors if t.name.endswith("attn_q.weight")
                     and len(t.shape) == 2), 0)
     attention = []
@@ -186,6 +189,10 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
     if short_conv:
         ssm = SSM(d_inner=hidden, d_state=0, n_groups=0, conv_kernel=num("shortconv.l_cache"),
                   heads=0, norm=False, conv_bias=False, kind="shortconv")
+    elif kda:
+        hd = num("kda.head_dim")
+        ssm = SSM(d_inner=hd * heads, d_state=hd, n_groups=heads, heads=heads,
+                  conv_kernel=num("ssm.conv_kernel"), conv_bias=False, kind="kda")
     elif recurrent_arch:
         ssm = SSM(d_inner=num("ssm.inner_size"), d_state=num("ssm.state_size"),
                   n_groups=num("ssm.group_count", 1), conv_kernel=num("ssm.conv_kernel"),

@@ -46,7 +46,7 @@ LLAMA_ARCH = {
     "arcee": "arcee", "deepseek_v32": "deepseek32", "lfm2": "lfm2",
     "mistral4": "mistral4", "hunyuan_v1_dense": "hunyuan-dense",
     "glm_moe_dsa": "glm-dsa", "mimo_v2_flash": "mimo2", "mimo_v2": "mimo2",
-    "step3p5": "step35", "step3p7": "step35",
+    "step3p5": "step35", "step3p7": "step35", "kimi_linear": "kimi-linear",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
@@ -346,6 +346,8 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     if model_type in MAMBA_HYBRIDS:
         attention, mamba, hybrid_ffn, ssm = _hybrid(f, n, model_type, hidden, moe is not None)
         ffn_kinds = hybrid_ffn or ffn_kinds
+    elif isinstance(f.get("linear_attn_config"), dict):  # Kimi: KDA and MLA layers
+        attention, mamba, ssm = _kimi_layers(f, n, heads)
     elif "recurrent" in attention and f.get("conv_L_cache"):  # LFM2
         mamba = tuple(k == "recurrent" for k in attention)
         attention = tuple("" if k == "recurrent" else k for k in attention)
@@ -361,6 +363,9 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         attention = tuple("" if k == "recurrent" else k for k in attention)
         ssm = _gated_deltanet(f)
     arch = LLAMA_ARCH.get(model_type, "llama")
+    attn_res = bool(f.get("attn_res_block_size"))
+    if arch == "kimi-linear" and attn_res:  # K3's attention residuals, latent experts, situ
+        arch = "kimi-k3"  # activation: a converter and loader of their own
     if window and SWA_AT_LAYERS.get(arch, n) != n:
         notes.append(f"llama.cpp runs {arch}'s sliding window only at {SWA_AT_LAYERS[arch]} "
                      f"layers: every layer of this {n}-layer model keeps the full context")
@@ -389,7 +394,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
                     else f.int("head_dim_v", "v_head_dim", default=head_dim)),
         head_dim_swa=head_dim_swa, kv_heads_swa=kv_heads_swa,
         heads_swa=heads_swa if heads_swa != heads else 0,
-        head_gate=bool(f.get("use_head_wise_attn_gate")),
+        head_gate=bool(f.get("use_head_wise_attn_gate")), attn_res=attn_res,
         v_from_k=bool(f.get("attention_k_eq_v")),
         moe_dense=moe is not None and bool(f.get("enable_moe_block")),
         dense_ffn=blocks.widths if blocks else (),
@@ -405,7 +410,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
             attention_bias and model_type.startswith("granite")),
         qk_norm=qk_norm, attn_sinks=sinks,
         swa_sinks=bool(f.get("add_swa_attention_sink_bias")) and not sinks,
-        attn_gate=bool(f.get("attn_output_gate")),
+        attn_gate=bool(f.get("attn_output_gate", "mla_use_output_gate")),
         rope_factors=rope_type if rope_type in ("llama3", "longrope") else "",
         rope_dim=int(head_dim * partial) if isinstance(partial, float) and partial < 1 else 0,
         nextn_layers=0 if model_type in MTP_DROPPED else mtp, vision_params=vision,
@@ -482,7 +487,7 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
     if not isinstance(experts, int) or experts <= 1:
         return None
     used = f.int("num_experts_per_tok", "experts_per_token", "moe_topk", "top_k_experts",
-                 "moe_top_k")
+                 "moe_top_k", "num_experts_per_token")
     expert_ffn = f.int("moe_intermediate_size", "expert_intermediate_size", default=ffn)
     shared = f.get("n_shared_experts", "num_shared_experts") or 0
     shared_ffn = f.get("shared_expert_intermediate_size", "shared_intermediate_size",
@@ -495,10 +500,12 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
         shared_ffn = shared * expert_ffn
     return MoE(experts=experts, used=used, ffn=expert_ffn, shared=int(shared),
                shared_ffn=int(shared_ffn),
-               latent=f.int("moe_latent_size", default=0, positive=False),
+               latent=f.int("moe_latent_size", "routed_expert_hidden_size", default=0,
+                            positive=False),
                probs_bias=(f.get("topk_method") == "noaux_tc" or bool(f.get(
                    "use_routing_bias", "use_moe_router_bias"))
-                           or model_type in ("glm4_moe", "nemotron_h", "deepseek_v3")))
+                           or model_type in ("glm4_moe", "nemotron_h", "deepseek_v3",
+                                             "kimi_linear")))
 
 
 def _sparse_layers(f: _Fields, n: int, model_type: str) -> tuple[str, ...]:
@@ -520,6 +527,25 @@ def _sparse_layers(f: _Fields, n: int, model_type: str) -> tuple[str, ...]:
     mlp_only = set(f.get("mlp_only_layers") or [])
     return tuple("moe" if il >= dense_first and (il + 1) % every == 0 and il not in mlp_only
                  else "dense" for il in range(n))
+
+
+def _kimi_layers(f: _Fields, n: int, heads: int
+                 ) -> tuple[tuple[str, ...], tuple[bool, ...], SSM]:
+    """Kimi-Linear / K3: linear_attn_config lists the full-attention (MLA) layers, counted
+    from 1; the others are KDA layers of num_attention_heads heads of head_dim."""
+    c = _Fields(f.get("linear_attn_config"), None, f"{f.where}: linear_attn_config")
+    full = c.get("full_attn_layers")
+    if not isinstance(full, list) or not all(isinstance(x, int) and 1 <= x <= n for x in full):
+        raise RigscopeError(f"{c.where}: full_attn_layers must list layers 1..{n}")
+    if c.int("num_heads", default=heads) != heads:
+        raise RigscopeError(f"{c.where}: num_heads {c.get('num_heads')} differs from "
+                            f"num_attention_heads {heads}: llama.cpp sizes KDA by the latter")
+    hd = c.int("head_dim")
+    ssm = SSM(d_inner=heads * hd, d_state=hd, n_groups=heads,
+              conv_kernel=c.int("short_conv_kernel_size"), heads=heads, norm=True,
+              conv_bias=False, kind="kda")
+    attention = tuple("full" if il + 1 in full else "" for il in range(n))
+    return attention, tuple(not k for k in attention), ssm
 
 
 def _hybrid(f: _Fields, n: int, model_type: str, hidden: int, has_moe: bool

@@ -38,6 +38,8 @@ class Style:
     fused_up_gate_exps: bool = False  # ffn_gate_up_exps {E, 2F, X}
     output_norm: str = "output_norm.weight"  # lfm2's converter names it token_embd_norm
     norm_every_layer: bool = False  # nemotron-h: attn_norm before any mixer or FFN
+    # the latent experts' projections (down, up, a norm of the latent or "")
+    latent: tuple[str, str, str] = ("ffn_latent_down", "ffn_latent_up", "")
 
 
 _NEMOTRON_H = Style(ffn_norm="", gated_ffn=False, norm_every_layer=True)
@@ -74,6 +76,8 @@ STYLES: dict[str, Style] = {
     "lfm2": Style(output_norm="token_embd_norm.weight"),
     "seed_oss": Style(ffn_norm="post_attention_norm.weight"),
     "olmoe": Style(qk_norm="full"), "minimax-m2": Style(qk_norm="full"),
+    "kimi-linear": Style(),
+    "kimi-k3": Style(latent=("ffn_routed_down", "ffn_routed_up", "ffn_routed_norm")),
     "gemma4": Style(attn_post_norm=True, ffn_post_norm=True, rope_freqs=True,
                     layer_scale=True, fused_up_gate_exps=True),
 }
@@ -100,6 +104,8 @@ def build_tensors(a: Architecture) -> tuple[Tensor, ...]:
     for i in range(a.layers):
         t += _layer(a, st, i)
     t.append(Tensor(st.output_norm, (E,)))
+    if a.attn_res:
+        t.append(Tensor("output_res_score.weight", (E,)))
     if st.norm_bias:
         t.append(Tensor("output_norm.bias", (E,)))
     if not (a.tie_embeddings or st.tied_always):
@@ -148,6 +154,9 @@ def _layer(a: Architecture, st: Style, i: int) -> list[Tensor]:
             add("post_ffw_norm.weight", E)
     if st.layer_scale:
         add("layer_output_scale.weight", 1)
+    if a.attn_res:
+        add("attn_res_score.weight", E)
+        add("ffn_res_score.weight", E)
     return t
 
 
@@ -168,6 +177,8 @@ def _attention(a: Architecture, st: Style, add: Add, il: int) -> None:
         add("attn_k_b.weight", m.nope_dim, m.kv_lora_rank, H)
         add("attn_v_b.weight", m.kv_lora_rank, m.v_dim, H)
         add("attn_output.weight", H * m.v_dim, E)
+        if a.attn_gate:  # an output gate over the heads' values (Kimi K3)
+            add("attn_gate.weight", E, H * m.v_dim)
         if m.indexer_heads:  # DeepSeek sparse attention's indexer
             d = m.indexer_dim
             add("indexer.k_norm.weight", d)
@@ -228,8 +239,11 @@ def _moe(a: Architecture, st: Style, add: Add) -> None:
     D = moe.latent or E  # the routed experts' input and output width
     add("ffn_gate_inp.weight", E, X)
     if moe.latent:  # experts read and write a latent of their own width
-        add("ffn_latent_down.weight", E, D)
-        add("ffn_latent_up.weight", D, E)
+        down, up, norm = st.latent
+        add(f"{down}.weight", E, D)
+        add(f"{up}.weight", D, E)
+        if norm:
+            add(f"{norm}.weight", D)
     if st.moe_biases:
         add("ffn_gate_inp.bias", X)
     if moe.probs_bias:
@@ -299,8 +313,35 @@ def _short_conv(a: Architecture, add: Add) -> None:
     add("shortconv.out_proj.weight", a.hidden, a.hidden)
 
 
+def _kimi_delta(a: Architecture, add: Add) -> None:
+    """Kimi Delta Attention (llama.cpp's kimi-linear/kimi-k3 loaders): Q, K and V projected
+    and convolved apart, a low-rank decay (f_a, f_b), beta per head, the output gate (K3:
+    full rank; Kimi-Linear: low rank) and a norm of a head."""
+    s = a.ssm
+    assert s is not None
+    E, d, hd, H = a.hidden, s.d_inner, s.d_state, s.heads
+    for x in "qkv":
+        add(f"ssm_conv1d_{x}.weight", s.conv_kernel, 1, d)
+    for x in "qkv":
+        add(f"attn_{x}.weight", E, d)
+    add("ssm_f_a.weight", E, hd)
+    add("ssm_f_b.weight", hd, d)
+    add("ssm_beta.weight", E, H)
+    if a.arch == "kimi-k3":
+        add("ssm_a", H)
+        add("ssm_dt.bias", d)
+        add("ssm_g.weight", E, d)
+    else:
+        add("ssm_a", 1, H)
+        add("ssm_dt.bias", d)
+        add("ssm_g_a.weight", E, hd)
+        add("ssm_g_b.weight", hd, d)
+    add("ssm_norm.weight", hd)
+    add("attn_output.weight", d, E)
+
+
 MIXERS: dict[str, Callable[[Architecture, Add], None]] = {
-    "mamba2": _mamba, "gdn": _gated_deltanet, "shortconv": _short_conv}
+    "mamba2": _mamba, "gdn": _gated_deltanet, "shortconv": _short_conv, "kda": _kimi_delta}
 
 
 def build_model(id: str, a: Architecture, *, published_params: int | None = None,
