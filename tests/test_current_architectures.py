@@ -251,6 +251,22 @@ def test_kimi_k3_caches_mla_latents_and_keeps_kda_states() -> None:
     assert any(t.name == "blk.0.ssm_g.weight" for t in m.tensors)  # K3's full-rank gate
 
 
+def test_minimax_m3_caches_the_block_sparse_indexer_beside_its_kv() -> None:
+    """MiniMax-M3 (minimax-m3): 3 dense layers (12,288 wide), then 57 with 128 experts top-4,
+    a shared expert and block-sparse attention, whose indexer keeps a cache of its own: one
+    128-wide K and V per token (llama-kv-cache-msa.cpp). At 32k, F16: 60 x 32768 x 4 KV heads
+    x 128 x K+V = 3,840 MiB, and 57 x 32768 x 2 x 128 x 2 bytes = 912 MiB for the indexer;
+    llama.cpp's type 428B_A23B; its MTP layer is not in the GGUF."""
+    m = spec("minimax-m3")
+    a = m.architecture
+    assert m.arch == "minimax-m3" and m.params / 1e9 == pytest.approx(428, rel=0.01)
+    assert a.ffn == 12288 and a.ffn_kinds.count("dense") == 3 and a.nextn_layers == 0
+    assert a.msa is not None and sum(map(a.is_block_sparse, range(a.layers))) == 57
+    assert sum(llamacpp_kv_bytes_by_layer(m, 32768, 1, "f16")) == (3840 + 912) * 2**20
+    q = next(t for t in m.tensors if t.name == "blk.3.indexer.q_proj.weight")
+    assert q.shape == (6144, 4 * 128) and not q.quantizable  # llama-quantize keeps it F32
+
+
 def test_an_unknown_layer_kind_is_refused_in_one_line() -> None:
     cfg = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
     cfg["text_config"]["layer_types"][0] = "lightning_attention"

@@ -27,12 +27,13 @@ class Tensor:
     @cached_property
     def quantizable(self) -> bool:
         """llama-quantize quantizes it (tensor_allows_quantization): 2-D and 3-D weights,
-        not norms, MoE routers or Mamba's convolution, which stay F32 as converters write
-        them."""
+        not norms, MoE routers, Mamba's convolution or MiniMax's indexer projections, which
+        stay F32 as converters write them."""
         name = self.name
         return (len(self.shape) >= 2 and name.endswith("weight") and "_norm.weight" not in name
                 and "ffn_gate_inp.weight" not in name and "ssm_conv1d" not in name
-                and "shortconv.conv" not in name)
+                and "shortconv.conv" not in name and "indexer.k_proj" not in name
+                and "indexer.q_proj" not in name)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,20 @@ class MLA:
     indexer_heads: int = 0
     indexer_dim: int = 0
     indexer_top_k: int = 0
+
+
+@dataclass(frozen=True)
+class BlockSparse:
+    """MiniMax's block-sparse attention (MSA): an indexer of `heads` heads of `dim` scores
+    blocks of `block` cached tokens and each query attends to `top_blocks` of them (the
+    `local_blocks` nearest always); the indexer's key (one head of `dim`) is cached per
+    token in every sparse layer."""
+
+    heads: int
+    dim: int
+    block: int
+    top_blocks: int
+    local_blocks: int = 1
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,7 @@ class Architecture:
     moe: MoE | None = None
     mla: MLA | None = None
     ssm: SSM | None = None
+    msa: BlockSparse | None = None  # block-sparse attention in the MoE layers (MiniMax-M3)
     tie_embeddings: bool = False
     qkv_bias: bool = False
     o_bias: bool = False
@@ -155,6 +171,12 @@ class Architecture:
 
     def layer_head_dim(self, il: int) -> int:
         return self.head_dim_swa if self.head_dim_swa and self.is_swa(il) else self.head_dim
+
+    def is_block_sparse(self, il: int) -> bool:
+        """A layer with MiniMax's block-sparse attention: every layer from the first MoE one
+        (llama.cpp: past the leading dense blocks)."""
+        return self.msa is not None and "moe" in self.ffn_kinds and \
+            il >= self.ffn_kinds.index("moe")
 
     def layer_heads(self, il: int) -> int:
         return self.heads_swa if self.heads_swa and self.is_swa(il) else self.heads

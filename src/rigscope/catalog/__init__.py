@@ -16,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rigscope.errors import RigscopeError, unknown
 from rigscope.paths import data_dir
-from rigscope.specs import MLA, SSM, Accelerator, Architecture, GgmlType, MoE, Quant
+from rigscope.specs import (
+    MLA,
+    SSM,
+    Accelerator,
+    Architecture,
+    BlockSparse,
+    GgmlType,
+    MoE,
+    Quant,
+)
 from rigscope.units import GIB, MIB
 
 
@@ -95,6 +104,14 @@ class MLAEntry(_Strict):
     indexer_top_k: int = Field(default=0, ge=0)
 
 
+class MSAEntry(_Strict):
+    heads: int = Field(gt=0)
+    dim: int = Field(gt=0)
+    block: int = Field(gt=0)
+    top_blocks: int = Field(gt=0)
+    local_blocks: int = Field(default=1, ge=0)
+
+
 class SSMEntry(_Strict):
     d_inner: int = Field(gt=0)
     d_state: int = Field(gt=0)
@@ -139,6 +156,7 @@ class ModelEntry(_Strict):
     moe: MoEEntry | None = None
     mla: MLAEntry | None = None
     ssm: SSMEntry | None = None
+    msa: MSAEntry | None = None
     tie_embeddings: bool = False
     qkv_bias: bool = False
     o_bias: bool = False
@@ -197,6 +215,7 @@ class ModelEntry(_Strict):
             moe=MoE(**self.moe.model_dump()) if self.moe else None,
             mla=MLA(**self.mla.model_dump()) if self.mla else None,
             ssm=SSM(**self.ssm.model_dump()) if self.ssm else None,
+            msa=BlockSparse(**self.msa.model_dump()) if self.msa else None,
             tie_embeddings=self.tie_embeddings, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
             qk_norm=self.qk_norm, attn_sinks=self.attn_sinks, swa_sinks=self.swa_sinks,
             attn_gate=self.attn_gate,
@@ -249,7 +268,7 @@ def model_record(model_id: str, a: Architecture, *, params: int, source: str,
         fields["checkpoint_format"] = checkpoint_format
     key = model_id if re.fullmatch(r"[A-Za-z0-9_-]+", model_id) else json.dumps(model_id)
     lines = [f"[models.{key}]"] + [f"{k} = {_toml(v)}" for k, v in fields.items()]
-    for name in ("moe", "mla", "ssm"):
+    for name in ("moe", "mla", "ssm", "msa"):
         sub = getattr(a, name)
         if sub is not None:
             lines.append(f"[models.{key}.{name}]")

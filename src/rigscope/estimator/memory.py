@@ -249,7 +249,8 @@ def kv_cell_bytes(model: ModelSpec, kv_type: str, il: int | None = None) -> int:
     """Bytes one token occupies in one layer's cache (0 for a layer without attention).
 
     llama.cpp caches K and V per KV head; with MLA one latent per token (kv_lora_rank plus the
-    positional part of K), and no V.
+    positional part of K), and no V; MiniMax's block-sparse layers also an indexer K and V of
+    one head (llama-kv-cache-msa.cpp).
     """
     a = model.architecture
     if il is not None and not a.has_kv(il):
@@ -260,8 +261,11 @@ def kv_cell_bytes(model: ModelSpec, kv_type: str, il: int | None = None) -> int:
     if il is not None and a.head_dim_swa and a.is_swa(il):  # V as wide as K there
         return 2 * int(kv_element_bytes(kv_type, a.head_dim_swa * a.layer_kv_heads(il)))
     kv = a.kv_heads if il is None else a.layer_kv_heads(il)
+    # MiniMax's block-sparse indexer: a cache of its own, one head's K and V per token
+    index = 2 * kv_element_bytes(kv_type, a.msa.dim) if a.msa is not None and (
+        il is None or a.is_block_sparse(il)) else 0
     return int(kv_element_bytes(kv_type, a.head_dim * kv)
-               + kv_element_bytes(kv_type, a.head_dim_v * kv))
+               + kv_element_bytes(kv_type, a.head_dim_v * kv) + index)
 
 
 def recurrent_state_bytes(model: ModelSpec, batch: int, il: int | None = None,

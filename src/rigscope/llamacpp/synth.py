@@ -119,6 +119,12 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
         if s.kind == "gdn":  # which layers are linear; the others' KV heads as one value
             meta["attention.recurrent_layers"] = [a.is_recurrent(il) for il in range(n)]
             meta["attention.head_count_kv"] = a.kv_heads
+    if a.msa is not None:
+        meta |= {"attention.indexer.head_count": a.msa.heads,
+                 "attention.indexer.key_length": a.msa.dim,
+                 "attention.indexer.top_k": a.msa.top_blocks,
+                 "attention.indexer.block_size": a.msa.block,
+                 "attention.indexer.local_blocks": a.msa.local_blocks}
     if a.attn_res:  # Kimi K3: the residuals' block size and its situ activation
         meta |= {"attn_res.block_size": 12, "activation.situ_beta": 4.0,
                  "activation.situ_linear_beta": 25.0}

@@ -12,7 +12,7 @@ from typing import Any
 from rigscope.catalog import quant_file
 from rigscope.errors import RigscopeError
 from rigscope.sources.gguf_header import GGUFHeader, NeedMore, parse_header
-from rigscope.specs import MLA, SSM, Architecture, ModelSpec, MoE, Tensor
+from rigscope.specs import MLA, SSM, Architecture, BlockSparse, ModelSpec, MoE, Tensor
 
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 # llama.cpp's default sliding-window pattern per architecture (load_swa_pattern(ml, n)): of
@@ -185,6 +185,13 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
                   shared=num("expert_shared_count", 1 if shexp is not None else 0),
                   shared_ffn=shared_ffn, latent=num("moe_latent_size", 0),
                   probs_bias=any(t.name.endswith("exp_probs_b.bias") for t in tensors))
+    msa = None
+    if mla is None and num("attention.indexer.block_size", 0):  # MiniMax's block-sparse
+        msa = BlockSparse(heads=num("attention.indexer.head_count"),
+                          dim=num("attention.indexer.key_length"),
+                          block=num("attention.indexer.block_size"),
+                          top_blocks=num("attention.indexer.top_k"),
+                          local_blocks=num("attention.indexer.local_blocks", 1))
     ssm = None
     if short_conv:
         ssm = SSM(d_inner=hidden, d_state=0, n_groups=0, conv_kernel=num("shortconv.l_cache"),
@@ -211,7 +218,7 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         head_dim=head_dim, head_dim_v=head_dim_v,
         ffn=max(dense_widths) if dense_widths else max(ffn_l, default=0),
         attention=tuple(attention), ffn_kinds=tuple(ffn_kinds), mamba=mamba,
-        window=window, moe=moe, mla=mla, ssm=ssm,
+        window=window, moe=moe, mla=mla, ssm=ssm, msa=msa,
         tie_embeddings="output.weight" not in names,
         rope_factors="llama3" if "rope_freqs.weight" in names else
         "longrope" if "rope_factors_long.weight" in names else "",

@@ -22,7 +22,7 @@ from typing import Any
 from rigscope.errors import RigscopeError
 from rigscope.sources.gguf_file import SWA_AT_LAYERS
 from rigscope.sources.layout import build_model
-from rigscope.specs import MLA, SSM, Architecture, ModelSpec, MoE
+from rigscope.specs import MLA, SSM, Architecture, BlockSparse, ModelSpec, MoE
 
 _MAX_HEADER = 100 * 1024 * 1024
 STANDARD_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
@@ -47,6 +47,7 @@ LLAMA_ARCH = {
     "mistral4": "mistral4", "hunyuan_v1_dense": "hunyuan-dense",
     "glm_moe_dsa": "glm-dsa", "mimo_v2_flash": "mimo2", "mimo_v2": "mimo2",
     "step3p5": "step35", "step3p7": "step35", "kimi_linear": "kimi-linear",
+    "minimax_m3": "minimax-m3",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
@@ -254,9 +255,10 @@ def _refuse_unpriced(text: dict[str, Any], model_type: str, where: str) -> None:
 
 
 EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
-# model types whose GGUF converter drops the multi-token-prediction layers (the others keep
-# them in the file, unloaded, where llama-quantize's layer counts see them)
-MTP_DROPPED = ("deepseek_v2", "deepseek_v3")
+# model types whose GGUF converter drops the multi-token-prediction layers (MiniMax: llama.cpp's
+# loader has none; the others keep them in the file, unloaded, where llama-quantize's layer
+# counts see them)
+MTP_DROPPED = ("deepseek_v2", "deepseek_v3", "minimax_m2", "minimax_m3")
 # model types whose converter writes MTP layers the config does not count (MiMo-V2: 3)
 MTP_LAYERS = {"mimo_v2_flash": 3, "mimo_v2": 3}
 
@@ -328,7 +330,9 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
             raise RigscopeError(
                 f"{where}: {key} = {f.get(key)}: per-layer input embeddings and layers that "
                 "share another layer's KV cache (Gemma 3n/4 E2B, E4B) are not supported yet")
-    ffn = f.int("intermediate_size", "ffn_dim", default=0, positive=False)
+    # the dense layers' width (MiniMax-M3 names it apart from the experts')
+    ffn = f.int("dense_intermediate_size", "intermediate_size", "ffn_dim", default=0,
+                positive=False)
     attention, window = _kinds(f, n, model_type)
     ffn_kinds = ("dense",) * n
     blocks = _blocks(f, n, hidden, heads) if f.get("block_configs") else None
@@ -402,7 +406,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         attn_linear=blocks.linear if blocks else (),
         ffn=ffn, attention=attention, ffn_kinds=ffn_kinds, mamba=mamba,
         window=window if any(k in ("sliding", "chunked") for k in attention) else 0,
-        moe=moe, mla=mla, ssm=ssm,
+        moe=moe, mla=mla, ssm=ssm, msa=_block_sparse(f),
         tie_embeddings=bool(f.get("tie_word_embeddings",
                                   default=model_type.startswith(("gemma", "cohere")))),
         qkv_bias=model_type in ("qwen2", "qwen2_moe") or attention_bias,
@@ -467,6 +471,17 @@ def _blocks(f: _Fields, n: int, hidden: int, heads: int) -> _Blocks:
     if not any(kv):
         raise RigscopeError(f"{f.where}: block_configs keep no attention layer")
     return _Blocks(tuple(attention), tuple(ffn), tuple(kv), tuple(linear), tuple(widths))
+
+
+def _block_sparse(f: _Fields) -> BlockSparse | None:
+    """MiniMax-M3's block-sparse attention (sparse_attention_config)."""
+    c = f.get("sparse_attention_config")
+    if not isinstance(c, dict) or not c.get("use_sparse_attention", True):
+        return None
+    g = _Fields(c, None, f"{f.where}: sparse_attention_config")
+    return BlockSparse(heads=g.int("sparse_num_index_heads"), dim=g.int("sparse_index_dim"),
+                       block=g.int("sparse_block_size"), top_blocks=g.int("sparse_topk_blocks"),
+                       local_blocks=g.int("sparse_local_block", default=1, positive=False))
 
 
 def _mla(f: _Fields) -> MLA | None:

@@ -68,7 +68,8 @@ STYLES: dict[str, Style] = {
     "qwen35moe": Style(ffn_norm="post_attention_norm.weight", shared_gate=True),
     # laid out as llama.cpp's Llama loader does, what capabilities leave open
     **dict.fromkeys(("deci", "deepseek32", "glm-dsa", "qwen3vl", "qwen3vlmoe", "smollm3",
-                     "mistral3", "ernie4_5", "hunyuan-dense", "mimo2", "step35"),
+                     "mistral3", "ernie4_5", "hunyuan-dense", "mimo2", "step35",
+                     "minimax-m3"),
                     Style()),
     "mistral4": Style(fused_up_gate_exps=True),
     "arcee": Style(gated_ffn=False),
@@ -217,6 +218,11 @@ def _attention(a: Architecture, st: Style, add: Add, il: int) -> None:
         add("attn_sinks.weight", H)
     if a.head_gate:
         add("attn_gate.weight", E, H)
+    if a.msa is not None and a.is_block_sparse(il):  # MiniMax's block-sparse indexer
+        add("indexer.q_proj.weight", E, a.msa.heads * a.msa.dim)
+        add("indexer.k_proj.weight", E, a.msa.dim)
+        add("indexer.q_norm.weight", a.msa.dim)
+        add("indexer.k_norm.weight", a.msa.dim)
     if st.attn_post_norm:
         add("post_attention_norm.weight", E)
 
