@@ -5,6 +5,7 @@ the published figures in its README)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,37 @@ def test_unknown_model_type_without_standard_keys_names_them(
     assert main(["estimate", str(tmp_path), "--gpu", "rtx-4090"]) == 2
     err = capsys.readouterr().err
     assert "lacks num_hidden_layers, hidden_size, num_attention_heads, vocab_size" in err
+
+
+def test_unknown_model_type_in_a_directory_prices_its_safetensors_tensors(
+        tmp_path: Path) -> None:
+    """A model directory of an undescribed model_type with experts: the stacked experts
+    come from the per-expert tensors of its safetensors headers, the MoE from their shape."""
+    from fakehub import safetensors_header
+    from rigscope.sources.hf import read_config
+
+    cfg = {"model_type": "novel_moe", "num_hidden_layers": 2, "hidden_size": 128,
+           "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000,
+           "num_experts": 4, "num_experts_per_tok": 2}
+    tensors = {"model.embed_tokens.weight": [1000, 128], "model.norm.weight": [128],
+               "lm_head.weight": [1000, 128]}
+    for il in range(2):
+        p = f"model.layers.{il}."
+        tensors |= {p + "self_attn.q_proj.weight": [128, 128],
+                    p + "self_attn.k_proj.weight": [64, 128],
+                    p + "self_attn.v_proj.weight": [64, 128],
+                    p + "self_attn.o_proj.weight": [128, 128],
+                    p + "mlp.gate.weight": [4, 128]}
+        for x in range(4):
+            tensors |= {p + f"mlp.experts.{x}.{w}.weight": s for w, s in (
+                ("gate_proj", [96, 128]), ("up_proj", [96, 128]), ("down_proj", [128, 96]))}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "model.safetensors").write_bytes(safetensors_header(tensors))
+    m = read_config(tmp_path)
+    a = m.architecture
+    assert a.moe is not None and (a.moe.experts, a.moe.used, a.moe.ffn) == (4, 2, 96)
+    assert a.ffn_kinds == ("moe", "moe") and a.attention == ("full", "full")
+    down = next(t for t in m.tensors if t.name == "blk.0.ffn_down_exps.weight")
+    assert down.shape == (96, 128, 4)
+    assert m.params == m.published_params == sum(math.prod(s) for s in tensors.values())
+    assert "not one rigscope knows" in m.warnings[0]

@@ -13,7 +13,7 @@ import pytest
 from fakehub import FakeHub, Repo, qwen3_tensors, safetensors_header, start
 from rigscope.cli import main
 from rigscope.errors import RigscopeError
-from rigscope.sources import resolve_model
+from rigscope.sources import catalog_entry, resolve_model
 from rigscope.sources.gguf_file import read_gguf
 from rigscope.sources.hub import pick_gguf
 
@@ -23,6 +23,13 @@ TINY = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_si
         "max_position_embeddings": 4096, "tie_word_embeddings": False}
 QWEN3_8B = json.loads((Path(__file__).parent / "data" / "configs" / "qwen3-8b" /
                        "config.json").read_text())
+
+
+# a model_type nobody describes, whose checkpoint is a Qwen3's plus a mixer of its own
+BRAND_NEW = dict(TINY, model_type="brand_new_lm", architectures=["BrandNewForCausalLM"],
+                 num_experts=4)
+BRAND_NEW_TENSORS = qwen3_tensors(TINY) | {
+    "model.layers.1.self_attn.novel_mixer.weight": [64, 256]}
 
 
 def split_shards(tensors: dict[str, list[int]], parts: int) -> dict[str, bytes]:
@@ -46,6 +53,8 @@ def hub(monkeypatch: pytest.MonkeyPatch, smollm2_or_none: Path | None) -> Iterat
         "Qwen/Qwen3-8B-Mirror": Repo({"config.json": json.dumps(QWEN3_8B).encode(),
                                       **split_shards(qwen3_tensors(QWEN3_8B), 3)}),
         "acme/gated": Repo({"config.json": json.dumps(TINY).encode()}, gated_token="hf_ok"),
+        "acme/brand-new": Repo({"config.json": json.dumps(BRAND_NEW).encode(),
+                                "model.safetensors": safetensors_header(BRAND_NEW_TENSORS)}),
     }
     if smollm2_or_none is not None:
         repos["acme/smol-GGUF"] = Repo({"SmolLM2-135M-Q4_1.gguf": smollm2_or_none,
@@ -152,3 +161,28 @@ def _prod(shape: list[int]) -> int:
     for d in shape:
         n *= d
     return n
+
+
+def test_unknown_model_type_is_estimated_from_its_checkpoint_tensors(hub: FakeHub) -> None:
+    """A config that names experts rigscope cannot place is refused alone, but with its
+    safetensors headers the checkpoint's own tensors are priced: named as llama.cpp's
+    converter names them, the KV cache from the config's heads; the tensor no table knows
+    is priced at the mix's default type, and the warning says all of it."""
+    from rigscope.catalog import gguf_mixes
+    from rigscope.estimator.memory import layer_weights, llamacpp_kv_bytes_by_layer
+
+    known, new = resolve_model("acme/tiny-qwen3"), resolve_model("acme/brand-new")
+    mix = gguf_mixes()["Q4_K_M"]
+    extra = next(t for t in new.tensors if "novel_mixer" in t.name)
+    assert extra.layer == 1 and extra.shape == (256, 64)
+    assert layer_weights(new, mix).total == layer_weights(known, mix).total + \
+        extra.n_elements * 144 // 256  # Q4_K: 144 bytes per 256 weights
+    assert llamacpp_kv_bytes_by_layer(new, 4096, 1, "f16") == \
+        llamacpp_kv_bytes_by_layer(known, 4096, 1, "f16")
+    (warning,) = new.warnings
+    assert "'brand_new_lm' is not one rigscope knows" in warning
+    assert "1 kind(s) it does not name (model.layers.1.self_attn.novel_mixer.weight)" in warning
+    assert "No llama.cpp loader was checked" in warning
+    assert new.published_params == sum(_prod(s) for s in BRAND_NEW_TENSORS.values())
+    with pytest.raises(RigscopeError, match="no layout a catalog entry can regenerate"):
+        catalog_entry("acme/brand-new")

@@ -11,7 +11,7 @@ from rigscope.catalog import model_aliases, model_record, models
 from rigscope.errors import RigscopeError, unknown
 from rigscope.sources.gguf_file import read_gguf
 from rigscope.sources.hf import read_config
-from rigscope.sources.layout import build_model
+from rigscope.sources.layout import build_model, build_tensors
 from rigscope.specs import Architecture, ModelSpec
 
 
@@ -115,6 +115,10 @@ def catalog_entry(text: str, *, model_id: str | None = None, aliases: Sequence[s
         spec = _local(p)
     if spec.exact_sizes:
         raise RigscopeError(f"{text}: catalog entries come from a config.json, not a GGUF file")
+    if build_tensors(spec.architecture) != spec.tensors:  # priced from its checkpoint's own
+        raise RigscopeError(f"{text}: model_type {spec.architecture.model_type!r} has no "
+                            "layout a catalog entry can regenerate; estimate it from its "
+                            "directory or Hub repo instead")
     name = text.rstrip("/").split("/")[-1] if hub else (p.parent.name if p.is_file() else p.name)
     alias = [text] if hub else ([spec.id] if "/" in spec.id else [])
     counted = params or spec.published_params or spec.params

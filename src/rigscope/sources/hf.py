@@ -15,11 +15,13 @@ import os
 import re
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rigscope.errors import RigscopeError
+from rigscope.sources.checkpoint import map_checkpoint
 from rigscope.sources.gguf_file import SWA_AT_LAYERS
 from rigscope.sources.layout import build_model
 from rigscope.specs import MLA, SSM, Architecture, BlockSparse, ModelSpec, MoE
@@ -251,7 +253,8 @@ def _refuse_unpriced(text: dict[str, Any], model_type: str, where: str) -> None:
             raise RigscopeError(
                 f"{where}: model_type {model_type!r} is not one rigscope knows and its config "
                 f"names {what} ({', '.join(keys[:3])}): it cannot be priced as a dense "
-                f"decoder; known model types: {', '.join(MODEL_TYPES)}")
+                "decoder (a model directory or Hub repo with its safetensors is priced from "
+                f"its own tensors); known model types: {', '.join(MODEL_TYPES)}")
 
 
 EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
@@ -651,6 +654,10 @@ def read_config(path: str | Path) -> ModelSpec:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RigscopeError(f"{cfg_path}: malformed JSON ({e})") from e
     shards = sorted(cfg_path.parent.glob("*.safetensors"))
+    if shards and not knows(cfg):  # no layout for it: the checkpoint's own tensors
+        return model_from_checkpoint(
+            cfg, safetensors_shapes(shards), where=str(cfg_path), id=cfg_path.parent.name,
+            source=f"config.json {cfg_path} + the tensors of {len(shards)} safetensors")
     return model_from_config(
         cfg, where=str(cfg_path), id=cfg_path.parent.name,
         checkpoint_params=count_safetensors_params(shards) if shards else None,
@@ -666,6 +673,84 @@ def model_from_config(cfg: dict[str, Any], *, where: str = "config.json", id: st
     return with_checkpoint(spec, read)
 
 
+def model_from_checkpoint(cfg: dict[str, Any], shapes: dict[str, list[int]], *,
+                          where: str = "config.json", id: str = "", source: str = "",
+                          ) -> ModelSpec:
+    """A model of a model_type rigscope has no layout for, from its checkpoint's tensors
+    (safetensors headers: name -> shape) and the config's standard keys (no I/O): the
+    tensors named as llama.cpp's converter names them, the KV cache sized from the config's
+    heads on the layers that have attention projections, experts from the stacked tensors."""
+    if not isinstance(cfg, dict):
+        raise RigscopeError(f"{where}: expected a JSON object")
+    text, _ = _text_config(cfg)
+    model_type = str(text.get("model_type") or "")
+    f = _Fields(text, None, where)
+    n = f.int("num_hidden_layers", "num_layers", "n_layer")
+    hidden = f.int("hidden_size", "d_model", "n_embd")
+    heads = f.int("num_attention_heads", "n_head")
+    kv_heads = f.int("num_key_value_heads", "num_kv_heads", default=heads)
+    head_dim = f.int("head_dim", default=hidden // heads)
+    mapped = map_checkpoint(shapes, n)
+    by_name = {t.name: t for t in mapped.tensors}
+
+    def has(il: int, *parts: str) -> bool:
+        return any(f"blk.{il}.{p}.weight" in by_name for p in parts)
+
+    attention = tuple("full" if has(il, "attn_k", "attn_qkv", "attn_kv_a_mqa") else ""
+                      for il in range(n))
+    if not any(attention):
+        raise RigscopeError(f"{where}: model_type {model_type!r}: no layer of the checkpoint "
+                            "has attention projections llama.cpp's tables name")
+    ffn_kinds = tuple("moe" if has(il, "ffn_gate_inp", "ffn_down_exps", "ffn_gate_up_exps")
+                      else "dense" if has(il, "ffn_down") else "" for il in range(n))
+    moe = None
+    stacked = next((t for t in mapped.tensors if ".ffn_down_exps." in t.name), None)
+    if stacked is not None and len(stacked.shape) == 3:
+        shexp = next((t for t in mapped.tensors if ".ffn_down_shexp." in t.name), None)
+        moe = MoE(experts=stacked.shape[2], used=f.int(
+            "num_experts_per_tok", "num_experts_per_token", "experts_per_token", "moe_topk",
+            "top_k_experts", default=1), ffn=stacked.shape[0], shared=int(shexp is not None),
+            shared_ffn=shexp.shape[0] if shexp is not None else 0,
+            probs_bias=any(".exp_probs_b." in t.name for t in mapped.tensors))
+    widths = [t.shape[0] for t in mapped.tensors if t.name.endswith(".ffn_down.weight")]
+    quiet = [il for il in range(n) if not attention[il]]
+    architecture = Architecture(
+        model_type=model_type, arch="llama", layers=n, hidden=hidden,
+        vocab=f.int("vocab_size"), max_context=f.int(
+            "max_position_embeddings", "max_seq_len", "seq_length", default=0, positive=False),
+        heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+        head_dim_v=f.int("head_dim_v", "v_head_dim", default=head_dim),
+        ffn=max(widths, default=0), attention=attention, ffn_kinds=ffn_kinds, moe=moe,
+        tie_embeddings="output.weight" not in by_name)
+    unnamed = (f"; {len(mapped.unmapped)} kind(s) it does not name ("
+               f"{', '.join(mapped.unmapped[:3])}) are priced at the mix's default type"
+               if mapped.unmapped else "")
+    warnings = [
+        f"model_type {model_type!r} is not one rigscope knows: its {len(mapped.tensors)} "
+        "weight tensors come from the checkpoint's safetensors headers, named by llama.cpp's "
+        f"converter tables{unnamed}; the KV cache is sized from the config's "
+        f"{kv_heads} KV heads x {head_dim} on the {n - len(quiet)} layers with attention "
+        "projections. No llama.cpp loader was checked against this layout: take weights as "
+        "+-5% and the KV cache and compute buffer as unverified"]
+    if quiet:
+        warnings.append(f"{len(quiet)} layer(s) without attention projections (first: "
+                        f"{quiet[0]}) keep no KV cache here; a recurrent state they may "
+                        "hold is not counted")
+    q = text.get("quantization_config") or {}
+    return ModelSpec(id=str(cfg.get("_name_or_path") or id or "model"),
+                     architecture=architecture, tensors=mapped.tensors,
+                     published_params=sum(math.prod(s) for s in shapes.values()) or None,
+                     source=source or where,
+                     checkpoint_format=_checkpoint_format(q) if isinstance(q, dict) else None,
+                     warnings=tuple(warnings))
+
+
+def knows(cfg: Any) -> bool:
+    """Whether rigscope has a layout for the config's model_type."""
+    return isinstance(cfg, dict) and str(_text_config(cfg)[0].get("model_type") or "") in \
+        LLAMA_ARCH
+
+
 def with_checkpoint(spec: ModelSpec, read: ConfigRead) -> ModelSpec:
     import dataclasses
 
@@ -675,7 +760,18 @@ def with_checkpoint(spec: ModelSpec, read: ConfigRead) -> ModelSpec:
 
 def count_safetensors_params(files: list[Path]) -> int:
     """Exact parameter count from safetensors headers (no tensor data is read)."""
-    total = 0
+    return sum(header_params(raw, str(f)) for f, raw in _headers(files))
+
+
+def safetensors_shapes(files: list[Path]) -> dict[str, list[int]]:
+    """Every tensor's shape the safetensors headers list (no tensor data is read)."""
+    out: dict[str, list[int]] = {}
+    for f, raw in _headers(files):
+        out |= header_shapes(raw, str(f))
+    return out
+
+
+def _headers(files: list[Path]) -> Iterator[tuple[Path, bytes]]:
     for f in files:
         size = f.stat().st_size
         with f.open("rb") as fh:
@@ -685,25 +781,28 @@ def count_safetensors_params(files: list[Path]) -> int:
             (n,) = struct.unpack("<Q", raw)
             if n > min(size - 8, _MAX_HEADER):
                 raise RigscopeError(f"{f}: safetensors header length {n} exceeds the file")
-            total += header_params(fh.read(n), str(f))
-    return total
+            yield f, fh.read(n)
 
 
-def header_params(raw: bytes, where: str) -> int:
-    """Parameters a safetensors header lists (scales of quantized checkpoints excluded)."""
+def header_shapes(raw: bytes, where: str) -> dict[str, list[int]]:
+    """name -> shape of every tensor a safetensors header lists."""
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RigscopeError(f"{where}: malformed safetensors header ({e})") from e
     if not isinstance(header, dict):
         raise RigscopeError(f"{where}: malformed safetensors header")
-    total = 0
+    out = {}
     for name, info in header.items():
         if name == "__metadata__" or not isinstance(info, dict):
             continue
-        if re.search(r"(scale_inv|_scale|\.scales|\.zeros|\.qzeros|g_idx)$", name):
-            continue
         shape = info.get("shape")
         if isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape):
-            total += math.prod(shape)
-    return total
+            out[name] = shape
+    return out
+
+
+def header_params(raw: bytes, where: str) -> int:
+    """Parameters a safetensors header lists (scales of quantized checkpoints excluded)."""
+    return sum(math.prod(shape) for name, shape in header_shapes(raw, where).items()
+               if not re.search(r"(scale_inv|_scale|\.scales|\.zeros|\.qzeros|g_idx)$", name))

@@ -20,7 +20,7 @@ from rigscope.errors import RigscopeError
 from rigscope.paths import data_dir
 from rigscope.sources.gguf_file import spec_from_header
 from rigscope.sources.gguf_header import GGUFHeader, NeedMore, parse_header
-from rigscope.sources.hf import model_from_config
+from rigscope.sources.hf import knows, model_from_checkpoint, model_from_config
 from rigscope.specs import ModelSpec
 
 _REPO = r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}"
@@ -165,26 +165,35 @@ class _Hub:
             if answer.offline:
                 raise self._offline("config.json", ConnectionError("offline"))
             cfg = json.loads(self._get("config.json", answer.revision))
-            params = self._safetensors_params(answer)
+            meta = self._safetensors(answer)
+            # the checkpoint's own count (scales of quantized checkpoints included)
+            params = int(sum(meta.parameter_count.values())) if meta else None
             cached = {"config": cfg, "params": params}
+            if meta is not None and not knows(cfg):  # no layout for it: its own tensors
+                cached["shapes"] = {name: list(t.shape) for f in meta.files_metadata.values()
+                                    for name, t in f.tensors.items()}
             self._write(f"config@{answer.revision}.json", cached)
+        if cached.get("shapes"):
+            return model_from_checkpoint(
+                cached["config"], cached["shapes"], where=f"{self.repo}/config.json",
+                id=self.repo, source=f"Hugging Face Hub {self.repo}@{answer.revision[:12]}, "
+                "its safetensors tensors")
         return model_from_config(
             cached["config"], where=f"{self.repo}/config.json", id=self.repo,
             checkpoint_params=cached["params"],
             source=f"Hugging Face Hub {self.repo}@{answer.revision[:12]}")
 
-    def _safetensors_params(self, answer: Answer) -> int | None:
+    def _safetensors(self, answer: Answer) -> Any:
+        """The repo's safetensors headers (huggingface_hub's metadata), None without any."""
         if not any(f.endswith(".safetensors") for f in answer.files):
             return None
         from huggingface_hub import HfApi
 
         try:
-            meta = HfApi(endpoint=endpoint(), token=_token()).get_safetensors_metadata(
+            return HfApi(endpoint=endpoint(), token=_token()).get_safetensors_metadata(
                 self.repo, revision=answer.revision)
         except Exception as e:  # noqa: BLE001
             raise _hub_error(e, self.repo) from e
-        # the checkpoint's own count (scales of quantized checkpoints included)
-        return int(sum(meta.parameter_count.values()))
 
     def gguf_model(self, name: str, answer: Answer) -> ModelSpec:
         m = _SPLIT.search(name)
