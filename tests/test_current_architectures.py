@@ -268,6 +268,19 @@ def test_minimax_m3_caches_the_block_sparse_indexer_beside_its_kv() -> None:
     assert q.shape == (6144, 4 * 128) and not q.quantizable  # llama-quantize keeps it F32
 
 
+def test_per_layer_expert_sizes_must_agree() -> None:
+    """Hunyuan lists its MoE sizes per layer; llama.cpp's converter takes one value."""
+    cfg = {"model_type": "hunyuan_v1_moe", "num_hidden_layers": 2, "hidden_size": 256,
+           "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000,
+           "intermediate_size": 512, "num_experts": 8, "moe_topk": [2, 2],
+           "moe_intermediate_size": [128, 128], "num_shared_expert": [1, 1]}
+    moe = model_from_config(cfg).architecture.moe
+    assert moe is not None and (moe.used, moe.ffn, moe.shared_ffn) == (2, 128, 512)
+    cfg["moe_topk"] = [2, 4]
+    with pytest.raises(RigscopeError, match=r"moe_topk varies by layer \(\[2, 4\]\)"):
+        model_from_config(cfg)
+
+
 def test_an_unknown_layer_kind_is_refused_in_one_line() -> None:
     cfg = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
     cfg["text_config"]["layer_types"][0] = "lightning_attention"

@@ -49,13 +49,15 @@ LLAMA_ARCH = {
     "mistral4": "mistral4", "hunyuan_v1_dense": "hunyuan-dense",
     "glm_moe_dsa": "glm-dsa", "mimo_v2_flash": "mimo2", "mimo_v2": "mimo2",
     "step3p5": "step35", "step3p7": "step35", "kimi_linear": "kimi-linear",
-    "minimax_m3": "minimax-m3",
+    "minimax_m3": "minimax-m3", "ernie4_5_moe": "ernie4_5-moe",
+    "hunyuan_v1_moe": "hunyuan-moe", "dots1": "dots1", "exaone_moe": "exaone-moe",
+    "lfm2_moe": "lfm2moe",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
 QK_NORM = ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text", "olmo2", "qwen3_next",
            "qwen3_5_text", "qwen3_5_moe_text", "qwen3_vl_text", "qwen3_vl_moe_text", "olmoe",
-           "lfm2", "exaone4")
+           "lfm2", "exaone4", "dots1", "exaone_moe", "lfm2_moe", "hunyuan_v1_moe")
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,7 @@ EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_
 # model types whose GGUF converter drops the multi-token-prediction layers (MiniMax: llama.cpp's
 # loader has none; the others keep them in the file, unloaded, where llama-quantize's layer
 # counts see them)
-MTP_DROPPED = ("deepseek_v2", "deepseek_v3", "minimax_m2", "minimax_m3")
+MTP_DROPPED = ("deepseek_v2", "deepseek_v3", "minimax_m2", "minimax_m3", "ernie4_5_moe")
 # model types whose converter writes MTP layers the config does not count (MiMo-V2: 3)
 MTP_LAYERS = {"mimo_v2_flash": 3, "mimo_v2": 3}
 
@@ -504,14 +506,18 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
     experts = f.get(*EXPERT_KEYS) or 0
     if not isinstance(experts, int) or experts <= 1:
         return None
+    f = _Fields({k: _same(f.where, k, v) for k, v in f.raw.items()}, f.obj, f.where)
     used = f.int("num_experts_per_tok", "experts_per_token", "moe_topk", "top_k_experts",
-                 "moe_top_k", "num_experts_per_token")
+                 "moe_top_k", "num_experts_per_token", "moe_k")
     expert_ffn = f.int("moe_intermediate_size", "expert_intermediate_size", default=ffn)
-    shared = f.get("n_shared_experts", "num_shared_experts") or 0
+    shared = f.get("n_shared_experts", "num_shared_experts", "moe_num_shared_experts",
+                   "num_shared_expert") or 0
     shared_ffn = f.get("shared_expert_intermediate_size", "shared_intermediate_size",
                        "moe_shared_expert_intermediate_size", "share_expert_dim") or 0
     if model_type.startswith("llama4"):
         shared, shared_ffn = 1, expert_ffn  # one shared expert as wide as a routed one
+    elif model_type == "hunyuan_v1_moe" and shared:  # the converter: intermediate_size wide
+        shared_ffn = ffn
     elif shared_ffn and not shared:  # Qwen2-MoE and Granite name only the width
         shared = 1
     elif shared and not shared_ffn:  # DeepSeek, GLM: n experts of the routed width
@@ -521,9 +527,23 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
                latent=f.int("moe_latent_size", "routed_expert_hidden_size", default=0,
                             positive=False),
                probs_bias=(f.get("topk_method") == "noaux_tc" or bool(f.get(
-                   "use_routing_bias", "use_moe_router_bias"))
+                   "use_routing_bias", "use_moe_router_bias", "moe_use_aux_free",
+                   "use_expert_bias"))
                            or model_type in ("glm4_moe", "nemotron_h", "deepseek_v3",
                                              "kimi_linear")))
+
+
+def _same(where: str, key: str, v: Any) -> Any:
+    """A per-layer list of MoE sizes that llama.cpp's converters require equal (Hunyuan)
+    as one value."""
+    if key in ("moe_topk", "moe_intermediate_size", "num_shared_expert") and \
+            isinstance(v, list) and v and \
+            all(isinstance(x, int) for x in v):
+        if len(set(v)) > 1:
+            raise RigscopeError(f"{where}: {key} varies by layer ({sorted(set(v))}): "
+                                "llama.cpp's converter needs one value")
+        return v[0]
+    return v
 
 
 def _sparse_layers(f: _Fields, n: int, model_type: str) -> tuple[str, ...]:
@@ -539,9 +559,10 @@ def _sparse_layers(f: _Fields, n: int, model_type: str) -> tuple[str, ...]:
     flags = _layer_flags(f, "moe_layer_freq", n)  # a 0/1 per layer (MiMo-V2, MiniMax-M3)
     if flags is not None:
         return tuple("moe" if x else "dense" for x in flags)
-    dense_first = int(f.get("first_k_dense_replace") or 0)
-    every = int(f.get("decoder_sparse_step", "moe_layer_freq", "interleave_moe_layer_step")
-                or 1)
+    dense_first = int(f.get("first_k_dense_replace", "moe_layer_start_index",
+                            "num_dense_layers") or 0)
+    every = int(f.get("decoder_sparse_step", "moe_layer_freq", "interleave_moe_layer_step",
+                      "moe_layer_interval") or 1)
     mlp_only = set(f.get("mlp_only_layers") or [])
     return tuple("moe" if il >= dense_first and (il + 1) % every == 0 and il not in mlp_only
                  else "dense" for il in range(n))
