@@ -51,13 +51,14 @@ LLAMA_ARCH = {
     "step3p5": "step35", "step3p7": "step35", "kimi_linear": "kimi-linear",
     "minimax_m3": "minimax-m3", "ernie4_5_moe": "ernie4_5-moe",
     "hunyuan_v1_moe": "hunyuan-moe", "dots1": "dots1", "exaone_moe": "exaone-moe",
-    "lfm2_moe": "lfm2moe",
+    "lfm2_moe": "lfm2moe", "afmoe": "afmoe",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
 QK_NORM = ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text", "olmo2", "qwen3_next",
            "qwen3_5_text", "qwen3_5_moe_text", "qwen3_vl_text", "qwen3_vl_moe_text", "olmoe",
-           "lfm2", "exaone4", "dots1", "exaone_moe", "lfm2_moe", "hunyuan_v1_moe")
+           "lfm2", "exaone4", "dots1", "exaone_moe", "lfm2_moe", "hunyuan_v1_moe",
+           "afmoe")
 
 
 @dataclass(frozen=True)
@@ -530,7 +531,7 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
                    "use_routing_bias", "use_moe_router_bias", "moe_use_aux_free",
                    "use_expert_bias"))
                            or model_type in ("glm4_moe", "nemotron_h", "deepseek_v3",
-                                             "kimi_linear")))
+                                             "kimi_linear", "afmoe")))
 
 
 def _same(where: str, key: str, v: Any) -> Any:

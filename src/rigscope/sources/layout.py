@@ -38,6 +38,7 @@ class Style:
     fused_up_gate_exps: bool = False  # ffn_gate_up_exps {E, 2F, X}
     output_norm: str = "output_norm.weight"  # lfm2's converter names it token_embd_norm
     norm_every_layer: bool = False  # nemotron-h: attn_norm before any mixer or FFN
+    gate_tensor: bool = False  # an output gate over Q's width in a tensor of its own (afmoe)
     # the latent experts' projections (down, up, a norm of the latent or "")
     latent: tuple[str, str, str] = ("ffn_latent_down", "ffn_latent_up", "")
 
@@ -76,6 +77,7 @@ STYLES: dict[str, Style] = {
     "exaone4": Style(attn_norm=False, ffn_norm="", attn_post_norm=True, ffn_post_norm=True),
     "lfm2": Style(output_norm="token_embd_norm.weight"),
     "lfm2moe": Style(output_norm="token_embd_norm.weight"),
+    "afmoe": Style(attn_post_norm=True, ffn_post_norm=True, gate_tensor=True),
     "seed_oss": Style(ffn_norm="post_attention_norm.weight"),
     "olmoe": Style(qk_norm="full"), "minimax-m2": Style(qk_norm="full"),
     "kimi-linear": Style(),
@@ -219,6 +221,8 @@ def _attention(a: Architecture, st: Style, add: Add, il: int) -> None:
         add("attn_sinks.weight", H)
     if a.head_gate:
         add("attn_gate.weight", E, H)
+    if st.gate_tensor:
+        add("attn_gate.weight", E, q)
     if a.msa is not None and a.is_block_sparse(il):  # MiniMax's block-sparse indexer
         add("indexer.q_proj.weight", E, a.msa.heads * a.msa.dim)
         add("indexer.k_proj.weight", E, a.msa.dim)
