@@ -31,7 +31,7 @@ def tokenizer_fields(path: Path) -> dict[str, Any]:
     return {k: fields[k].contents() for k in _TOKENIZER_KEYS if k in fields}
 
 
-MROPE_ARCHS = ("qwen35", "qwen35moe", "qwen3vl", "qwen3vlmoe")
+MROPE_ARCHS = ("qwen35", "qwen35moe", "qwen3vl", "qwen3vlmoe", "qwen2vl")
 
 
 def _per_layer(values: list[int]) -> int | list[int]:

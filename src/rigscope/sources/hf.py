@@ -52,6 +52,7 @@ LLAMA_ARCH = {
     "minimax_m3": "minimax-m3", "ernie4_5_moe": "ernie4_5-moe",
     "hunyuan_v1_moe": "hunyuan-moe", "dots1": "dots1", "exaone_moe": "exaone-moe",
     "lfm2_moe": "lfm2moe", "afmoe": "afmoe",
+    **dict.fromkeys(("qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"), "qwen2vl"),
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
@@ -415,7 +416,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         moe=moe, mla=mla, ssm=ssm, msa=_block_sparse(f),
         tie_embeddings=bool(f.get("tie_word_embeddings",
                                   default=model_type.startswith(("gemma", "cohere")))),
-        qkv_bias=model_type in ("qwen2", "qwen2_moe") or attention_bias,
+        qkv_bias=arch in ("qwen2", "qwen2moe", "qwen2vl") or attention_bias,
         o_bias=model_type in ("gpt_oss", "phimoe") or (
             attention_bias and model_type.startswith("granite")),
         qk_norm=qk_norm, attn_sinks=sinks,

@@ -70,7 +70,8 @@ STYLES: dict[str, Style] = {
     # laid out as llama.cpp's Llama loader does, what capabilities leave open
     **dict.fromkeys(("deci", "deepseek32", "glm-dsa", "qwen3vl", "qwen3vlmoe", "smollm3",
                      "mistral3", "ernie4_5", "hunyuan-dense", "mimo2", "step35",
-                     "minimax-m3", "ernie4_5-moe", "hunyuan-moe", "dots1", "exaone-moe"),
+                     "minimax-m3", "ernie4_5-moe", "hunyuan-moe", "dots1", "exaone-moe",
+                     "qwen2vl"),
                     Style()),
     "mistral4": Style(fused_up_gate_exps=True),
     "arcee": Style(gated_ffn=False),
