@@ -39,6 +39,12 @@ TWINS = {
     "mistralai/Magistral-Small-2509": "mistral-small-24b",
     "mistralai/Devstral-Small-2505": "mistral-small-24b",
     "mistralai/Devstral-Small-2507": "mistral-small-24b",
+    "moonshotai/Kimi-K2-Instruct": "kimi-k2.5",
+    "moonshotai/Kimi-K2-Instruct-0905": "kimi-k2.5",
+    "moonshotai/Kimi-K2-Thinking": "kimi-k2.5",
+    "moonshotai/Kimi-K2.6": "kimi-k2.5",
+    "zai-org/GLM-5": "glm-5.1",
+    "zai-org/GLM-4.7": "glm-4.6",
 }
 
 

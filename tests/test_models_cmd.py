@@ -22,8 +22,8 @@ def test_search_matches_every_word(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows and all("moe" in r["features"] and "qwen3" in r["id"] for r in rows)
     assert {"qwen3-30b-a3b", "qwen3-235b-a22b"} <= {r["id"] for r in rows}
     mla = listed(capsys, "--search", "MLA")
-    assert {r["model_type"] for r in mla} == {"deepseek_v2", "deepseek_v3", "glm_moe_dsa",
-                                             "kimi_linear"}
+    assert {r["model_type"] for r in mla} == {"deepseek_v2", "deepseek_v3", "deepseek_v32",
+                                             "glm_moe_dsa", "kimi_k2", "kimi_linear"}
 
 
 def test_search_without_match_says_so(capsys: pytest.CaptureFixture[str]) -> None:

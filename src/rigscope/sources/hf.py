@@ -51,7 +51,7 @@ LLAMA_ARCH = {
     "step3p5": "step35", "step3p7": "step35", "kimi_linear": "kimi-linear",
     "minimax_m3": "minimax-m3", "ernie4_5_moe": "ernie4_5-moe",
     "hunyuan_v1_moe": "hunyuan-moe", "dots1": "dots1", "exaone_moe": "exaone-moe",
-    "lfm2_moe": "lfm2moe", "afmoe": "afmoe",
+    "lfm2_moe": "lfm2moe", "afmoe": "afmoe", "kimi_k2": "deepseek2",
     **dict.fromkeys(("qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"), "qwen2vl"),
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
@@ -265,7 +265,8 @@ EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_
 # model types whose GGUF converter drops the multi-token-prediction layers (MiniMax: llama.cpp's
 # loader has none; the others keep them in the file, unloaded, where llama-quantize's layer
 # counts see them)
-MTP_DROPPED = ("deepseek_v2", "deepseek_v3", "minimax_m2", "minimax_m3", "ernie4_5_moe")
+MTP_DROPPED = ("deepseek_v2", "deepseek_v3", "kimi_k2", "minimax_m2", "minimax_m3",
+               "ernie4_5_moe")
 # model types whose converter writes MTP layers the config does not count (MiMo-V2: 3)
 MTP_LAYERS = {"mimo_v2_flash": 3, "mimo_v2": 3}
 
