@@ -51,7 +51,7 @@ LLAMA_ARCH = {
     "step3p5": "step35", "step3p7": "step35", "kimi_linear": "kimi-linear",
     "minimax_m3": "minimax-m3", "ernie4_5_moe": "ernie4_5-moe",
     "hunyuan_v1_moe": "hunyuan-moe", "dots1": "dots1", "exaone_moe": "exaone-moe",
-    "lfm2_moe": "lfm2moe", "afmoe": "afmoe", "kimi_k2": "deepseek2",
+    "lfm2_moe": "lfm2moe", "afmoe": "afmoe", "kimi_k2": "deepseek2", "olmo3": "olmo2",
     **dict.fromkeys(("qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"), "qwen2vl"),
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
@@ -59,7 +59,7 @@ MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 QK_NORM = ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text", "olmo2", "qwen3_next",
            "qwen3_5_text", "qwen3_5_moe_text", "qwen3_vl_text", "qwen3_vl_moe_text", "olmoe",
            "lfm2", "exaone4", "dots1", "exaone_moe", "lfm2_moe", "hunyuan_v1_moe",
-           "afmoe")
+           "afmoe", "olmo3")
 
 
 @dataclass(frozen=True)
