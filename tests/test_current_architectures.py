@@ -281,6 +281,29 @@ def test_per_layer_expert_sizes_must_agree() -> None:
         model_from_config(cfg)
 
 
+@pytest.mark.parametrize(("name", "total", "active"), [
+    ("deepseek-v4-flash", 284, 13), ("deepseek-v4-pro", 1600, 49)])
+def test_deepseek_v4_counts_its_compressed_attention_and_hyper_connections(
+        name: str, total: float, active: float) -> None:
+    """DeepSeek-V4 (deepseek4): every layer a 128-token window of one 512-wide K (= V) head;
+    layers at ratio 4 also a 4x-compressed cache with the indexer's keys, at 128 a 128x one.
+    Published: Flash 284 B / 13 B active, Pro 1.6 T / 49 B; experts stay MXFP4; the compute
+    buffer is flagged as not fitted."""
+    m = spec(name)
+    a = m.architecture
+    assert m.arch == "deepseek4" and a.csa is not None and a.native_experts == "MXFP4"
+    assert m.params / 1e9 == pytest.approx(total, rel=0.02)
+    assert m.active_params / 1e9 == pytest.approx(active, rel=0.07)
+    assert set(a.csa.ratios) <= {0, 4, 128} and a.window == 128 and a.nextn_layers == 0
+    assert any("not fitted" in w for w in m.warnings)
+
+
+def test_deepseek_v4_pro_keeps_a_million_tokens_in_under_10_gib() -> None:
+    """DeepSeek's report: V4-Pro's cache for one 1M-token sequence is 9.62 GiB in BF16."""
+    kv = sum(llamacpp_kv_bytes_by_layer(spec("deepseek-v4-pro"), 1 << 20, 1, "f16"))
+    assert kv / GIB == pytest.approx(9.62, rel=0.01)
+
+
 def test_an_unknown_layer_kind_is_refused_in_one_line() -> None:
     cfg = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
     cfg["text_config"]["layer_types"][0] = "lightning_attention"

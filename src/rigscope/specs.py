@@ -33,7 +33,7 @@ class Tensor:
         return (len(self.shape) >= 2 and name.endswith("weight") and "_norm.weight" not in name
                 and "ffn_gate_inp.weight" not in name and "ssm_conv1d" not in name
                 and "shortconv.conv" not in name and "indexer.k_proj" not in name
-                and "indexer.q_proj" not in name)
+                and "indexer.q_proj" not in name and "tid2eid" not in name)
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,26 @@ class BlockSparse:
     block: int
     top_blocks: int
     local_blocks: int = 1
+
+
+@dataclass(frozen=True)
+class CompressedAttention:
+    """DeepSeek-V4's attention: one 512-wide K (= V) head per token in a sliding window,
+    plus, per layer, a compressed cache of every `ratio`-th position (4: with a lightning
+    indexer over it, 128: without; 0: the window only); queries through a low-rank
+    projection, outputs through `o_groups` low-rank groups; the residual stream kept as
+    `hc_mult` hyper-connections; the first `hash_layers` MoE layers route by a token-id
+    table instead of scores."""
+
+    ratios: tuple[int, ...]  # per layer: 0, 4 or 128
+    q_lora_rank: int
+    o_lora_rank: int
+    o_groups: int
+    hc_mult: int
+    hash_layers: int
+    index_heads: int
+    index_dim: int
+    index_top_k: int
 
 
 @dataclass(frozen=True)
@@ -138,6 +158,7 @@ class Architecture:
     mla: MLA | None = None
     ssm: SSM | None = None
     msa: BlockSparse | None = None  # block-sparse attention in the MoE layers (MiniMax-M3)
+    csa: CompressedAttention | None = None  # DeepSeek-V4's compressed attention
     tie_embeddings: bool = False
     qkv_bias: bool = False
     o_bias: bool = False

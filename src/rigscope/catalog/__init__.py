@@ -22,6 +22,7 @@ from rigscope.specs import (
     Accelerator,
     Architecture,
     BlockSparse,
+    CompressedAttention,
     GgmlType,
     MoE,
     Quant,
@@ -112,6 +113,18 @@ class MSAEntry(_Strict):
     local_blocks: int = Field(default=1, ge=0)
 
 
+class CSAEntry(_Strict):
+    ratios: list[Literal[0, 4, 128]]
+    q_lora_rank: int = Field(gt=0)
+    o_lora_rank: int = Field(gt=0)
+    o_groups: int = Field(gt=0)
+    hc_mult: int = Field(gt=0)
+    hash_layers: int = Field(default=0, ge=0)
+    index_heads: int = Field(gt=0)
+    index_dim: int = Field(gt=0)
+    index_top_k: int = Field(gt=0)
+
+
 class SSMEntry(_Strict):
     d_inner: int = Field(gt=0)
     d_state: int = Field(gt=0)
@@ -157,6 +170,7 @@ class ModelEntry(_Strict):
     mla: MLAEntry | None = None
     ssm: SSMEntry | None = None
     msa: MSAEntry | None = None
+    csa: CSAEntry | None = None
     tie_embeddings: bool = False
     qkv_bias: bool = False
     o_bias: bool = False
@@ -216,6 +230,8 @@ class ModelEntry(_Strict):
             mla=MLA(**self.mla.model_dump()) if self.mla else None,
             ssm=SSM(**self.ssm.model_dump()) if self.ssm else None,
             msa=BlockSparse(**self.msa.model_dump()) if self.msa else None,
+            csa=CompressedAttention(**(self.csa.model_dump() | {
+                "ratios": tuple(self.csa.ratios)})) if self.csa else None,
             tie_embeddings=self.tie_embeddings, qkv_bias=self.qkv_bias, o_bias=self.o_bias,
             qk_norm=self.qk_norm, attn_sinks=self.attn_sinks, swa_sinks=self.swa_sinks,
             attn_gate=self.attn_gate,
@@ -268,7 +284,7 @@ def model_record(model_id: str, a: Architecture, *, params: int, source: str,
         fields["checkpoint_format"] = checkpoint_format
     key = model_id if re.fullmatch(r"[A-Za-z0-9_-]+", model_id) else json.dumps(model_id)
     lines = [f"[models.{key}]"] + [f"{k} = {_toml(v)}" for k, v in fields.items()]
-    for name in ("moe", "mla", "ssm", "msa"):
+    for name in ("moe", "mla", "ssm", "msa", "csa"):
         sub = getattr(a, name)
         if sub is not None:
             lines.append(f"[models.{key}.{name}]")
@@ -336,7 +352,7 @@ def _toml(v: Any) -> str:
         return f"{v:_}" if v >= 100_000 else str(v)
     if isinstance(v, str):
         return json.dumps(v)
-    if isinstance(v, list):
+    if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml(x) for x in v) + "]"
     raise TypeError(f"no TOML for {v!r}")
 

@@ -350,6 +350,9 @@ def llamacpp_kv_bytes_by_layer(
     (llama-kv-cache.cpp, TAG_V_CACHE_VARIABLE): for a model without recurrent layers that is
     every layer, also those without KV heads (DeciLM), else only the attention layers."""
     a = model.architecture
+    if a.csa is not None:
+        return [compressed_layer_bytes(model, context, batch, kv_type, il, ub)
+                for il in range(a.layers)]
     full = llamacpp_kv_cells(model, context, batch, swa=False)
     swa = llamacpp_kv_cells(model, context, batch, swa=True, ub=ub) if a.window else full
     cells = [kv_cell_bytes(model, kv_type, il) for il in range(a.layers)]
@@ -362,6 +365,29 @@ def llamacpp_kv_bytes_by_layer(
                 cells[il] += widest - v[il]
     return [cells[il] * (swa if a.is_swa(il) else full)
             + recurrent_state_bytes(model, batch, il) for il in range(a.layers)]
+
+
+def compressed_layer_bytes(model: ModelSpec, context: int, batch: int, kv_type: str, il: int,
+                           ub: int = N_UBATCH) -> int:
+    """A DeepSeek-V4 layer's caches (llama-kv-cache-dsv4.cpp), each kept per sequence: the
+    window's K (= V) head, the compressed cache of every `ratio`-th position of the whole
+    context (padded to 256 cells) and, at ratio 4, the indexer's keys beside it, and the
+    compressors' F32 states (K and score rows: 2 x width x ratio at 4, width x 128 at 128)."""
+    a = model.architecture
+    c = a.csa
+    assert c is not None
+    d, ratio = a.head_dim, c.ratios[il]
+    window = llamacpp_kv_cells(model, context, batch, swa=True, ub=ub)
+    size = int(kv_element_bytes(kv_type, d)) * window
+    if ratio:
+        cells = pad(max(1, -(-context * batch // ratio)), KV_PAD)
+        size += int(kv_element_bytes(kv_type, d)) * cells
+        state = 2 * (2 * d * 2 * ratio if ratio == 4 else d * ratio) * 4
+        if ratio == 4:
+            size += int(kv_element_bytes(kv_type, c.index_dim)) * cells
+            state += 2 * 2 * c.index_dim * 2 * ratio * 4
+        size += state
+    return size * max(1, batch)
 
 
 def v_row_bytes(model: ModelSpec, kv_type: str, il: int) -> int:

@@ -91,8 +91,8 @@ def _assign(model: ModelSpec, mix: Quant) -> dict[str, str]:
         if a.native_experts and "_exps.weight" in t.name:
             out[t.name] = a.native_experts
             continue
-        if not t.quantizable:
-            out[t.name] = "F32"
+        if not t.quantizable:  # as converters write them (DeepSeek-V4's routing table: I32)
+            out[t.name] = "I32" if t.name.endswith("tid2eid.weight") else "F32"
             continue
         if name in _UNQUANTIZED:
             out[t.name] = default

@@ -16,6 +16,8 @@ from pathlib import Path
 from rigscope.llamacpp.server import LlamaServer, ServerSettings, run_program
 
 _BUFFER = re.compile(r"(\w+)\s+(model|KV|RS|compute|output) buffer size\s*=\s*([\d.]+) MiB")
+# DeepSeek-V4's compressor states: fixed per sequence, counted with the recurrent states
+_STATE = re.compile(r"(\w+)\s+DSV4 \w+ state buffer size\s*=\s*([\d.]+) MiB")
 
 
 def parse_buffer_devices(log: str) -> dict[str, dict[str, float]]:
@@ -24,7 +26,8 @@ def parse_buffer_devices(log: str) -> dict[str, dict[str, float]]:
     its full and its windowed KV cache); a later report of any other buffer replaces an earlier
     one (the scheduler reserves compute buffers twice)."""
     sizes: dict[str, dict[str, float]] = {}
-    for device, kind, mib in _BUFFER.findall(log):
+    found = _BUFFER.findall(log) + [(d, "RS", mib) for d, mib in _STATE.findall(log)]
+    for device, kind, mib in found:
         seen = sizes.setdefault(kind, {})
         seen[device] = (seen.get(device, 0.0) if kind in ("KV", "RS") else 0.0) + float(mib)
     return sizes

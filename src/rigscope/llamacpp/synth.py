@@ -119,6 +119,21 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
         if s.kind == "gdn":  # which layers are linear; the others' KV heads as one value
             meta["attention.recurrent_layers"] = [a.is_recurrent(il) for il in range(n)]
             meta["attention.head_count_kv"] = a.kv_heads
+    if a.csa is not None:  # DeepSeek-V4 (sqrt-softplus routing, as its loader requires)
+        c = a.csa
+        meta |= {"attention.q_lora_rank": c.q_lora_rank,
+                 "attention.output_group_count": c.o_groups,
+                 "attention.output_lora_rank": c.o_lora_rank,
+                 "attention.compress_ratios": list(c.ratios),
+                 "attention.compress_rope_freq_base": 160000.0,
+                 "attention.indexer.head_count": c.index_heads,
+                 "attention.indexer.key_length": c.index_dim,
+                 "attention.indexer.top_k": c.index_top_k,
+                 "hyper_connection.count": c.hc_mult,
+                 "hyper_connection.sinkhorn_iterations": 20,
+                 "hyper_connection.epsilon": 1e-6, "hash_layer_count": c.hash_layers,
+                 "expert_gating_func": 4, "expert_weights_norm": True,
+                 "swiglu_clamp_exp": [10.0] * n, "rope.dimension_count": a.rope_dim}
     if a.msa is not None:
         meta |= {"attention.indexer.head_count": a.msa.heads,
                  "attention.indexer.key_length": a.msa.dim,
@@ -148,6 +163,8 @@ def write_gguf(spec: ModelSpec, path: Path, tokenizer: Path, seed: int = 0) -> P
         full = f"{spec.arch}.{key}"
         if isinstance(value, list):
             w.add_array(full, value)
+        elif isinstance(value, bool):
+            w.add_bool(full, value)
         elif isinstance(value, float):
             w.add_float32(full, value)
         else:
@@ -164,7 +181,10 @@ def write_gguf(spec: ModelSpec, path: Path, tokenizer: Path, seed: int = 0) -> P
     native = spec.architecture.native_experts
     for t in spec.tensors:
         shape = tuple(reversed(t.shape))  # numpy order: the row length last
-        if not t.quantizable:  # as converters write them: F32
+        if t.name.endswith("tid2eid.weight"):  # DeepSeek-V4's token-id -> expert table
+            experts = spec.architecture.moe.experts if spec.architecture.moe else 1
+            w.add_tensor(t.name, rng.integers(0, experts, shape, dtype=np.int32))
+        elif not t.quantizable:  # as converters write them: F32
             data = (1.0 + 0.01 * rng.standard_normal(shape)).astype(np.float32)
             w.add_tensor(t.name, data)
         elif native and "_exps." in t.name:  # as the checkpoint ships them (gpt-oss: MXFP4)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rigscope.catalog import model_aliases, model_record, models
 from rigscope.errors import RigscopeError, unknown
-from rigscope.sources.gguf_file import read_gguf
+from rigscope.sources.gguf_file import CSA_COMPUTE_WARNING, read_gguf
 from rigscope.sources.hf import read_config
 from rigscope.sources.layout import build_model, build_tensors
 from rigscope.specs import Architecture, ModelSpec
@@ -20,9 +20,10 @@ def catalog_model(model_id: str) -> ModelSpec:
     if key is None:
         raise unknown("model", model_id, models())
     m = models()[key]
-    return replace(build_model(key, m.architecture(), published_params=m.params,
-                               source=m.source),
-                   checkpoint_format=m.checkpoint_format or None)
+    a = m.architecture()
+    return replace(build_model(key, a, published_params=m.params, source=m.source),
+                   checkpoint_format=m.checkpoint_format or None,
+                   warnings=(CSA_COMPUTE_WARNING,) if a.csa is not None else ())
 
 
 @dataclass(frozen=True)

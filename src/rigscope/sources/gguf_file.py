@@ -12,7 +12,16 @@ from typing import Any
 from rigscope.catalog import quant_file
 from rigscope.errors import RigscopeError
 from rigscope.sources.gguf_header import GGUFHeader, NeedMore, parse_header
-from rigscope.specs import MLA, SSM, Architecture, BlockSparse, ModelSpec, MoE, Tensor
+from rigscope.specs import (
+    MLA,
+    SSM,
+    Architecture,
+    BlockSparse,
+    CompressedAttention,
+    ModelSpec,
+    MoE,
+    Tensor,
+)
 
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 # llama.cpp's default sliding-window pattern per architecture (load_swa_pattern(ml, n)): of
@@ -23,6 +32,9 @@ NO_SWA = {"phi3"}  # llama.cpp reads their window but attends to every token
 # llama.cpp applies these architectures' window only at this layer count (EXAONE 4.0 32B;
 # src/models/exaone4.cpp), every other shape attends to every token
 SWA_AT_LAYERS = {"exaone4": 64}
+CSA_COMPUTE_WARNING = (
+    "DeepSeek-V4's compute buffer is not fitted to llama.cpp's graph (hyper-connections, "
+    "compressors): it may be off by half; weights and caches are as llama.cpp allocates them")
 FIRST_READ = 1 << 20
 
 
@@ -144,6 +156,18 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         attention = [kind if (k and swa[il]) else k for il, k in enumerate(attention)]
     else:
         window = 0
+    csa = None
+    ratios = f.get(a + "attention.compress_ratios")
+    if isinstance(ratios, list) and len(ratios) >= n:  # DeepSeek-V4: every layer windowed
+        csa = CompressedAttention(
+            ratios=tuple(int(r) for r in ratios[:n]), q_lora_rank=num("attention.q_lora_rank"),
+            o_lora_rank=num("attention.output_lora_rank"),
+            o_groups=num("attention.output_group_count"),
+            hc_mult=num("hyper_connection.count"), hash_layers=num("hash_layer_count", 0),
+            index_heads=num("attention.indexer.head_count"),
+            index_dim=num("attention.indexer.key_length"),
+            index_top_k=num("attention.indexer.top_k"))
+        attention = ["sliding" if k else k for k in attention]
     head_dim_swa = num("attention.key_length_swa", 0)
     kv_heads_swa = 0
     if head_dim_swa:  # sliding and full layers sized apart (Gemma 4): head_count_kv per layer
@@ -218,7 +242,7 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
         head_dim=head_dim, head_dim_v=head_dim_v,
         ffn=max(dense_widths) if dense_widths else max(ffn_l, default=0),
         attention=tuple(attention), ffn_kinds=tuple(ffn_kinds), mamba=mamba,
-        window=window, moe=moe, mla=mla, ssm=ssm, msa=msa,
+        window=window, moe=moe, mla=mla, ssm=ssm, msa=msa, csa=csa,
         tie_embeddings="output.weight" not in names,
         rope_factors="llama3" if "rope_freqs.weight" in names else
         "longrope" if "rope_factors_long.weight" in names else "",
@@ -234,7 +258,8 @@ def spec_from_header(h: GGUFHeader, id: str, source: str) -> ModelSpec:
     name = f.get("general.name") or id
     return ModelSpec(id=id, architecture=architecture, tensors=tuple(tensors),
                      file_type=_ftype_name(f.get("general.file_type")),
-                     source=f"{source} ({name})")
+                     source=f"{source} ({name})",
+                     warnings=(CSA_COMPUTE_WARNING,) if csa is not None else ())
 
 
 def _ftype_name(ftype: Any) -> str | None:

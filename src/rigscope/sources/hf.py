@@ -22,9 +22,17 @@ from typing import Any
 
 from rigscope.errors import RigscopeError
 from rigscope.sources.checkpoint import map_checkpoint
-from rigscope.sources.gguf_file import SWA_AT_LAYERS
+from rigscope.sources.gguf_file import CSA_COMPUTE_WARNING, SWA_AT_LAYERS
 from rigscope.sources.layout import build_model
-from rigscope.specs import MLA, SSM, Architecture, BlockSparse, ModelSpec, MoE
+from rigscope.specs import (
+    MLA,
+    SSM,
+    Architecture,
+    BlockSparse,
+    CompressedAttention,
+    ModelSpec,
+    MoE,
+)
 
 _MAX_HEADER = 100 * 1024 * 1024
 STANDARD_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
@@ -52,6 +60,7 @@ LLAMA_ARCH = {
     "minimax_m3": "minimax-m3", "ernie4_5_moe": "ernie4_5-moe",
     "hunyuan_v1_moe": "hunyuan-moe", "dots1": "dots1", "exaone_moe": "exaone-moe",
     "lfm2_moe": "lfm2moe", "afmoe": "afmoe", "kimi_k2": "deepseek2", "olmo3": "olmo2",
+    "deepseek_v4": "deepseek4",
     **dict.fromkeys(("qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"), "qwen2vl"),
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
@@ -170,8 +179,11 @@ LAYER_TYPES = {
     "conv": "recurrent",  # LFM2's short convolution
     "hybrid": "full",  # attention beside a Mamba mixer in one layer (Falcon-H1)
     "indexed_attention": "full",  # sparse attention over a full cache (DeepSeek-V3.2)
+    # DeepSeek-V4: a sliding window beside a cache compressed 4x (with an indexer) or 128x
+    "compressed_sparse_attention": "sliding", "heavily_compressed_attention": "sliding",
 }
-MLP_LAYER_TYPES = {"dense": "dense", "sparse": "moe", "moe": "moe"}
+MLP_LAYER_TYPES = {"dense": "dense", "sparse": "moe", "moe": "moe",
+                   "hash_moe": "moe"}  # DeepSeek-V4: experts routed by token id
 MAMBA_HYBRIDS = ("nemotron_h", "granitemoehybrid", "falcon_h1", "mamba2")
 
 
@@ -266,7 +278,7 @@ EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_
 # loader has none; the others keep them in the file, unloaded, where llama-quantize's layer
 # counts see them)
 MTP_DROPPED = ("deepseek_v2", "deepseek_v3", "kimi_k2", "minimax_m2", "minimax_m3",
-               "ernie4_5_moe")
+               "ernie4_5_moe", "deepseek_v4")
 # model types whose converter writes MTP layers the config does not count (MiMo-V2: 3)
 MTP_LAYERS = {"mimo_v2_flash": 3, "mimo_v2": 3}
 
@@ -355,6 +367,10 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
             ffn = f.int("intermediate_size_mlp", default=ffn)
     mamba: tuple[bool, ...] = ()
     ssm = None
+    csa = _compressed(f, n) if f.get("compress_ratios") is not None else None
+    if csa is not None:  # DeepSeek-V4: every layer keeps a window, some a compressed cache
+        attention, window = ("sliding",) * n, f.int("sliding_window")
+        warnings.append(CSA_COMPUTE_WARNING)
     if model_type in MAMBA_HYBRIDS:
         attention, mamba, hybrid_ffn, ssm = _hybrid(f, n, model_type, hidden, moe is not None)
         ffn_kinds = hybrid_ffn or ffn_kinds
@@ -414,7 +430,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         attn_linear=blocks.linear if blocks else (),
         ffn=ffn, attention=attention, ffn_kinds=ffn_kinds, mamba=mamba,
         window=window if any(k in ("sliding", "chunked") for k in attention) else 0,
-        moe=moe, mla=mla, ssm=ssm, msa=_block_sparse(f),
+        moe=moe, mla=mla, ssm=ssm, msa=_block_sparse(f), csa=csa,
         tie_embeddings=bool(f.get("tie_word_embeddings",
                                   default=model_type.startswith(("gemma", "cohere")))),
         qkv_bias=arch in ("qwen2", "qwen2moe", "qwen2vl") or attention_bias,
@@ -424,9 +440,10 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         swa_sinks=bool(f.get("add_swa_attention_sink_bias")) and not sinks,
         attn_gate=bool(f.get("attn_output_gate", "mla_use_output_gate")),
         rope_factors=rope_type if rope_type in ("llama3", "longrope") else "",
-        rope_dim=int(head_dim * partial) if isinstance(partial, float) and partial < 1 else 0,
+        rope_dim=f.int("qk_rope_head_dim") if csa is not None else
+        int(head_dim * partial) if isinstance(partial, float) and partial < 1 else 0,
         nextn_layers=0 if model_type in MTP_DROPPED else mtp, vision_params=vision,
-        native_experts="MXFP4" if fmt == "MXFP4" else "")
+        native_experts="MXFP4" if fmt == "MXFP4" or f.get("expert_dtype") == "fp4" else "")
     if mtp:
         kept = ("llama.cpp's converter drops them from the GGUF" if model_type in MTP_DROPPED
                 else "GGUF files keep them, but llama.cpp skips them at load unless asked to "
@@ -479,6 +496,21 @@ def _blocks(f: _Fields, n: int, hidden: int, heads: int) -> _Blocks:
     if not any(kv):
         raise RigscopeError(f"{f.where}: block_configs keep no attention layer")
     return _Blocks(tuple(attention), tuple(ffn), tuple(kv), tuple(linear), tuple(widths))
+
+
+def _compressed(f: _Fields, n: int) -> CompressedAttention:
+    """DeepSeek-V4's compressed attention (compress_ratios: one of 0, 4, 128 per layer)."""
+    ratios = f.get("compress_ratios")
+    if not isinstance(ratios, list) or len(ratios) < n or any(r not in (0, 4, 128)
+                                                              for r in ratios[:n]):
+        raise RigscopeError(f"{f.where}: compress_ratios must give 0, 4 or 128 for each of "
+                            f"the {n} layers")
+    return CompressedAttention(
+        ratios=tuple(ratios[:n]), q_lora_rank=f.int("q_lora_rank"),
+        o_lora_rank=f.int("o_lora_rank"), o_groups=f.int("o_groups"), hc_mult=f.int("hc_mult"),
+        hash_layers=f.int("num_hash_layers", default=0, positive=False),
+        index_heads=f.int("index_n_heads"), index_dim=f.int("index_head_dim"),
+        index_top_k=f.int("index_topk"))
 
 
 def _block_sparse(f: _Fields) -> BlockSparse | None:
