@@ -3,7 +3,8 @@ each (tests/data/small_configs.json, in config.json form), written in llama.cpp'
 rigscope generates it from the config. llama-server refuses a missing, extra or misshapen
 tensor, so loading proves the layout; llama-quantize's output types must be the ones
 rigscope assigns (Q8_0, Q4_K_M); the buffers llama.cpp reports must match the estimate
-(weights and caches within 1%, compute within 12%).
+(weights and caches within 1%, compute within 12%; for the partly described architectures of
+tests/data/partial_configs.json the compute buffer is not checked and the estimate says so).
 """
 
 from __future__ import annotations
@@ -39,11 +40,17 @@ def this_cpu() -> Rig:
                                                 features_source=source))
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+# architectures whose layout and caches are checked, but not yet their compute buffer
+# (tests/data/partial_configs.json; DeepSeek-V4: layers and experts cut, each compression kept)
+PARTIAL_CONFIGS = json.loads(
+    (Path(__file__).parent / "data" / "partial_configs.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS) + sorted(PARTIAL_CONFIGS))
 def test_llamacpp_loads_quantizes_and_allocates_as_estimated(
         name: str, smollm2: Path, tmp_path: Path) -> None:
     require_engine()
-    spec = model_from_config(CONFIGS[name], id=name)
+    spec = model_from_config(CONFIGS.get(name) or PARTIAL_CONFIGS[name], id=name)
     # the file written holds no multi-token-prediction layers, whose count llama-quantize's
     # layer numbering would otherwise include
     spec = replace(spec, architecture=replace(spec.architecture, nextn_layers=0))
@@ -56,6 +63,8 @@ def test_llamacpp_loads_quantizes_and_allocates_as_estimated(
         assert got == gguf_types(spec, gguf_mixes()[mix]), mix
     q8 = tmp_path / "Q8_0.gguf"
     model = resolve_model(str(q8))
+    fitted = name in CONFIGS  # else the estimate must say its compute buffer is not fitted
+    assert fitted or any("not fitted" in w for w in model.warnings)
     for (ctx, fa, kv), reported in zip(PROBES, probe_buffers(q8, PROBES, parallel=2),
                                        strict=True):
         (cpu,) = estimate(model, this_cpu(), context=ctx // 2, batch=2, flash_attn=fa,
@@ -64,38 +73,10 @@ def test_llamacpp_loads_quantizes_and_allocates_as_estimated(
         assert cpu.weights_bytes / MIB == pytest.approx(total["model"], rel=0.01)
         caches = total.get("KV", 0) + total.get("RS", 0)
         assert cpu.kv_bytes / MIB == pytest.approx(caches, rel=0.01), (ctx, fa)
-        assert cpu.compute_bytes / MIB == pytest.approx(total["compute"], rel=0.12), (ctx, fa)
+        if fitted:
+            assert cpu.compute_bytes / MIB == pytest.approx(total["compute"], rel=0.12), (
+                ctx, fa)
         assert cpu.overhead_bytes / MIB == pytest.approx(total["output"], abs=0.01)
-
-
-# architectures whose layout and caches are checked, but not yet their compute buffer
-# (tests/data/partial_configs.json; DeepSeek-V4: layers and experts cut, each compression kept)
-PARTIAL_CONFIGS = json.loads(
-    (Path(__file__).parent / "data" / "partial_configs.json").read_text())
-
-
-def test_deepseek_v4_loads_with_predicted_weights_and_caches(
-        smollm2: Path, tmp_path: Path) -> None:
-    """DeepSeek-V4 laid out as rigscope generates it loads in the built llama-server with the
-    weights, the window and compressed caches and the compressors' states rigscope predicts
-    (within 1%); its compute buffer is not fitted, and the estimate says so."""
-    require_engine()
-    spec = model_from_config(PARTIAL_CONFIGS["deepseek_v4"], id="deepseek_v4")
-    f16 = write_gguf(spec, tmp_path / "f16.gguf", smollm2)
-    for mix in ("Q8_0", "Q4_K_M"):
-        out = quantize(f16, tmp_path / f"{mix}.gguf", mix, keep=["_exps.weight=mxfp4"])
-        got = {t.name: t.ggml_type for t in resolve_model(str(out)).tensors}
-        assert got == gguf_types(spec, gguf_mixes()[mix]), mix
-    q8 = tmp_path / "Q8_0.gguf"
-    model = resolve_model(str(q8))
-    assert any("not fitted" in w for w in model.warnings)
-    for (ctx, fa, kv), reported in zip(PROBES, probe_buffers(q8, PROBES, parallel=2),
-                                       strict=True):
-        (cpu,) = estimate(model, this_cpu(), context=ctx // 2, batch=2, flash_attn=fa,
-                          kv_type=kv).devices
-        total = {k: sum(v.values()) for k, v in reported.items()}
-        assert cpu.weights_bytes / MIB == pytest.approx(total["model"], rel=0.01)
-        assert cpu.kv_bytes / MIB == pytest.approx(total["KV"] + total["RS"], rel=0.01)
 
 
 def test_expert_overrides_on_the_cpu_report_the_predicted_buffers(
