@@ -258,6 +258,8 @@ def kv_cell_bytes(model: ModelSpec, kv_type: str, il: int | None = None) -> int:
     if a.mla is not None:  # the latent, and the sparse-attention indexer's key beside it
         return int(kv_element_bytes(kv_type, a.mla.kv_lora_rank + a.mla.rope_dim)
                    + kv_element_bytes(kv_type, a.mla.indexer_dim))
+    if a.csa is not None:  # DeepSeek-V4's window: one K head, read as V too
+        return int(kv_element_bytes(kv_type, a.head_dim))
     if il is not None and a.head_dim_swa and a.is_swa(il):  # V as wide as K there
         return 2 * int(kv_element_bytes(kv_type, a.head_dim_swa * a.layer_kv_heads(il)))
     kv = a.kv_heads if il is None else a.layer_kv_heads(il)

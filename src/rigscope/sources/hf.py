@@ -369,6 +369,9 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     ssm = None
     csa = _compressed(f, n) if f.get("compress_ratios") is not None else None
     if csa is not None:  # DeepSeek-V4: every layer keeps a window, some a compressed cache
+        if moe is None:
+            raise RigscopeError(f"{where}: compress_ratios (DeepSeek-V4's layout) without "
+                                "routed experts: llama.cpp's deepseek4 loader needs them")
         attention, window = ("sliding",) * n, f.int("sliding_window")
         warnings.append(CSA_COMPUTE_WARNING)
     if model_type in MAMBA_HYBRIDS:
@@ -572,8 +575,7 @@ def _same(where: str, key: str, v: Any) -> Any:
     """A per-layer list of MoE sizes that llama.cpp's converters require equal (Hunyuan)
     as one value."""
     if key in ("moe_topk", "moe_intermediate_size", "num_shared_expert") and \
-            isinstance(v, list) and v and \
-            all(isinstance(x, int) for x in v):
+            isinstance(v, list) and v and all(isinstance(x, int) for x in v):
         if len(set(v)) > 1:
             raise RigscopeError(f"{where}: {key} varies by layer ({sorted(set(v))}): "
                                 "llama.cpp's converter needs one value")
@@ -746,6 +748,9 @@ def model_from_checkpoint(cfg: dict[str, Any], shapes: dict[str, list[int]], *,
     heads = f.int("num_attention_heads", "n_head")
     kv_heads = f.int("num_key_value_heads", "num_kv_heads", default=heads)
     head_dim = f.int("head_dim", default=hidden // heads)
+    if heads % kv_heads:
+        raise RigscopeError(f"{where}: num_key_value_heads {kv_heads} must divide "
+                            f"num_attention_heads {heads}")
     mapped = map_checkpoint(shapes, n)
     by_name = {t.name: t for t in mapped.tensors}
 
