@@ -69,8 +69,8 @@ class MLA:
 class BlockSparse:
     """MiniMax's block-sparse attention (MSA): an indexer of `heads` heads of `dim` scores
     blocks of `block` cached tokens and each query attends to `top_blocks` of them (the
-    `local_blocks` nearest always); the indexer's key (one head of `dim`) is cached per
-    token in every sparse layer."""
+    `local_blocks` nearest always); the indexer's key and value (one head of `dim` each)
+    are cached per token in every sparse layer."""
 
     heads: int
     dim: int

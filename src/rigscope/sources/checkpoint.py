@@ -22,9 +22,11 @@ from rigscope.specs import Tensor
 # families whose tables are tried after Llama's, for names Llama's lacks
 _ARCHS = ("LLAMA", "QWEN3MOE", "QWEN2MOE", "DEEPSEEK2", "QWEN3NEXT", "NEMOTRON_H", "GEMMA3",
           "GPT_OSS")
+# a quantized checkpoint's scales and zero points: not weights of their own
+QUANT_AUX = re.compile(r"(scale_inv|_scale|\.scales|\.zeros|\.qzeros|g_idx)$")
 _SKIP = re.compile(r"(^|\.)(vision|visual|vit|audio|mtp|multi_modal_projector|mm_projector|"
-                   r"vision_tower|image_newline)[._]|(scale_inv|_scale|\.scales|\.zeros|"
-                   r"\.qzeros|g_idx|weight_packed|weight_shape)$")
+                   r"vision_tower|image_newline)[._]|(weight_packed|weight_shape)$|"
+                   + QUANT_AUX.pattern)
 _EXPERT = re.compile(r"\.experts\.(\d+)\.")
 _LAYER = re.compile(r"\.(?:layers|h|blocks|layer|decoder_layer)\.(\d+)\.")
 
@@ -33,7 +35,6 @@ _LAYER = re.compile(r"\.(?:layers|h|blocks|layer|decoder_layer)\.(\d+)\.")
 class CheckpointTensors:
     tensors: tuple[Tensor, ...]
     unmapped: tuple[str, ...]  # a checkpoint name of each kind no table knows
-    skipped: int  # vision, audio, MTP and quantization-scale tensors left out
 
 
 @functools.cache
@@ -59,12 +60,10 @@ def map_checkpoint(shapes: Mapping[str, Sequence[int]], n_layers: int) -> Checkp
     experts: dict[str, list[Sequence[int]]] = {}
     out: dict[str, Tensor] = {}
     unmapped: dict[str, str] = {}
-    skipped = 0
     for name, shape in shapes.items():
         m = _LAYER.search("." + name)
         layer = int(m.group(1)) if m else None
         if _SKIP.search(name) or (layer is not None and layer >= n_layers):
-            skipped += 1
             continue
         if _EXPERT.search(name):  # one expert of many: stacked by the converter
             experts.setdefault(_EXPERT.sub(".experts.", name), []).append(shape)
@@ -77,7 +76,7 @@ def map_checkpoint(shapes: Mapping[str, Sequence[int]], n_layers: int) -> Checkp
     # in file order, as the converter writes them: the embedding, layer by layer, the head
     ordered = sorted(out.values(), key=lambda t: (
         -1 if t.name == "token_embd.weight" else n_layers if t.layer is None else t.layer))
-    return CheckpointTensors(tuple(ordered), tuple(unmapped.values()), skipped)
+    return CheckpointTensors(tuple(ordered), tuple(unmapped.values()))
 
 
 def _add(out: dict[str, Tensor], unmapped: dict[str, str], tables: tuple[Any, ...],

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rigscope.errors import RigscopeError
-from rigscope.sources.checkpoint import map_checkpoint
+from rigscope.sources.checkpoint import QUANT_AUX, map_checkpoint
 from rigscope.sources.gguf_file import CSA_COMPUTE_WARNING, SWA_AT_LAYERS
 from rigscope.sources.layout import build_model
 from rigscope.specs import (
@@ -866,4 +866,4 @@ def header_shapes(raw: bytes, where: str) -> dict[str, list[int]]:
 def header_params(raw: bytes, where: str) -> int:
     """Parameters a safetensors header lists (scales of quantized checkpoints excluded)."""
     return sum(math.prod(shape) for name, shape in header_shapes(raw, where).items()
-               if not re.search(r"(scale_inv|_scale|\.scales|\.zeros|\.qzeros|g_idx)$", name))
+               if not QUANT_AUX.search(name))
