@@ -3,7 +3,9 @@ stores what the server said on its own timeline."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,11 +13,14 @@ import pytest
 
 from rigscope.bench.run import BenchConfig, run_bench
 from rigscope.bench.telemetry import (
+    Source,
     nvml_sample,
     parse_ollama_ps,
     parse_prometheus,
     parse_slots,
+    sample,
     server_metrics,
+    stop_sampling,
 )
 from rigscope.contract import run_json
 from rigscope.report import render
@@ -109,3 +114,37 @@ def test_report_sets_predicted_memory_beside_what_ollama_reported() -> None:
                                            Sample(0.5, "ollama_ps", ps)))])
     assert "Memory: predicted vs reported" in html and "24,576" in html  # 24 GiB predicted
     assert "24,576</td><td>24,576" in html  # Ollama put 24 GiB in VRAM
+
+
+def test_sampling_stops_even_when_a_read_swallows_its_cancellation() -> None:
+    """Python 3.11's asyncio.wait_for returns the inner result when its own cancellation
+    lands as the inner read completes (the cancel is lost, gh-86296): a server dying mid-read
+    does just that. The sampler must stop anyway, or the bench run never ends."""
+    reads, swallowed = 0, 0
+
+    async def read() -> dict[str, float]:
+        nonlocal reads, swallowed
+        reads += 1
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed += 1  # as wait_for does when the inner future is already done
+        return {"x": 1.0}
+
+    async def main() -> tuple[bool, int]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            sample([Source("metrics", 0.01, read)], time.perf_counter, lambda *a: None, stop))
+        while not reads:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.005)  # in the middle of a read
+        done, _ = await asyncio.wait({asyncio.ensure_future(stop_sampling(task, stop))},
+                                     timeout=2.0)
+        task.cancel()  # the second cancel, for the test's own exit
+        return bool(done), reads
+
+    stopped, count = asyncio.run(main())
+    assert swallowed == 1 and stopped
+    assert count == reads  # nothing was read after it stopped

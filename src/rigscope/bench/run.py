@@ -148,6 +148,7 @@ class Watcher:
     level (one transaction), so no commit competes with the load's own timing."""
 
     task: asyncio.Task[None]
+    stopping: asyncio.Event
     pool: Pool
     store: Store
     run_id: str
@@ -178,8 +179,7 @@ class Watcher:
         self.samples.clear()
 
     async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        await telemetry.stop_sampling(self.task, self.stopping)
         await self.pool.close()
         self.flush()
 
@@ -201,9 +201,11 @@ async def _start_telemetry(config: BenchConfig, target: Target, store: Store, ru
         return None
 
     samples: list[tuple[float, str, dict[str, float]]] = []
+    stopping = asyncio.Event()
     task = asyncio.create_task(telemetry.sample(
-        sources, pool.clock, lambda t, source, data: samples.append((t, source, data))))
-    return Watcher(task, pool, store, run_id, samples, sources=sources)
+        sources, pool.clock, lambda t, source, data: samples.append((t, source, data)),
+        stopping))
+    return Watcher(task, stopping, pool, store, run_id, samples, sources=sources)
 
 
 async def _search(level: Callable[[LevelSpec], Any], slo: Slo, base: LevelSpec) -> None:

@@ -243,19 +243,31 @@ async def detect(pool: Pool, api: str, headers: dict[str, str], local: bool,
 
 
 async def sample(sources: list[Source], clock: Callable[[], float],
-                 store: Callable[[float, str, dict[str, float]], None]) -> None:
-    """Poll every source at its period until cancelled; a failed read is skipped. Each
-    sample carries the time its answer arrived, so a counter read at or before a moment
-    holds nothing that happened after it."""
+                 store: Callable[[float, str, dict[str, float]], None],
+                 stop: asyncio.Event) -> None:
+    """Poll every source at its period until `stop` is set (see stop_sampling); a failed read
+    is skipped. Each sample carries the time its answer arrived, so a counter read at or
+    before a moment holds nothing that happened after it."""
     async def loop(src: Source) -> None:
-        while True:
+        while not stop.is_set():
             t = clock()
             try:
                 data = await src.read()
             except (HTTPFailure, ValueError, UnicodeDecodeError, OSError):
                 data = {}
+            if stop.is_set():
+                return
             if data:
                 store(clock(), src.name, data)
             await asyncio.sleep(max(0.0, src.period_s - (clock() - t)))
 
     await asyncio.gather(*(loop(s) for s in sources))
+
+
+async def stop_sampling(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Stop a `sample` task. The flag is what ends it: on Python 3.11 a cancellation can be
+    lost inside asyncio.wait_for when the read it wraps completes at that moment (as one does
+    when the server dies), and a sampler relying on the cancel alone then polls forever."""
+    stop.set()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
