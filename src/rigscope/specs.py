@@ -16,24 +16,24 @@ class Tensor:
     ggml_type: str | None = None  # exact type when read from a GGUF file
     nbytes: int | None = None  # exact size when read from a GGUF file
     offset: int | None = None  # where its data starts in the GGUF file
+    # set once at creation (placement reads them for every tensor, many times)
+    n_elements: int = field(init=False, repr=False, compare=False)
+    # llama-quantize quantizes it (tensor_allows_quantization): 2-D and 3-D weights, not
+    # norms, MoE routers, Mamba's convolution or MiniMax's indexer projections, which stay
+    # F32 as converters write them
+    quantizable: bool = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def n_elements(self) -> int:
+    def __post_init__(self) -> None:
         n = 1
         for d in self.shape:
             n *= d
-        return n
-
-    @cached_property
-    def quantizable(self) -> bool:
-        """llama-quantize quantizes it (tensor_allows_quantization): 2-D and 3-D weights,
-        not norms, MoE routers, Mamba's convolution or MiniMax's indexer projections, which
-        stay F32 as converters write them."""
         name = self.name
-        return (len(self.shape) >= 2 and name.endswith("weight") and "_norm.weight" not in name
-                and "ffn_gate_inp.weight" not in name and "ssm_conv1d" not in name
-                and "shortconv.conv" not in name and "indexer.k_proj" not in name
-                and "indexer.q_proj" not in name and "tid2eid" not in name)
+        object.__setattr__(self, "n_elements", n)
+        object.__setattr__(self, "quantizable", (
+            len(self.shape) >= 2 and name.endswith("weight") and "_norm.weight" not in name
+            and "ffn_gate_inp.weight" not in name and "ssm_conv1d" not in name
+            and "shortconv.conv" not in name and "indexer.k_proj" not in name
+            and "indexer.q_proj" not in name and "tid2eid" not in name))
 
 
 @dataclass(frozen=True)

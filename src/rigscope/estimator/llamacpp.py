@@ -62,7 +62,6 @@ class Bucket:
     layer: int  # as TensorPart.layer
     fractions: frozenset[str]
     user: int | None  # the buffer a user override names
-    names: tuple[str, ...]
     nbytes: int
     active: int
     params: int
@@ -515,32 +514,34 @@ def buckets(model: ModelSpec, quant: Quant, users: tuple[int | None, ...] | None
             ) -> list[Bucket]:
     """The tensors of `model` at `quant` in buckets (memoized: a plan places a model many
     times); `users`: the buffer a user override names, per tensor part."""
-    parts = mem.tensor_parts(model, quant)
-    classes = _classes(model, len(parts))
-    groups: dict[tuple[int, frozenset[str], int | None], list[int]] = {}
-    for i, part in enumerate(parts):
-        groups.setdefault((part.layer, classes[i][0], users[i] if users else None),
-                          []).append(i)
+    sizes = mem.tensors_bytes(model, quant)
+    used = model.experts_used / model.experts if model.experts else 1.0
     out = []
-    for (layer, frac, user), idx in groups.items():
-        ps = [parts[i] for i in idx]
-        out.append(Bucket(
-            layer=layer, fractions=frac, user=user, names=tuple(x.name for x in ps),
-            nbytes=sum(x.nbytes for x in ps), active=sum(x.active for x in ps),
-            params=sum(x.params for x in ps),
-            routed_bytes=sum(x.nbytes for x in ps if x.routed),
-            routed_params=sum(x.routed_params for x in ps),
-            largest_matmul=max((parts[i].nbytes for i in idx if classes[i][1]), default=0)))
+    for g in _groups(model, users):
+        nbytes = active = routed = largest = 0
+        for j, is_routed, matmul in g.members:
+            b = sizes[j][0]
+            nbytes += b
+            if is_routed:
+                active += int(b * used)
+                routed += b
+            else:
+                active += b
+            if matmul and b > largest:
+                largest = b
+        fractions, user = g.key
+        out.append(Bucket(layer=g.layer, fractions=fractions, user=user,  # type: ignore[arg-type]
+                          nbytes=nbytes, active=active, params=g.params, routed_bytes=routed,
+                          routed_params=g.routed_params, largest_matmul=largest))
     return out
 
 
 @by_model
-def _classes(model: ModelSpec, n: int) -> list[tuple[frozenset[str], bool]]:
-    """Per tensor part (n of them): the fit fractions matching it and whether it is a
-    matrix, which do not depend on the quantization."""
-    names = mem.part_names(model)
-    assert len(names) == n
-    return [_by_suffix(_BLOCK.sub("blk.N.", name)) for name in names]
+def _groups(model: ModelSpec, users: tuple[int | None, ...] | None) -> tuple[mem.PartGroup, ...]:
+    """The buckets' members, which do not depend on the quantization."""
+    classes = [_by_suffix(_BLOCK.sub("blk.N.", name)) for name in mem.part_names(model)]
+    keys = [(c[0], users[i] if users else None) for i, c in enumerate(classes)]
+    return mem.group_parts(model, keys, [c[1] for c in classes])
 
 
 _BLOCK = re.compile(r"^blk\.\d+\.")

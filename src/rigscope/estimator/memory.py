@@ -69,63 +69,100 @@ def layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     return _layer_weights(model, quant)
 
 
-def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
+class _Slots(NamedTuple):
+    """Where each tensor of a model counts, whatever the quantization."""
+
+    slot: tuple[int, ...]  # its layer (0..n-1); TOKEN_EMBD, OUTPUT or OTHER outside them
+    routed: tuple[bool, ...]  # a routed expert tensor (its name has "_exps")
+    active_params_per_layer: tuple[int, ...]
+    routed_params_per_layer: tuple[int, ...]
+    output_params: int
+
+
+TOKEN_EMBD, OUTPUT, OTHER = -1, -2, -3
+
+
+@by_model
+def _slots(model: ModelSpec) -> _Slots:
     n = model.layers
-    per_layer, active, active_params = [0] * n, [0] * n, [0] * n
-    routed, routed_params = [0] * n, [0] * n
-    embd = output = output_unique = other = output_params = 0
-    types: dict[str, int] = {}
-    for t, (nbytes, ty) in zip(model.tensors, tensors_bytes(model, quant), strict=True):
-        types[ty] = types.get(ty, 0) + nbytes
+    slot, routed = [], []
+    active_params, routed_params = [0] * n, [0] * n
+    output_params = 0
+    for t in model.tensors:
+        r = "_exps" in t.name
+        routed.append(r)
         if t.layer is not None and t.layer < n:
-            per_layer[t.layer] += nbytes
-            used = model.experts_used / model.experts if "_exps" in t.name else 1.0
-            active[t.layer] += int(nbytes * used)
-            if "_exps" in t.name:
-                routed[t.layer] += nbytes
+            slot.append(t.layer)
+            if r:
                 routed_params[t.layer] += t.n_elements
-            active_params[t.layer] += int(t.n_elements * used)
+                active_params[t.layer] += int(t.n_elements * (model.experts_used
+                                                               / model.experts))
+            else:
+                active_params[t.layer] += t.n_elements
         elif t.name == "token_embd.weight":
-            embd = nbytes
+            slot.append(TOKEN_EMBD)
             if model.tie_embeddings:
                 output_params += t.n_elements
         elif t.name.startswith("output"):
-            output += nbytes
-            output_unique += nbytes
+            slot.append(OUTPUT)
             output_params += t.n_elements
         else:
+            slot.append(OTHER)
+    return _Slots(tuple(slot), tuple(routed), tuple(active_params), tuple(routed_params),
+                  output_params)
+
+
+def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
+    n = model.layers
+    st = _slots(model)
+    used = model.experts_used / model.experts if model.experts else 1.0
+    per_layer, active, routed = [0] * n, [0] * n, [0] * n
+    embd = output = other = 0
+    types: dict[str, int] = {}
+    for (nbytes, ty), slot, r in zip(tensors_bytes(model, quant), st.slot, st.routed,
+                                     strict=True):
+        types[ty] = types.get(ty, 0) + nbytes
+        if slot >= 0:
+            per_layer[slot] += nbytes
+            if r:
+                active[slot] += int(nbytes * used)
+                routed[slot] += nbytes
+            else:
+                active[slot] += nbytes
+        elif slot == TOKEN_EMBD:
+            embd = nbytes
+        elif slot == OUTPUT:
+            output += nbytes
+        else:
             other += nbytes
+    output_unique = output
     if model.tie_embeddings:
         output += embd  # llama.cpp loads the tied matrix again for the output layer
     return LayerWeights(
         per_layer=tuple(per_layer), token_embd=embd, output=output, output_unique=output_unique,
         other=other, types=types, active_per_layer=tuple(active),
-        active_params_per_layer=tuple(active_params), routed_per_layer=tuple(routed),
-        routed_params_per_layer=tuple(routed_params),
-        output_params=output_params,
+        active_params_per_layer=st.active_params_per_layer, routed_per_layer=tuple(routed),
+        routed_params_per_layer=st.routed_params_per_layer, output_params=st.output_params,
     )
 
 
-class TensorPart(NamedTuple):
-    """One weight tensor as placement sees it: where it belongs and what a token reads."""
+class PartGroup(NamedTuple):
+    """Tensor parts placed together (llamacpp's buckets): their layer (as part_layers
+    numbers them), key and members, each (tensor index, routed, a matrix)."""
 
-    name: str
-    layer: int  # its block; `layers` for the output layer; -1 token_embd; -2 others
-    nbytes: int
-    active: int  # bytes one token reads (a routed expert tensor: the experts it uses)
+    layer: int
+    key: tuple[object, ...]
+    members: tuple[tuple[int, bool, bool], ...]
     params: int  # weights one token multiplies (2 FLOPs each)
-    routed: bool  # a routed-expert tensor (blk.N.ffn_*_exps)
-    routed_params: int  # all of its weights when routed
+    routed_params: int  # all of the routed experts' weights
 
 
-@by_model
-def tensor_parts(model: ModelSpec, quant: Quant) -> tuple[TensorPart, ...]:
-    """Every weight tensor at `quant`, with a tied LM head as a second part of the output
-    layer (llama.cpp loads the embedding matrix again there) (memoized)."""
+def part_layers(model: ModelSpec) -> list[tuple[int, int, str]]:
+    """Every weight tensor as placement sees it, (tensor index, block, name), with a tied LM
+    head as a second part of the output layer (llama.cpp loads the embedding matrix again
+    there). Blocks: the layer; `layers` for the output layer; -1 token_embd; -2 others."""
     n, out = model.layers, []
-    for t, (nbytes, _) in zip(model.tensors, tensors_bytes(model, quant), strict=True):
-        routed = "_exps" in t.name and t.layer is not None
-        used = model.experts_used / model.experts if routed else 1.0
+    for j, t in enumerate(model.tensors):
         if t.layer is not None and t.layer < n:
             layer = t.layer
         elif t.name == "token_embd.weight":
@@ -134,22 +171,37 @@ def tensor_parts(model: ModelSpec, quant: Quant) -> tuple[TensorPart, ...]:
             layer = n
         else:
             layer = -2
-        out.append(TensorPart(t.name, layer, nbytes, int(nbytes * used),
-                              int(t.n_elements * used) if layer >= 0 else 0, routed,
-                              t.n_elements if routed else 0))
+        out.append((j, layer, t.name))
         if layer == -1 and model.tie_embeddings:
-            out.append(TensorPart("output.weight", n, nbytes, nbytes, t.n_elements, False, 0))
-    return tuple(out)
+            out.append((j, n, "output.weight"))
+    return out
+
+
+def group_parts(model: ModelSpec, keys: Sequence[tuple[object, ...]],
+                matmul: Sequence[bool]) -> tuple[PartGroup, ...]:
+    """The parts of part_layers grouped by (block, key), in order of first appearance."""
+    used = model.experts_used / model.experts if model.experts else 1.0
+    members: dict[tuple[object, ...], list[tuple[int, bool, bool]]] = {}
+    params: dict[tuple[object, ...], list[int]] = {}
+    tensors = model.tensors
+    for (j, layer, name), key, mm in zip(part_layers(model), keys, matmul, strict=True):
+        t = tensors[j]
+        tied_head = name != t.name
+        routed = not tied_head and "_exps" in name and t.layer is not None
+        k = (layer, *key)
+        members.setdefault(k, []).append((j, routed, mm))
+        acc = params.setdefault(k, [0, 0])
+        if layer >= 0:
+            acc[0] += int(t.n_elements * used) if routed else t.n_elements
+        if routed:
+            acc[1] += t.n_elements
+    return tuple(PartGroup(k[0], k[1:], tuple(m), *params[k])  # type: ignore[arg-type]
+                 for k, m in members.items())
 
 
 def part_names(model: ModelSpec) -> list[str]:
-    """The names of tensor_parts' parts, in order, whatever the quantization."""
-    out = []
-    for t in model.tensors:
-        out.append(t.name)
-        if t.name == "token_embd.weight" and model.tie_embeddings:
-            out.append("output.weight")
-    return out
+    """The names of part_layers' parts, in order, whatever the quantization."""
+    return [name for _, _, name in part_layers(model)]
 
 
 _NOT_MATMUL = ("norm", "conv1d", "gate_inp", "ssm_a", "ssm_d", "ssm_dt", "exp_probs", "sinks")
@@ -520,6 +572,7 @@ def mamba_compute_bytes(model: ModelSpec, T: int, batch: int) -> int:
 FFN_TOKEN_BYTES = {"kimi-k3": (8, 18)}
 
 
+@by_model
 def ungated_ffn(model: ModelSpec) -> bool:
     """Dense FFNs without a gate projection (ReLU^2 or GELU MLPs: Arcee, Nemotron): their
     peak is 4 bytes per FFN channel and 16 per hidden value per ubatch token (fitted to

@@ -69,39 +69,48 @@ def _is_70b(model: ModelSpec) -> bool:
 @by_model
 def gguf_types(model: ModelSpec, mix: Quant) -> dict[str, str]:
     """The ggml type of every tensor of `model` in a GGUF of this mix (memoized)."""
+    return dict(zip((t.name for t in model.tensors), _types(model, mix), strict=True))
+
+
+@by_model
+def categories(model: ModelSpec) -> tuple[str, ...]:
+    """category() of every tensor of `model`, in order (memoized: every mix asks)."""
+    return tuple(category(t.name) for t in model.tensors)
+
+
+@by_model
+def _types(model: ModelSpec, mix: Quant) -> tuple[str, ...]:
+    """The ggml type of every tensor, in order (memoized)."""
     return _assign(model, mix)
 
 
-def _assign(model: ModelSpec, mix: Quant) -> dict[str, str]:
+def _assign(model: ModelSpec, mix: Quant) -> tuple[str, ...]:
     a = model.architecture
     name = mix.name
     default = _DEFAULT_TYPE.get(name, mix.base)
-    tensors = model.tensors
+    tensors, cats = model.tensors, categories(model)
     tied = not any(t.name == "output.weight" for t in tensors)
     # the file's counts include its multi-token-prediction layers (not loaded, so not among
     # the model's tensors): one attention V each
-    n_wv = sum(1 for t in tensors if category(t.name) in ("attn_v", "attn_qkv", "attn_kv_b")
-               ) + a.nextn_layers
+    n_wv = sum(1 for c in cats if c in ("attn_v", "attn_qkv", "attn_kv_b")) + a.nextn_layers
     n_layer = a.layers + a.nextn_layers
     experts = a.moe.experts if a.moe else 0
     gqa = a.heads // max(a.kv_heads, 1) if a.kv_heads else 1
+    is_70b = _is_70b(model)
     counters = {"wv": 0, "ffn_down": 0, "ffn_gate": 0, "ffn_up": 0}
-    out: dict[str, str] = {}
-    for t in tensors:
+    out: list[str] = []
+    for t, cat in zip(tensors, cats, strict=True):
         if a.native_experts and "_exps.weight" in t.name:
-            out[t.name] = a.native_experts
-            continue
-        if not t.quantizable:  # as converters write them (DeepSeek-V4's routing table: I32)
-            out[t.name] = "I32" if t.name.endswith("tid2eid.weight") else "F32"
-            continue
-        if name in _UNQUANTIZED:
-            out[t.name] = default
-            continue
-        cat = category(t.name)
-        new = _impl(name, default, t, cat, tied, n_wv, n_layer, experts, gqa,
-                    _is_70b(model), counters)
-        out[t.name] = _fallback(t, new)
-    return out
+            out.append(a.native_experts)
+        elif not t.quantizable:  # as converters write them (DeepSeek-V4's routing table: I32)
+            out.append("I32" if t.name.endswith("tid2eid.weight") else "F32")
+        elif name in _UNQUANTIZED:
+            out.append(default)
+        else:
+            new = _impl(name, default, t, cat, tied, n_wv, n_layer, experts, gqa, is_70b,
+                        counters)
+            out.append(_fallback(t, new))
+    return tuple(out)
 
 
 def _layer_of(t: Tensor) -> int:
@@ -258,15 +267,14 @@ def tensors_bytes(model: ModelSpec, quant: Quant) -> tuple[tuple[int, str], ...]
     if quant.kind != "gguf":
         return tuple(tensor_bytes(model, quant, t) for t in model.tensors)
     own = model.file_type == quant.name
-    types, table = gguf_types(model, quant), ggml_types()
+    table = ggml_types()
     out = []
-    for t in model.tensors:
+    for t, ty in zip(model.tensors, _types(model, quant), strict=True):
         if own and t.nbytes is not None and t.ggml_type is not None:
             out.append((t.nbytes, t.ggml_type))
             continue
-        ty = types.get(t.name) or "F32"
-        rows = t.shape[0]
-        out.append((table[ty].row_bytes(rows) * (t.n_elements // rows), ty))
+        g, rows = table[ty], t.shape[0]
+        out.append((rows // g.block * g.bytes * (t.n_elements // rows), ty))
     return tuple(out)
 
 
