@@ -19,6 +19,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from rigscope.errors import RigscopeError
 from rigscope.estimator import memory as mem
 from rigscope.estimator.common import RUNTIME_OVERHEAD, result, weights_basis
@@ -52,22 +54,6 @@ class Config:
     ngl: int
     split: tuple[float, ...]  # -ts weights per GPU (layer counts when fit chose them)
     partial: tuple[tuple[int, str, int], ...] = ()  # (layer, fraction, buffer)
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """Tensors of one layer that every placement keeps together: the same fit fractions
-    match them and the same user override (if any) names them."""
-
-    layer: int  # as TensorPart.layer
-    fractions: frozenset[str]
-    user: int | None  # the buffer a user override names
-    nbytes: int
-    active: int
-    params: int
-    routed_bytes: int
-    routed_params: int
-    largest_matmul: int  # the largest matrix among them (op offload copies it)
 
 
 @dataclass(frozen=True)
@@ -105,6 +91,7 @@ class Placer:
         self.kv_swa = [c if a.is_swa(il) else 0 for il, c in enumerate(cell)]
         self.state = [mem.recurrent_state_bytes(m, 1, il) for il in range(self.L)]
         self._kv: dict[int, list[int]] = {}
+        self._kv_cols: dict[int, np.ndarray] = {}
         self._compute: dict[tuple[int, bool, bool, bool, bool], int] = {}
 
     # --- the user's knobs ------------------------------------------------------------------
@@ -169,6 +156,14 @@ class Placer:
                 self.model, context, r.batch, r.kv_type, r.offload.ubatch, r.flash_attn)
         return self._kv[context]
 
+    def _kv_matrix(self, context: int) -> np.ndarray:
+        """Per layer: its cache, full-attention and sliding cache per token, state."""
+        if context not in self._kv_cols:
+            self._kv_cols[context] = np.array(
+                [self.kv_layers(context), self.kv_full, self.kv_swa, self.state],
+                dtype=np.float64).reshape(4, self.L).T
+        return self._kv_cols[context]
+
     def _compute_bytes(self, context: int, has_output: bool, has_layers: bool,
                        pipeline: bool, host_only: bool = False) -> int:
         key = (context, has_output, has_layers, pipeline, host_only)
@@ -182,37 +177,36 @@ class Placer:
         return self._compute[key]
 
     def layout(self, cfg: Config, context: int) -> Layout:
-        req, m, L = self.req, self.model, self.L
+        req, m, L, c = self.req, self.model, self.L, self.buckets
         assign = layer_devices(L, cfg.split, cfg.ngl)
-        partial = {il: (frac, buf) for il, frac, buf in cfg.partial}
         n = len(self.gpus)
-        buffers = []
-        for bk in self.buckets:
-            if bk.layer == -1:
-                b = HOST  # token embeddings stay in host memory
-            elif bk.layer == -2:
-                b = 0 if n and assign[0] == 0 else HOST
-            elif bk.user is not None:
-                b = bk.user
-            elif bk.layer in partial and partial[bk.layer][0] in bk.fractions:
-                b = partial[bk.layer][1]
-            else:
-                b = assign[bk.layer]
-            buffers.append(b)
+        assigned = np.array(assign)
+        block = np.clip(c.layer, 0, L)
+        buf = assigned[block]
+        if cfg.partial:  # fit's overrides: a layer's tensors of one fraction elsewhere
+            code, where = np.full(L + 1, -1), np.zeros(L + 1, dtype=np.int64)
+            for il, frac, b in cfg.partial:
+                code[il], where[il] = FRACTION_BIT[frac], b
+            bit = code[block]
+            moved = (bit >= 0) & (((c.fraction_bits >> np.maximum(bit, 0)) & 1) == 1)
+            buf = np.where(moved, where[block], buf)
+        if c.any_user:
+            buf = np.where(c.has_user, c.user, buf)
+        buf = np.where(c.layer == -1, HOST, buf)  # token embeddings stay in host memory
+        buf = np.where(c.layer == -2, 0 if n and assign[0] == 0 else HOST, buf)
         pipeline = n > 1 and assign[0] >= 0 and not self.patterns and not cfg.partial
         # GPU backends compute big batches of host-held weights themselves (op offload):
         # the first GPU's compute buffer holds copies of the largest ones
-        host_w = max((bk.largest_matmul for bk, b in zip(self.buckets, buffers, strict=True)
-                      if b == HOST and bk.layer >= 0), default=0)
+        host_w = int(c.largest_matmul[(buf == HOST) & (c.layer >= 0)].max(initial=0))
         offload = (OP_OFFLOAD_COPIES * host_w
                    if host_w and n and not self.rig.shared_memory
                    and mem.ubatch(context, req.batch, req.offload.ubatch)
                    >= OP_OFFLOAD_MIN_BATCH else 0)
-        uses = self._uses(buffers, assign, context)
+        uses = self._uses(buf, assigned, context)
+        held = set(assign[:L])
         devices = []
         for d, g in enumerate(self.gpus):
-            has_layers = any(assign[il] == d for il in range(L))
-            has_output = assign[L] == d
+            has_layers, has_output = d in held, assign[L] == d
             compute = self._compute_bytes(context, has_output, has_layers, pipeline) \
                 if has_layers or has_output else 0
             if d == 0:
@@ -220,7 +214,7 @@ class Placer:
             devices.append(DeviceUse(id=g.id, capacity_bytes=self.caps[d],
                                      compute_bytes=compute,
                                      overhead_bytes=RUNTIME_OVERHEAD[g.backend], **uses[d]))
-        cpu_layers = any(assign[il] == HOST for il in range(L))
+        cpu_layers = HOST in held
         if cpu_layers or assign[L] == HOST:
             host_compute = self._compute_bytes(context, assign[L] == HOST, cpu_layers, False)
         else:
@@ -232,48 +226,31 @@ class Placer:
         # one, neither of which repacks (--no-host would change that): no copy
         host = DeviceUse(id="host", capacity_bytes=host_cap, compute_bytes=host_compute,
                          overhead_bytes=mem.output_buffer_bytes(m, req.batch), **uses[HOST])
-        return Layout(cfg, context, assign, buffers, devices, host)
+        return Layout(cfg, context, assign, buf.tolist(), devices, host)
 
-    def _uses(self, buffers: list[int], assign: list[int], context: int
+    def _uses(self, buf: np.ndarray, assigned: np.ndarray, context: int
               ) -> dict[int, dict[str, int]]:
         """Each buffer's weights, caches and what a token reads there (DeviceUse fields)."""
-        L, n = self.L, len(self.gpus) + 1  # index b + 1: HOST is 0
-        weights, params, routed, routed_p, read, out_p = ([0] * n for _ in range(6))
-        holders: list[set[int]] = [set() for _ in range(L)]
-        moe: list[set[int]] = [set() for _ in range(n)]
-        for bk, b in zip(self.buckets, buffers, strict=True):
-            i, layer = b + 1, bk.layer
-            weights[i] += bk.nbytes
-            params[i] += bk.params
-            if bk.routed_bytes:
-                routed[i] += bk.routed_bytes
-                routed_p[i] += bk.routed_params
-                moe[i].add(layer)
-            if layer >= 0:
-                read[i] += bk.active
-                if layer == L:
-                    out_p[i] += bk.params
-                else:
-                    holders[layer].add(i)
-        layers, split = [0] * n, [0] * n
-        for held in holders:
-            for i in held:
-                layers[i] += 1
-                if len(held) > 1:
-                    split[i] += 1
-        kvb, full, swa, state = ([0] * n for _ in range(4))
-        kv = self.kv_layers(context)
-        for il in range(L):
-            i = assign[il] + 1
-            kvb[i] += kv[il]
-            full[i] += self.kv_full[il]
-            swa[i] += self.kv_swa[il]
-            state[i] += self.state[il]
+        L, n, c = self.L, len(self.gpus) + 1, self.buckets  # index b + 1: HOST is 0
+        at = buf + 1
+        sums = (at == np.arange(n)[:, None]).astype(np.float64) @ c.sums
+        # the layers each buffer holds tensors of, and those it shares with another
+        holds = np.zeros((L, n), dtype=bool)
+        holds[c.block_layer, at[c.in_block]] = True
+        layers = holds.sum(axis=0)
+        split = holds[holds.sum(axis=1) > 1].sum(axis=0)
+        experts = np.zeros((L + 3, n), dtype=bool)
+        experts[c.routed_row, at[c.routed]] = True
+        moe = experts.sum(axis=0)
+        kv = (assigned[:L] + 1 == np.arange(n)[:, None]).astype(np.float64) \
+            @ self._kv_matrix(context)
         return {i - 1: dict(
-            weights_bytes=weights[i], kv_bytes=kvb[i], layers=layers[i], read_bytes=read[i],
-            routed_bytes=routed[i], routed_params=routed_p[i], moe_layers=len(moe[i]),
-            params=params[i], output_params=out_p[i], kv_token_bytes=full[i],
-            swa_token_bytes=swa[i], state_read_bytes=state[i], split_layers=split[i],
+            weights_bytes=int(sums[i, 0]), kv_bytes=int(kv[i, 0]), layers=int(layers[i]),
+            read_bytes=int(sums[i, 4]), routed_bytes=int(sums[i, 2]),
+            routed_params=int(sums[i, 3]), moe_layers=int(moe[i]), params=int(sums[i, 1]),
+            output_params=int(sums[i, 5]), kv_token_bytes=int(kv[i, 1]),
+            swa_token_bytes=int(kv[i, 2]), state_read_bytes=int(kv[i, 3]),
+            split_layers=int(split[i]),
         ) for i in range(n)}
 
     # --- llama.cpp's --fit --------------------------------------------------------------------
@@ -472,19 +449,15 @@ class Placer:
         return lo
 
     def fit_info(self, lay: Layout, method: str, reduced_from: int | None) -> FitInfo:
-        L = self.L
-        on_host: dict[int, set[bool]] = {}
-        on_gpu: dict[int, bool] = {}
-        for bk, b in zip(self.buckets, lay.buffers, strict=True):
-            if 0 <= bk.layer < L:
-                if b == HOST:
-                    on_host.setdefault(bk.layer, set()).add(bk.routed_bytes > 0)
-                else:
-                    on_gpu[bk.layer] = True
+        L, bk = self.L, self.buckets
+        host = np.array(lay.buffers) == HOST
+        on_host = set(bk.layer[bk.in_block & host].tolist())
+        on_gpu = set(bk.layer[bk.in_block & ~host].tolist())
+        host_experts = set(bk.layer[bk.in_block & host & bk.routed].tolist())
         full = tuple(il for il in range(L) if il not in on_host)
         cpu = tuple(il for il in range(L) if il not in on_gpu)
         dense_only = tuple(il for il in range(L) if il in on_host and il in on_gpu)
-        experts = tuple(il for il in range(L) if True in on_host.get(il, set()))
+        experts = tuple(il for il in range(L) if il in host_experts)
         return FitInfo(
             context=lay.context, context_reduced_from=reduced_from,
             n_gpu_layers=lay.config.ngl if self.gpus else 0,
@@ -503,20 +476,47 @@ class Placer:
             if il < self.L:
                 groups.setdefault((frac, buf), []).append(il)
         for (frac, buf), layers in groups.items():
-            if any(frac in bk.fractions for bk in self.buckets if bk.layer in layers):
+            bk = self.buckets
+            if (np.isin(bk.layer, layers) & (bk.fraction_bits >> FRACTION_BIT[frac] & 1 == 1)
+                    ).any():
                 name = "CPU" if buf == HOST else f"{self._backend_name()}{buf}"
                 out.append(f"blk\\.({'|'.join(map(str, layers))})\\.{FRACTIONS[frac]}={name}")
         return out
 
 
+FRACTION_BIT = {name: i for i, name in enumerate(FRACTIONS)}
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """The tensors of a model in buckets that every placement keeps together (the same fit
+    fractions match them and the same user override, if any, names them), as arrays: one
+    entry per bucket."""
+
+    layer: np.ndarray  # as memory.part_layers numbers blocks
+    fraction_bits: np.ndarray  # bit FRACTION_BIT[f] set for each fraction matching
+    user: np.ndarray  # the buffer a user override names (where has_user)
+    has_user: np.ndarray
+    any_user: bool
+    in_block: np.ndarray  # a repeating layer's (0 <= layer < L)
+    block_layer: np.ndarray  # the layer of those
+    routed: np.ndarray  # holds routed experts
+    routed_row: np.ndarray  # the layer of those, + 2 (a row from 0)
+    # weights, params, routed bytes, routed params, bytes a token reads (layers and the
+    # output layer), the output layer's params: what placements sum per buffer
+    sums: np.ndarray
+    largest_matmul: np.ndarray  # the largest matrix among them (op offload copies it)
+
+
 @by_model
 def buckets(model: ModelSpec, quant: Quant, users: tuple[int | None, ...] | None
-            ) -> list[Bucket]:
+            ) -> Buckets:
     """The tensors of `model` at `quant` in buckets (memoized: a plan places a model many
     times); `users`: the buffer a user override names, per tensor part."""
     sizes = mem.tensors_bytes(model, quant)
     used = model.experts_used / model.experts if model.experts else 1.0
-    out = []
+    L = model.layers
+    rows, largest_matmul = [], []
     for g in _groups(model, users):
         nbytes = active = routed = largest = 0
         for j, is_routed, matmul in g.members:
@@ -529,22 +529,47 @@ def buckets(model: ModelSpec, quant: Quant, users: tuple[int | None, ...] | None
                 active += b
             if matmul and b > largest:
                 largest = b
-        fractions, user = g.key
-        out.append(Bucket(layer=g.layer, fractions=fractions, user=user,  # type: ignore[arg-type]
-                          nbytes=nbytes, active=active, params=g.params, routed_bytes=routed,
-                          routed_params=g.routed_params, largest_matmul=largest))
-    return out
+        rows.append((nbytes, g.params, routed, g.routed_params,
+                     active if g.layer >= 0 else 0, g.params if g.layer == L else 0))
+        largest_matmul.append(largest)
+    return dataclasses.replace(
+        _bucket_keys(model, users),
+        sums=np.array(rows, dtype=np.float64).reshape(len(rows), 6),
+        largest_matmul=np.array(largest_matmul, dtype=np.int64))
+
+
+@by_model
+def _bucket_keys(model: ModelSpec, users: tuple[int | None, ...] | None) -> Buckets:
+    """What does not depend on the quantization (the sizes left empty)."""
+    groups = _groups(model, users)
+    layer = np.array([g.layer for g in groups], dtype=np.int64)
+    user = np.array([HOST if g.key[1] is None else g.key[1] for g in groups], dtype=np.int64)
+    has_user = np.array([g.key[1] is not None for g in groups], dtype=bool) & (layer >= 0)
+    bits = np.array([sum(1 << FRACTION_BIT[f] for f in g.key[0]) for g in groups],
+                    dtype=np.int64)
+    in_block = (layer >= 0) & (layer < model.layers)
+    routed = np.array([any(m[1] for m in g.members) for g in groups], dtype=bool)
+    empty = np.zeros(0)
+    return Buckets(layer=layer, fraction_bits=bits, user=user, has_user=has_user,
+                   any_user=bool(has_user.any()), in_block=in_block,
+                   block_layer=layer[in_block], routed=routed, routed_row=layer[routed] + 2,
+                   sums=empty, largest_matmul=empty)
 
 
 @by_model
 def _groups(model: ModelSpec, users: tuple[int | None, ...] | None) -> tuple[mem.PartGroup, ...]:
     """The buckets' members, which do not depend on the quantization."""
-    classes = [_by_suffix(_BLOCK.sub("blk.N.", name)) for name in mem.part_names(model)]
+    classes = [_classify(name) for name in mem.part_names(model)]
     keys = [(c[0], users[i] if users else None) for i, c in enumerate(classes)]
     return mem.group_parts(model, keys, [c[1] for c in classes])
 
 
 _BLOCK = re.compile(r"^blk\.\d+\.")
+
+
+@functools.cache  # names repeat across models: cached whole
+def _classify(name: str) -> tuple[frozenset[str], bool]:
+    return _by_suffix(_BLOCK.sub("blk.N.", name))
 
 
 @functools.cache
@@ -555,7 +580,7 @@ def _by_suffix(suffix: str) -> tuple[frozenset[str], bool]:
 
 def fractions(name: str) -> frozenset[str]:
     """The fit fractions whose pattern matches a tensor (the same in every block)."""
-    return _by_suffix(_BLOCK.sub("blk.N.", name))[0]
+    return _classify(name)[0]
 
 
 
@@ -598,8 +623,9 @@ def place(req: Request, rig: Rig) -> MemoryEstimate:
     if not rig.devices:
         return _llamacpp_cpu_only(req, rig, placer, lay, kv_total, basis, info)
     gpus = rig.devices
-    host_layer_bytes = sum(bk.nbytes for bk, b in zip(placer.buckets, lay.buffers, strict=True)
-                           if b == HOST and 0 <= bk.layer <= L)
+    bk = placer.buckets
+    host_layer_bytes = int(bk.sums[(np.array(lay.buffers) == HOST) & (bk.layer >= 0)
+                                   & (bk.layer <= L), 0].sum())
     offloaded = L - len(info.full_gpu_layers)
     fits = all(d.fits for d in lay.devices) and offloaded == 0 and lay.assign[L] != HOST
     runs = lay.ok

@@ -151,17 +151,20 @@ class PartGroup(NamedTuple):
     numbers them), key and members, each (tensor index, routed, a matrix)."""
 
     layer: int
-    key: tuple[object, ...]
+    key: tuple[frozenset[str], int | None]  # the caller's: llamacpp's fractions, user buffer
     members: tuple[tuple[int, bool, bool], ...]
     params: int  # weights one token multiplies (2 FLOPs each)
     routed_params: int  # all of the routed experts' weights
 
 
-def part_layers(model: ModelSpec) -> list[tuple[int, int, str]]:
+@by_model
+def part_layers(model: ModelSpec) -> tuple[tuple[int, int, str], ...]:
     """Every weight tensor as placement sees it, (tensor index, block, name), with a tied LM
     head as a second part of the output layer (llama.cpp loads the embedding matrix again
-    there). Blocks: the layer; `layers` for the output layer; -1 token_embd; -2 others."""
-    n, out = model.layers, []
+    there). Blocks: the layer; `layers` for the output layer; -1 token_embd; -2 others
+    (memoized)."""
+    n = model.layers
+    out: list[tuple[int, int, str]] = []
     for j, t in enumerate(model.tensors):
         if t.layer is not None and t.layer < n:
             layer = t.layer
@@ -174,29 +177,30 @@ def part_layers(model: ModelSpec) -> list[tuple[int, int, str]]:
         out.append((j, layer, t.name))
         if layer == -1 and model.tie_embeddings:
             out.append((j, n, "output.weight"))
-    return out
+    return tuple(out)
 
 
-def group_parts(model: ModelSpec, keys: Sequence[tuple[object, ...]],
+def group_parts(model: ModelSpec, keys: Sequence[tuple[frozenset[str], int | None]],
                 matmul: Sequence[bool]) -> tuple[PartGroup, ...]:
     """The parts of part_layers grouped by (block, key), in order of first appearance."""
     used = model.experts_used / model.experts if model.experts else 1.0
-    members: dict[tuple[object, ...], list[tuple[int, bool, bool]]] = {}
-    params: dict[tuple[object, ...], list[int]] = {}
+    groups: dict[tuple[int, tuple[frozenset[str], int | None]],
+                 tuple[list[tuple[int, bool, bool]], list[int]]] = {}
     tensors = model.tensors
     for (j, layer, name), key, mm in zip(part_layers(model), keys, matmul, strict=True):
         t = tensors[j]
-        tied_head = name != t.name
-        routed = not tied_head and "_exps" in name and t.layer is not None
-        k = (layer, *key)
-        members.setdefault(k, []).append((j, routed, mm))
-        acc = params.setdefault(k, [0, 0])
+        routed = name == t.name and t.layer is not None and "_exps" in name  # not a tied head
+        k = (layer, key)
+        g = groups.get(k)
+        if g is None:
+            g = groups[k] = ([], [0, 0])
+        g[0].append((j, routed, mm))
         if layer >= 0:
-            acc[0] += int(t.n_elements * used) if routed else t.n_elements
+            g[1][0] += int(t.n_elements * used) if routed else t.n_elements
         if routed:
-            acc[1] += t.n_elements
-    return tuple(PartGroup(k[0], k[1:], tuple(m), *params[k])  # type: ignore[arg-type]
-                 for k, m in members.items())
+            g[1][1] += t.n_elements
+    return tuple(PartGroup(layer, key, tuple(m), p, r)
+                 for (layer, key), (m, (p, r)) in groups.items())
 
 
 def part_names(model: ModelSpec) -> list[str]:

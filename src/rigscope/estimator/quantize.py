@@ -30,6 +30,7 @@ _DEFAULT_TYPE = {"MXFP4_MOE": "MXFP4", "IQ2_S": "IQ2_XS", "IQ2_M": "IQ2_S", "IQ3
                  "IQ3_M": "IQ3_S", "Q2_K_S": "Q2_K"}  # where the mix's default type differs
 
 
+@functools.cache  # names repeat across models (blk.3.attn_q.weight): cached whole
 def category(name: str) -> str:
     """llama-quantize's broad category of a tensor, by name (tensor_get_category)."""
     return _category(_BLOCK.sub("blk.N.", name))
