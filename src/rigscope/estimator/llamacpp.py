@@ -513,51 +513,43 @@ def buckets(model: ModelSpec, quant: Quant, users: tuple[int | None, ...] | None
             ) -> Buckets:
     """The tensors of `model` at `quant` in buckets (memoized: a plan places a model many
     times); `users`: the buffer a user override names, per tensor part."""
-    sizes = mem.tensors_bytes(model, quant)
+    g = _groups(model, users)
     used = model.experts_used / model.experts if model.experts else 1.0
-    L = model.layers
-    rows, largest_matmul = [], []
-    for g in _groups(model, users):
-        nbytes = active = routed = largest = 0
-        for j, is_routed, matmul in g.members:
-            b = sizes[j][0]
-            nbytes += b
-            if is_routed:
-                active += int(b * used)
-                routed += b
-            else:
-                active += b
-            if matmul and b > largest:
-                largest = b
-        rows.append((nbytes, g.params, routed, g.routed_params,
-                     active if g.layer >= 0 else 0, g.params if g.layer == L else 0))
-        largest_matmul.append(largest)
-    return dataclasses.replace(
-        _bucket_keys(model, users),
-        sums=np.array(rows, dtype=np.float64).reshape(len(rows), 6),
-        largest_matmul=np.array(largest_matmul, dtype=np.int64))
+    part = mem.tensor_sizes(model, quant).nbytes[g.part_tensor]
+    pb = part.astype(np.float64)  # sums of integers below 2**53: exact
+    n = len(g.layer)
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(g.part_group, weights=values, minlength=n)
+
+    active = total(np.where(g.part_routed, np.trunc(pb * used), pb))
+    largest = np.zeros(n, dtype=np.int64)
+    np.maximum.at(largest, g.part_group[g.part_matmul], part[g.part_matmul])
+    sums = np.column_stack([
+        total(pb), g.params, total(np.where(g.part_routed, pb, 0.0)), g.routed_params,
+        np.where(g.layer >= 0, active, 0.0), np.where(g.layer == model.layers, g.params, 0.0)])
+    return dataclasses.replace(_bucket_keys(model, users), sums=sums, largest_matmul=largest)
 
 
 @by_model
 def _bucket_keys(model: ModelSpec, users: tuple[int | None, ...] | None) -> Buckets:
     """What does not depend on the quantization (the sizes left empty)."""
-    groups = _groups(model, users)
-    layer = np.array([g.layer for g in groups], dtype=np.int64)
-    user = np.array([HOST if g.key[1] is None else g.key[1] for g in groups], dtype=np.int64)
-    has_user = np.array([g.key[1] is not None for g in groups], dtype=bool) & (layer >= 0)
-    bits = np.array([sum(1 << FRACTION_BIT[f] for f in g.key[0]) for g in groups],
+    g = _groups(model, users)
+    layer = g.layer
+    user = np.array([HOST if u is None else u for _, u in g.keys], dtype=np.int64)
+    has_user = np.array([u is not None for _, u in g.keys], dtype=bool) & (layer >= 0)
+    bits = np.array([sum(1 << FRACTION_BIT[f] for f in fr) for fr, _ in g.keys],
                     dtype=np.int64)
     in_block = (layer >= 0) & (layer < model.layers)
-    routed = np.array([any(m[1] for m in g.members) for g in groups], dtype=bool)
     empty = np.zeros(0)
     return Buckets(layer=layer, fraction_bits=bits, user=user, has_user=has_user,
                    any_user=bool(has_user.any()), in_block=in_block,
-                   block_layer=layer[in_block], routed=routed, routed_row=layer[routed] + 2,
-                   sums=empty, largest_matmul=empty)
+                   block_layer=layer[in_block], routed=g.routed,
+                   routed_row=layer[g.routed] + 2, sums=empty, largest_matmul=empty)
 
 
 @by_model
-def _groups(model: ModelSpec, users: tuple[int | None, ...] | None) -> tuple[mem.PartGroup, ...]:
+def _groups(model: ModelSpec, users: tuple[int | None, ...] | None) -> mem.PartGroups:
     """The buckets' members, which do not depend on the quantization."""
     classes = [_classify(name) for name in mem.part_names(model)]
     keys = [(c[0], users[i] if users else None) for i, c in enumerate(classes)]

@@ -12,10 +12,12 @@ from functools import cached_property
 from itertools import accumulate
 from typing import NamedTuple, TypedDict
 
+import numpy as np
+
 from rigscope.catalog import ggml_types
 from rigscope.errors import RigscopeError
 from rigscope.estimator.memo import by_model
-from rigscope.estimator.quantize import tensor_bytes, tensors_bytes
+from rigscope.estimator.quantize import tensor_bytes, tensor_sizes
 from rigscope.estimator.repack import repacked
 from rigscope.specs import ModelSpec, Quant
 
@@ -72,8 +74,8 @@ def layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
 class _Slots(NamedTuple):
     """Where each tensor of a model counts, whatever the quantization."""
 
-    slot: tuple[int, ...]  # its layer (0..n-1); TOKEN_EMBD, OUTPUT or OTHER outside them
-    routed: tuple[bool, ...]  # a routed expert tensor (its name has "_exps")
+    slot: np.ndarray  # its layer (0..n-1); TOKEN_EMBD, OUTPUT or OTHER outside them
+    routed: np.ndarray  # a routed expert tensor (its name has "_exps")
     active_params_per_layer: tuple[int, ...]
     routed_params_per_layer: tuple[int, ...]
     output_params: int
@@ -108,53 +110,56 @@ def _slots(model: ModelSpec) -> _Slots:
             output_params += t.n_elements
         else:
             slot.append(OTHER)
-    return _Slots(tuple(slot), tuple(routed), tuple(active_params), tuple(routed_params),
-                  output_params)
+    return _Slots(np.array(slot, dtype=np.int64), np.array(routed, dtype=bool),
+                  tuple(active_params), tuple(routed_params), output_params)
 
 
 def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     n = model.layers
     st = _slots(model)
     used = model.experts_used / model.experts if model.experts else 1.0
-    per_layer, active, routed = [0] * n, [0] * n, [0] * n
-    embd = output = other = 0
-    types: dict[str, int] = {}
-    for (nbytes, ty), slot, r in zip(tensors_bytes(model, quant), st.slot, st.routed,
-                                     strict=True):
-        types[ty] = types.get(ty, 0) + nbytes
-        if slot >= 0:
-            per_layer[slot] += nbytes
-            if r:
-                active[slot] += int(nbytes * used)
-                routed[slot] += nbytes
-            else:
-                active[slot] += nbytes
-        elif slot == TOKEN_EMBD:
-            embd = nbytes
-        elif slot == OUTPUT:
-            output += nbytes
-        else:
-            other += nbytes
-    output_unique = output
-    if model.tie_embeddings:
-        output += embd  # llama.cpp loads the tied matrix again for the output layer
+    sizes = tensor_sizes(model, quant)
+    b = sizes.nbytes.astype(np.float64)  # sums of integers below 2**53: exact
+    block = st.slot >= 0
+    experts = block & st.routed
+    active = np.where(st.routed, np.trunc(b * used), b)
+
+    def by_layer(mask: np.ndarray, values: np.ndarray) -> tuple[int, ...]:
+        return tuple(np.bincount(st.slot[mask], weights=values[mask], minlength=n)
+                     .astype(np.int64).tolist())
+
+    embd = b[st.slot == TOKEN_EMBD]
+    output = int(b[st.slot == OUTPUT].sum())
+    kinds = dict.fromkeys(sizes.types)  # in order of first appearance
+    code = {ty: i for i, ty in enumerate(kinds)}
+    per_type = np.bincount(np.array([code[ty] for ty in sizes.types], dtype=np.int64),
+                           weights=b, minlength=len(kinds))
     return LayerWeights(
-        per_layer=tuple(per_layer), token_embd=embd, output=output, output_unique=output_unique,
-        other=other, types=types, active_per_layer=tuple(active),
-        active_params_per_layer=st.active_params_per_layer, routed_per_layer=tuple(routed),
+        per_layer=by_layer(block, b), token_embd=int(embd[-1]) if len(embd) else 0,
+        output=output + (int(embd[-1]) if len(embd) and model.tie_embeddings else 0),
+        output_unique=output, other=int(b[st.slot == OTHER].sum()),
+        types={ty: int(v) for ty, v in zip(kinds, per_type, strict=True)},
+        active_per_layer=by_layer(block, active),
+        active_params_per_layer=st.active_params_per_layer,
+        routed_per_layer=by_layer(experts, b),
         routed_params_per_layer=st.routed_params_per_layer, output_params=st.output_params,
     )
 
 
-class PartGroup(NamedTuple):
-    """Tensor parts placed together (llamacpp's buckets): their layer (as part_layers
-    numbers them), key and members, each (tensor index, routed, a matrix)."""
+class PartGroups(NamedTuple):
+    """Tensor parts placed together (llamacpp's buckets), whatever the quantization: per
+    group its block (as part_layers numbers them), key, params and routed params; per part
+    its tensor, group, whether it is a routed expert tensor and a matrix."""
 
-    layer: int
-    key: tuple[frozenset[str], int | None]  # the caller's: llamacpp's fractions, user buffer
-    members: tuple[tuple[int, bool, bool], ...]
-    params: int  # weights one token multiplies (2 FLOPs each)
-    routed_params: int  # all of the routed experts' weights
+    layer: np.ndarray
+    keys: tuple[tuple[frozenset[str], int | None], ...]  # llamacpp's fractions, user buffer
+    params: np.ndarray  # weights one token multiplies (2 FLOPs each)
+    routed_params: np.ndarray  # all of the routed experts' weights
+    routed: np.ndarray  # the group holds routed expert tensors
+    part_tensor: np.ndarray
+    part_group: np.ndarray
+    part_routed: np.ndarray
+    part_matmul: np.ndarray
 
 
 @by_model
@@ -181,26 +186,35 @@ def part_layers(model: ModelSpec) -> tuple[tuple[int, int, str], ...]:
 
 
 def group_parts(model: ModelSpec, keys: Sequence[tuple[frozenset[str], int | None]],
-                matmul: Sequence[bool]) -> tuple[PartGroup, ...]:
+                matmul: Sequence[bool]) -> PartGroups:
     """The parts of part_layers grouped by (block, key), in order of first appearance."""
     used = model.experts_used / model.experts if model.experts else 1.0
-    groups: dict[tuple[int, tuple[frozenset[str], int | None]],
-                 tuple[list[tuple[int, bool, bool]], list[int]]] = {}
+    index: dict[tuple[int, tuple[frozenset[str], int | None]], int] = {}
+    totals: list[list[int]] = []  # per group: params, routed params
+    part_group, part_routed = [], []
     tensors = model.tensors
-    for (j, layer, name), key, mm in zip(part_layers(model), keys, matmul, strict=True):
+    parts = part_layers(model)
+    for (j, layer, name), key in zip(parts, keys, strict=True):
         t = tensors[j]
         routed = name == t.name and t.layer is not None and "_exps" in name  # not a tied head
-        k = (layer, key)
-        g = groups.get(k)
-        if g is None:
-            g = groups[k] = ([], [0, 0])
-        g[0].append((j, routed, mm))
+        g = index.setdefault((layer, key), len(index))
+        if g == len(totals):
+            totals.append([0, 0])
+        part_group.append(g)
+        part_routed.append(routed)
         if layer >= 0:
-            g[1][0] += int(t.n_elements * used) if routed else t.n_elements
+            totals[g][0] += int(t.n_elements * used) if routed else t.n_elements
         if routed:
-            g[1][1] += t.n_elements
-    return tuple(PartGroup(layer, key, tuple(m), p, r)
-                 for (layer, key), (m, (p, r)) in groups.items())
+            totals[g][1] += t.n_elements
+    group = np.array(part_group, dtype=np.int64)
+    is_routed = np.array(part_routed, dtype=bool)
+    sums = np.array(totals, dtype=np.float64).reshape(len(totals), 2)
+    return PartGroups(
+        layer=np.array([layer for layer, _ in index], dtype=np.int64),
+        keys=tuple(key for _, key in index), params=sums[:, 0], routed_params=sums[:, 1],
+        routed=np.bincount(group[is_routed], minlength=len(index)) > 0,
+        part_tensor=np.array([j for j, _, _ in parts], dtype=np.int64), part_group=group,
+        part_routed=is_routed, part_matmul=np.array(matmul, dtype=bool))
 
 
 def part_names(model: ModelSpec) -> list[str]:

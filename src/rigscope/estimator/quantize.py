@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
+
+import numpy as np
 
 from rigscope.catalog import ggml_types
 from rigscope.estimator.memo import by_model
@@ -262,21 +265,53 @@ def _fallback(t: Tensor, new: str) -> str:
     return fb
 
 
+class TensorSizes(NamedTuple):
+    """Every tensor's bytes (an int64 array) and type, in the model's order."""
+
+    nbytes: np.ndarray
+    types: tuple[str, ...]
+
+
+@by_model
+def tensor_sizes(model: ModelSpec, quant: Quant) -> TensorSizes:
+    """tensor_bytes of every tensor of `model` (memoized; the rows' arithmetic as arrays)."""
+    if quant.kind != "gguf":
+        pairs = [tensor_bytes(model, quant, t) for t in model.tensors]
+        return TensorSizes(np.array([b for b, _ in pairs], dtype=np.int64),
+                           tuple(ty for _, ty in pairs))
+    table, types = ggml_types(), _types(model, quant)
+    kinds = sorted(set(types))
+    code = {ty: i for i, ty in enumerate(kinds)}
+    c = np.array([code[ty] for ty in types], dtype=np.int64)
+    block = np.array([table[ty].block for ty in kinds], dtype=np.int64)[c]
+    per_block = np.array([table[ty].bytes for ty in kinds], dtype=np.int64)[c]
+    rows, n = _shapes(model)
+    nbytes = rows // block * per_block * (n // rows)
+    if model.file_type == quant.name:  # read from the file itself
+        exact = [(i, t.nbytes, t.ggml_type) for i, t in enumerate(model.tensors)
+                 if t.nbytes is not None and t.ggml_type is not None]
+        if exact:
+            listed = list(types)
+            for i, b, ty in exact:
+                nbytes[i] = b
+                listed[i] = ty
+            types = tuple(listed)
+    return TensorSizes(nbytes, types)
+
+
+@by_model
+def _shapes(model: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Each tensor's row length (1 for an empty one, which has no bytes either way) and
+    number of values."""
+    return (np.array([max(t.shape[0], 1) for t in model.tensors], dtype=np.int64),
+            np.array([t.n_elements for t in model.tensors], dtype=np.int64))
+
+
 @by_model
 def tensors_bytes(model: ModelSpec, quant: Quant) -> tuple[tuple[int, str], ...]:
-    """tensor_bytes of every tensor of `model`, in order (memoized; one pass)."""
-    if quant.kind != "gguf":
-        return tuple(tensor_bytes(model, quant, t) for t in model.tensors)
-    own = model.file_type == quant.name
-    table = ggml_types()
-    out = []
-    for t, ty in zip(model.tensors, _types(model, quant), strict=True):
-        if own and t.nbytes is not None and t.ggml_type is not None:
-            out.append((t.nbytes, t.ggml_type))
-            continue
-        g, rows = table[ty], t.shape[0]
-        out.append((rows // g.block * g.bytes * (t.n_elements // rows), ty))
-    return tuple(out)
+    """tensor_bytes of every tensor of `model`, in order (memoized)."""
+    sizes = tensor_sizes(model, quant)
+    return tuple(zip(sizes.nbytes.tolist(), sizes.types, strict=True))
 
 
 def tensor_bytes(model: ModelSpec, quant: Quant, t: Tensor) -> tuple[int, str]:
