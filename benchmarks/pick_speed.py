@@ -21,13 +21,18 @@ def main() -> None:
     ap.add_argument("--use", default="code")
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
-    cmd = [sys.executable, "-c", "from rigscope.cli import run; run()", "pick", "--use",
-           a.use, "--gpu", a.gpu, "--json"]
-    fresh = []
-    for _ in range(a.runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        fresh.append(time.perf_counter() - t)
+    cli = [sys.executable, "-c", "from rigscope.cli import run; run()"]
+
+    def timed(args: list[str]) -> float:
+        runs = []
+        for _ in range(a.runs):
+            t = time.perf_counter()
+            subprocess.run([*cli, *args], check=True, capture_output=True)
+            runs.append(time.perf_counter() - t)
+        return statistics.median(runs)
+
+    fresh = timed(["pick", "--use", a.use, "--gpu", a.gpu, "--json"])
+    plan = timed(["plan", "--min-params", "1", "--gpu", a.gpu, "--context", "16k", "--json"])
     from rigscope.catalog import evidence, models
     from rigscope.hardware import parse_rig
     from rigscope.pick import pick
@@ -45,9 +50,11 @@ def main() -> None:
         warm.append(time.perf_counter() - t)
     print(f"pick --use {a.use} --gpu {a.gpu}: {len(first.rows)} models ranked, "
           f"{len(first.skipped)} do not run")
-    print(f"  fresh process (CLI, import included): median {statistics.median(fresh):.2f} s")
+    print(f"  fresh process (CLI, import included): median {fresh:.2f} s")
     print(f"  in process, first ranking (quantizer work included): {cold:.2f} s")
     print(f"  in process, again (memoized): median {statistics.median(warm):.2f} s")
+    print(f"plan --min-params 1 --gpu {a.gpu} --context 16k (whole catalog, fresh process): "
+          f"median {plan:.2f} s")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ LLAMA_ARCH = {
     "lfm2_moe": "lfm2moe", "afmoe": "afmoe", "kimi_k2": "deepseek2", "olmo3": "olmo2",
     "deepseek_v4": "deepseek4",
     **dict.fromkeys(("qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"), "qwen2vl"),
+    "internlm2": "internlm2", "xverse": "xverse", "orion": "orion", "olmo": "olmo",
+    "starcoder2": "starcoder2",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
@@ -410,7 +412,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
     qk_norm = model_type in QK_NORM or bool(f.get("use_qk_norm")) and not \
         model_type.startswith("llama4")
-    attention_bias = bool(f.get("attention_bias"))
+    attention_bias = bool(f.get("attention_bias", "use_bias"))  # starcoder2: use_bias
     q = text.get("quantization_config") or {}
     fmt = _checkpoint_format(q) if isinstance(q, dict) else None
     mtp = int(f.get("num_nextn_predict_layers", "mtp_num_hidden_layers")
@@ -438,7 +440,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
                                   default=model_type.startswith(("gemma", "cohere")))),
         qkv_bias=arch in ("qwen2", "qwen2moe", "qwen2vl") or attention_bias,
         o_bias=model_type in ("gpt_oss", "phimoe") or (
-            attention_bias and model_type.startswith("granite")),
+            attention_bias and (model_type.startswith("granite") or arch == "starcoder2")),
         qk_norm=qk_norm, attn_sinks=sinks,
         swa_sinks=bool(f.get("add_swa_attention_sink_bias")) and not sinks,
         attn_gate=bool(f.get("attn_output_gate", "mla_use_output_gate")),

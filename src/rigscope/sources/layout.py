@@ -29,6 +29,7 @@ class Style:
     fused_up_gate: bool = False  # ffn_up {E, 2F} holds gate and up (phi3, glm4)
     gated_ffn: bool = True  # ffn_gate beside ffn_up (nemotron: relu^2, no gate)
     norm_bias: bool = False  # LayerNorm biases (phimoe)
+    ffn_bias: bool = False  # biases on the dense FFN's up and down projections (starcoder2)
     output_bias: bool = False
     shared_gate: bool = False  # qwen2moe: a sigmoid gate on the shared expert
     moe_biases: bool = False  # gpt-oss: router and expert biases
@@ -36,7 +37,8 @@ class Style:
     rope_freqs: bool = False  # one rope_freqs of the full layers' head (gemma4)
     layer_scale: bool = False  # layer_output_scale, one value per layer (gemma4)
     fused_up_gate_exps: bool = False  # ffn_gate_up_exps {E, 2F, X}
-    output_norm: str = "output_norm.weight"  # lfm2's converter names it token_embd_norm
+    # lfm2's converter names it token_embd_norm; "": none (olmo's LayerNorms have no weights)
+    output_norm: str = "output_norm.weight"
     norm_every_layer: bool = False  # nemotron-h: attn_norm before any mixer or FFN
     gate_tensor: bool = False  # an output gate over Q's width in a tensor of its own (afmoe)
     # the latent experts' projections (down, up, a norm of the latent or "")
@@ -73,6 +75,10 @@ STYLES: dict[str, Style] = {
                      "minimax-m3", "ernie4_5-moe", "hunyuan-moe", "dots1", "exaone-moe",
                      "qwen2vl"),
                     Style()),
+    "internlm2": Style(), "xverse": Style(),  # InternLM2's fused wqkv is split on conversion
+    "orion": Style(norm_bias=True),
+    "olmo": Style(attn_norm=False, ffn_norm="", output_norm=""),  # weightless LayerNorms
+    "starcoder2": Style(norm_bias=True, gated_ffn=False, ffn_bias=True),
     "mistral4": Style(fused_up_gate_exps=True),
     "arcee": Style(gated_ffn=False),
     "exaone4": Style(attn_norm=False, ffn_norm="", attn_post_norm=True, ffn_post_norm=True),
@@ -111,7 +117,8 @@ def build_tensors(a: Architecture) -> tuple[Tensor, ...]:
               Tensor("rope_factors_short.weight", (rot,))]
     for i in range(a.layers):
         t += _dsv4_layer(a, i) if a.csa is not None else _layer(a, st, i)
-    t.append(Tensor(st.output_norm, (E,)))
+    if st.output_norm:
+        t.append(Tensor(st.output_norm, (E,)))
     if a.csa is not None:  # the hyper-connections' head
         hc = a.csa.hc_mult
         t += [Tensor("output_hc_fn.weight", (hc * E, hc)), Tensor("output_hc_base.weight", (hc,)),
@@ -304,6 +311,9 @@ def _dense(st: Style, add: Add, E: int, width: int, kind: str = "") -> None:
             add(f"ffn_gate{kind}.weight", E, width)
         add(f"ffn_up{kind}.weight", E, width)
     add(f"ffn_down{kind}.weight", width, E)
+    if st.ffn_bias:
+        add(f"ffn_up{kind}.bias", width)
+        add(f"ffn_down{kind}.bias", E)
 
 
 def _moe(a: Architecture, st: Style, add: Add) -> None:
