@@ -63,7 +63,7 @@ LLAMA_ARCH = {
     "deepseek_v4": "deepseek4",
     **dict.fromkeys(("qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"), "qwen2vl"),
     "internlm2": "internlm2", "xverse": "xverse", "orion": "orion", "olmo": "olmo",
-    "starcoder2": "starcoder2",
+    "starcoder2": "starcoder2", "bailing_moe_v2": "bailingmoe2",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
@@ -412,7 +412,8 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
     qk_norm = model_type in QK_NORM or bool(f.get("use_qk_norm")) and not \
         model_type.startswith("llama4")
-    attention_bias = bool(f.get("attention_bias", "use_bias"))  # starcoder2: use_bias
+    attention_bias = bool(f.get("attention_bias")) or (
+        arch == "starcoder2" and bool(f.get("use_bias")))  # Bailing's use_bias is not it
     q = text.get("quantization_config") or {}
     fmt = _checkpoint_format(q) if isinstance(q, dict) else None
     mtp = int(f.get("num_nextn_predict_layers", "mtp_num_hidden_layers")
@@ -568,7 +569,7 @@ def _moe(f: _Fields, model_type: str, ffn: int) -> MoE | None:
                             positive=False),
                probs_bias=(f.get("topk_method") == "noaux_tc" or bool(f.get(
                    "use_routing_bias", "use_moe_router_bias", "moe_use_aux_free",
-                   "use_expert_bias"))
+                   "use_expert_bias", "moe_router_enable_expert_bias"))
                            or model_type in ("glm4_moe", "nemotron_h", "deepseek_v3",
                                              "kimi_linear", "afmoe")))
 
