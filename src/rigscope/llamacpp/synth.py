@@ -32,6 +32,12 @@ def tokenizer_fields(path: Path) -> dict[str, Any]:
 
 
 MROPE_ARCHS = ("qwen35", "qwen35moe", "qwen3vl", "qwen3vlmoe", "qwen2vl")
+# keys without the architecture's prefix that its loader requires and the layout does not
+# determine (Apertus' xIELU activation, learned per layer: one value serves every layer)
+GLOBAL_KEYS: dict[str, dict[str, float]] = {
+    "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5,
+                "xielu.eps": -1e-6},
+}
 
 
 def _per_layer(values: list[int]) -> int | list[int]:
@@ -169,6 +175,8 @@ def write_gguf(spec: ModelSpec, path: Path, tokenizer: Path, seed: int = 0) -> P
             w.add_float32(full, value)
         else:
             w.add_uint32(full, int(value))
+    for key, number in GLOBAL_KEYS.get(spec.arch, {}).items():
+        w.add_float32(key, number)
     for key, value in tok.items():
         if isinstance(value, list):
             w.add_array(key, value)

@@ -63,14 +63,14 @@ LLAMA_ARCH = {
     "deepseek_v4": "deepseek4",
     **dict.fromkeys(("qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"), "qwen2vl"),
     "internlm2": "internlm2", "xverse": "xverse", "orion": "orion", "olmo": "olmo",
-    "starcoder2": "starcoder2", "bailing_moe_v2": "bailingmoe2",
+    "starcoder2": "starcoder2", "bailing_moe_v2": "bailingmoe2", "apertus": "apertus",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
 QK_NORM = ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "gemma4_text", "olmo2", "qwen3_next",
            "qwen3_5_text", "qwen3_5_moe_text", "qwen3_vl_text", "qwen3_vl_moe_text", "olmoe",
            "lfm2", "exaone4", "dots1", "exaone_moe", "lfm2_moe", "hunyuan_v1_moe",
-           "afmoe", "olmo3")
+           "afmoe", "olmo3", "apertus")
 
 
 @dataclass(frozen=True)

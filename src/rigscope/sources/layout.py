@@ -80,6 +80,7 @@ STYLES: dict[str, Style] = {
     "olmo": Style(attn_norm=False, ffn_norm="", output_norm=""),  # weightless LayerNorms
     "starcoder2": Style(norm_bias=True, gated_ffn=False, ffn_bias=True),
     "bailingmoe2": Style(fused_qkv=True),  # Ling / Ring 2.0
+    "apertus": Style(gated_ffn=False),  # up, xIELU, down
     "mistral4": Style(fused_up_gate_exps=True),
     "arcee": Style(gated_ffn=False),
     "exaone4": Style(attn_norm=False, ffn_norm="", attn_post_norm=True, ffn_post_norm=True),
