@@ -32,8 +32,10 @@ def tokenizer_fields(path: Path) -> dict[str, Any]:
 
 
 MROPE_ARCHS = ("qwen35", "qwen35moe", "qwen3vl", "qwen3vlmoe", "qwen2vl")
-# keys without the architecture's prefix that its loader requires and the layout does not
-# determine (Apertus' xIELU activation, learned per layer: one value serves every layer)
+# keys an architecture's loader requires that the layout does not determine: with its
+# prefix (GPT-NeoX's residual wiring) and without (Apertus' xIELU activation, learned per
+# layer: one value serves every layer)
+ARCH_KEYS: dict[str, dict[str, Any]] = {"gptneox": {"use_parallel_residual": True}}
 GLOBAL_KEYS: dict[str, dict[str, float]] = {
     "apertus": {"xielu.alpha_n": 0.8, "xielu.alpha_p": 0.8, "xielu.beta": 0.5,
                 "xielu.eps": -1e-6},
@@ -152,7 +154,7 @@ def arch_metadata(spec: ModelSpec) -> dict[str, Any]:
     if a.arch in MROPE_ARCHS:  # multimodal rope: sections of the rotated half, required
         rot = (a.rope_dim or a.head_dim) // 2
         meta["rope.dimension_sections"] = [rot - 2 * (rot // 3), rot // 3, rot // 3, 0]
-    return meta
+    return meta | ARCH_KEYS.get(a.arch, {})
 
 
 def write_gguf(spec: ModelSpec, path: Path, tokenizer: Path, seed: int = 0) -> Path:

@@ -64,6 +64,8 @@ LLAMA_ARCH = {
     **dict.fromkeys(("qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"), "qwen2vl"),
     "internlm2": "internlm2", "xverse": "xverse", "orion": "orion", "olmo": "olmo",
     "starcoder2": "starcoder2", "bailing_moe_v2": "bailingmoe2", "apertus": "apertus",
+    "nemotron": "nemotron", "phi": "phi2", "stablelm": "stablelm", "minicpm": "minicpm",
+    "gpt_neox": "gptneox",
 }
 MODEL_TYPES = tuple(sorted(LLAMA_ARCH))
 # model types whose attention normalizes Q and K per head without saying so in the config
@@ -410,7 +412,7 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
     rope_type = rope.get("rope_type", rope.get("type")) if isinstance(rope, dict) else None
     partial = f.get("partial_rotary_factor") or (
         rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
-    qk_norm = model_type in QK_NORM or bool(f.get("use_qk_norm")) and not \
+    qk_norm = model_type in QK_NORM or bool(f.get("use_qk_norm", "qk_layernorm")) and not \
         model_type.startswith("llama4")
     attention_bias = bool(f.get("attention_bias")) or (
         arch == "starcoder2" and bool(f.get("use_bias")))  # Bailing's use_bias is not it
@@ -439,9 +441,11 @@ def architecture_from_config(cfg: dict[str, Any], where: str = "config.json") ->
         moe=moe, mla=mla, ssm=ssm, msa=_block_sparse(f), csa=csa,
         tie_embeddings=bool(f.get("tie_word_embeddings",
                                   default=model_type.startswith(("gemma", "cohere")))),
-        qkv_bias=arch in ("qwen2", "qwen2moe", "qwen2vl") or attention_bias,
-        o_bias=model_type in ("gpt_oss", "phimoe") or (
-            attention_bias and (model_type.startswith("granite") or arch == "starcoder2")),
+        qkv_bias=arch in ("qwen2", "qwen2moe", "qwen2vl", "phi2") or attention_bias
+        or bool(f.get("use_qkv_bias")),
+        o_bias=model_type in ("gpt_oss", "phimoe", "phi") or (
+            attention_bias and (model_type.startswith("granite")
+                                or arch in ("starcoder2", "gptneox"))),
         qk_norm=qk_norm, attn_sinks=sinks,
         swa_sinks=bool(f.get("add_swa_attention_sink_bias")) and not sinks,
         attn_gate=bool(f.get("attn_output_gate", "mla_use_output_gate")),

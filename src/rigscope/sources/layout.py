@@ -81,6 +81,13 @@ STYLES: dict[str, Style] = {
     "starcoder2": Style(norm_bias=True, gated_ffn=False, ffn_bias=True),
     "bailingmoe2": Style(fused_qkv=True),  # Ling / Ring 2.0
     "apertus": Style(gated_ffn=False),  # up, xIELU, down
+    "nemotron": Style(norm_bias=True, gated_ffn=False),  # LayerNorm1p, relu^2 (Minitron)
+    # one LayerNorm before attention and the MLP side by side; biases everywhere
+    "phi2": Style(ffn_norm="", norm_bias=True, gated_ffn=False, ffn_bias=True,
+                  output_bias=True),
+    "stablelm": Style(norm_bias=True, qk_norm="heads"),
+    "minicpm": Style(),  # Llama's layout with embedding and residual scales (keys only)
+    "gptneox": Style(fused_qkv=True, norm_bias=True, gated_ffn=False, ffn_bias=True),
     "mistral4": Style(fused_up_gate_exps=True),
     "arcee": Style(gated_ffn=False),
     "exaone4": Style(attn_norm=False, ffn_norm="", attn_post_norm=True, ffn_post_norm=True),
@@ -272,7 +279,9 @@ def _attention(a: Architecture, st: Style, add: Add, il: int) -> None:
         add("attn_k.weight", E, k)
         if not (a.v_from_k and not a.is_swa(il)):
             add("attn_v.weight", E, v)
-    if a.qkv_bias:
+    if a.qkv_bias and st.fused_qkv:
+        add("attn_qkv.bias", q + k + v)
+    elif a.qkv_bias:
         add("attn_q.bias", q)
         add("attn_k.bias", k)
         add("attn_v.bias", v)
