@@ -514,7 +514,7 @@ def buckets(model: ModelSpec, quant: Quant, users: tuple[int | None, ...] | None
     """The tensors of `model` at `quant` in buckets (memoized: a plan places a model many
     times); `users`: the buffer a user override names, per tensor part."""
     g = _groups(model, users)
-    used = model.experts_used / model.experts if model.experts else 1.0
+    used = mem.routed_share(model)
     part = mem.tensor_sizes(model, quant).nbytes[g.part_tensor]
     pb = part.astype(np.float64)  # sums of integers below 2**53: exact
     n = len(g.layer)
@@ -568,11 +568,6 @@ def _classify(name: str) -> tuple[frozenset[str], bool]:
 def _by_suffix(suffix: str) -> tuple[frozenset[str], bool]:
     return (frozenset(k for k, r in _FRACTION_RE.items() if r.search(suffix)),
             mem.is_matmul_weight(suffix))
-
-
-def fractions(name: str) -> frozenset[str]:
-    """The fit fractions whose pattern matches a tensor (the same in every block)."""
-    return _classify(name)[0]
 
 
 

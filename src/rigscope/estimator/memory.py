@@ -17,7 +17,7 @@ import numpy as np
 from rigscope.catalog import ggml_types
 from rigscope.errors import RigscopeError
 from rigscope.estimator.memo import by_model
-from rigscope.estimator.quantize import tensor_bytes, tensor_sizes
+from rigscope.estimator.quantize import tensor_bytes, tensor_shapes, tensor_sizes
 from rigscope.estimator.repack import repacked
 from rigscope.specs import ModelSpec, Quant
 
@@ -71,77 +71,68 @@ def layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     return _layer_weights(model, quant)
 
 
-class _Slots(NamedTuple):
-    """Where each tensor of a model counts, whatever the quantization."""
+def routed_share(model: ModelSpec) -> float:
+    """The share of a routed expert tensor one token reads: used / experts (1 without)."""
+    return model.experts_used / model.experts if model.experts else 1.0
 
-    slot: np.ndarray  # its layer (0..n-1); TOKEN_EMBD, OUTPUT or OTHER outside them
-    routed: np.ndarray  # a routed expert tensor (its name has "_exps")
+
+class _Slots(NamedTuple):
+    """Each tensor's block as part_layers numbers them (a tied head's second part left out),
+    whether it is a routed expert tensor of a repeating layer, and what of the layers'
+    weights does not depend on the quantization."""
+
+    block: np.ndarray
+    in_block: np.ndarray  # a repeating layer's (0 <= block < layers)
+    routed: np.ndarray
     active_params_per_layer: tuple[int, ...]
     routed_params_per_layer: tuple[int, ...]
     output_params: int
 
 
-TOKEN_EMBD, OUTPUT, OTHER = -1, -2, -3
+def _by_layer(block: np.ndarray, mask: np.ndarray, values: np.ndarray, n: int
+              ) -> tuple[int, ...]:
+    """values summed per repeating layer over the tensors in mask (a subset of in_block)."""
+    return tuple(np.bincount(block[mask], weights=values[mask], minlength=n)
+                 .astype(np.int64).tolist())
 
 
 @by_model
 def _slots(model: ModelSpec) -> _Slots:
-    n = model.layers
-    slot, routed = [], []
-    active_params, routed_params = [0] * n, [0] * n
-    output_params = 0
-    for t in model.tensors:
-        r = "_exps" in t.name
-        routed.append(r)
-        if t.layer is not None and t.layer < n:
-            slot.append(t.layer)
-            if r:
-                routed_params[t.layer] += t.n_elements
-                active_params[t.layer] += int(t.n_elements * (model.experts_used
-                                                               / model.experts))
-            else:
-                active_params[t.layer] += t.n_elements
-        elif t.name == "token_embd.weight":
-            slot.append(TOKEN_EMBD)
-            if model.tie_embeddings:
-                output_params += t.n_elements
-        elif t.name.startswith("output"):
-            slot.append(OUTPUT)
-            output_params += t.n_elements
-        else:
-            slot.append(OTHER)
-    return _Slots(np.array(slot, dtype=np.int64), np.array(routed, dtype=bool),
-                  tuple(active_params), tuple(routed_params), output_params)
+    n, tensors = model.layers, model.tensors
+    block = np.array([layer for j, layer, name in part_layers(model)
+                      if name == tensors[j].name], dtype=np.int64)
+    in_block = (block >= 0) & (block < n)
+    routed = in_block & np.array(["_exps" in t.name for t in tensors], dtype=bool)
+    _, count = tensor_shapes(model)
+    params = count.astype(np.float64)  # sums of integers below 2**53: exact
+    active = np.where(routed, np.trunc(params * routed_share(model)), params)
+    output = params[block == n].sum() + (params[block == -1].sum() if model.tie_embeddings
+                                         else 0)
+    return _Slots(block, in_block, routed, _by_layer(block, in_block, active, n),
+                  _by_layer(block, routed, params, n), int(output))
 
 
 def _layer_weights(model: ModelSpec, quant: Quant) -> LayerWeights:
     n = model.layers
     st = _slots(model)
-    used = model.experts_used / model.experts if model.experts else 1.0
     sizes = tensor_sizes(model, quant)
     b = sizes.nbytes.astype(np.float64)  # sums of integers below 2**53: exact
-    block = st.slot >= 0
-    experts = block & st.routed
-    active = np.where(st.routed, np.trunc(b * used), b)
-
-    def by_layer(mask: np.ndarray, values: np.ndarray) -> tuple[int, ...]:
-        return tuple(np.bincount(st.slot[mask], weights=values[mask], minlength=n)
-                     .astype(np.int64).tolist())
-
-    embd = b[st.slot == TOKEN_EMBD]
-    output = int(b[st.slot == OUTPUT].sum())
+    active = np.where(st.routed, np.trunc(b * routed_share(model)), b)
+    embd = b[st.block == -1]
+    output = int(b[st.block == n].sum())
     kinds = dict.fromkeys(sizes.types)  # in order of first appearance
     code = {ty: i for i, ty in enumerate(kinds)}
     per_type = np.bincount(np.array([code[ty] for ty in sizes.types], dtype=np.int64),
                            weights=b, minlength=len(kinds))
+    token_embd = int(embd[-1]) if len(embd) else 0
     return LayerWeights(
-        per_layer=by_layer(block, b), token_embd=int(embd[-1]) if len(embd) else 0,
-        output=output + (int(embd[-1]) if len(embd) and model.tie_embeddings else 0),
-        output_unique=output, other=int(b[st.slot == OTHER].sum()),
+        per_layer=_by_layer(st.block, st.in_block, b, n), token_embd=token_embd,
+        output=output + (token_embd if model.tie_embeddings else 0),
+        output_unique=output, other=int(b[st.block == -2].sum()),
         types={ty: int(v) for ty, v in zip(kinds, per_type, strict=True)},
-        active_per_layer=by_layer(block, active),
+        active_per_layer=_by_layer(st.block, st.in_block, active, n),
         active_params_per_layer=st.active_params_per_layer,
-        routed_per_layer=by_layer(experts, b),
+        routed_per_layer=_by_layer(st.block, st.routed, b, n),
         routed_params_per_layer=st.routed_params_per_layer, output_params=st.output_params,
     )
 
@@ -188,7 +179,7 @@ def part_layers(model: ModelSpec) -> tuple[tuple[int, int, str], ...]:
 def group_parts(model: ModelSpec, keys: Sequence[tuple[frozenset[str], int | None]],
                 matmul: Sequence[bool]) -> PartGroups:
     """The parts of part_layers grouped by (block, key), in order of first appearance."""
-    used = model.experts_used / model.experts if model.experts else 1.0
+    used = routed_share(model)
     index: dict[tuple[int, tuple[frozenset[str], int | None]], int] = {}
     totals: list[list[int]] = []  # per group: params, routed params
     part_group, part_routed = [], []

@@ -285,7 +285,7 @@ def tensor_sizes(model: ModelSpec, quant: Quant) -> TensorSizes:
     c = np.array([code[ty] for ty in types], dtype=np.int64)
     block = np.array([table[ty].block for ty in kinds], dtype=np.int64)[c]
     per_block = np.array([table[ty].bytes for ty in kinds], dtype=np.int64)[c]
-    rows, n = _shapes(model)
+    rows, n = tensor_shapes(model)
     nbytes = rows // block * per_block * (n // rows)
     if model.file_type == quant.name:  # read from the file itself
         exact = [(i, t.nbytes, t.ggml_type) for i, t in enumerate(model.tensors)
@@ -300,7 +300,7 @@ def tensor_sizes(model: ModelSpec, quant: Quant) -> TensorSizes:
 
 
 @by_model
-def _shapes(model: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+def tensor_shapes(model: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     """Each tensor's row length (1 for an empty one, which has no bytes either way) and
     number of values."""
     return (np.array([max(t.shape[0], 1) for t in model.tensors], dtype=np.int64),
